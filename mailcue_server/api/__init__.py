@@ -1,0 +1,1 @@
+"""The HTTP edge: app factory, GraphQL mount, docs, and error mapping."""

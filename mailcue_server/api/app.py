@@ -1,0 +1,34 @@
+"""The HTTP application factory: REST compat routes, GraphQL, docs, error mapping."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from mailcue_server import __version__
+from mailcue_server.api import errors
+from mailcue_server.api.graphql import build_graphql_router
+from mailcue_server.resolvers.context import Services
+from mailcue_server.rest_compat.routes import build_router
+
+DESCRIPTION = (
+    "Email testing server that also runs as a real mail server. "
+    "Authenticate with `Authorization: Bearer <jwt>` (from `/api/v1/auth/login`) "
+    "or `X-API-Key: mc_...`. The same operations are available over GraphQL at `/graphql`."
+)
+
+
+def create_app(services: Services) -> FastAPI:
+    """Build the ASGI app around already-built services (no I/O here)."""
+    app = FastAPI(
+        title="MailCue API",
+        description=DESCRIPTION,
+        version=__version__,
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
+    app.state.services = services
+    errors.install(app)
+    app.include_router(build_router())
+    app.include_router(build_graphql_router(), prefix="/graphql", include_in_schema=False)
+    return app

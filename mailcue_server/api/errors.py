@@ -1,0 +1,61 @@
+"""The one table mapping domain errors to HTTP responses.
+
+Every REST error has FastAPI's shape, ``{"detail": ...}``. Unexpected
+exceptions are logged with their traceback and answered with a bare 500:
+nothing internal reaches the client.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from mailcue_server.errors import (
+    Conflict,
+    Forbidden,
+    Invalid,
+    MailcueError,
+    NotFound,
+    RateLimited,
+    Unauthenticated,
+)
+
+log = logging.getLogger(__name__)
+
+HTTP_STATUS: tuple[tuple[type[MailcueError], int], ...] = (
+    (Invalid, 400),
+    (Unauthenticated, 401),
+    (Forbidden, 403),
+    (NotFound, 404),
+    (Conflict, 409),
+    (RateLimited, 429),
+)
+
+
+def status_for(exc: MailcueError) -> int:
+    for kind, code in HTTP_STATUS:
+        if isinstance(exc, kind):
+            return code
+    return 400
+
+
+async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, MailcueError)  # noqa: S101 - registered for MailcueError only
+    headers: dict[str, str] = {}
+    if isinstance(exc, Unauthenticated):
+        headers["WWW-Authenticate"] = "Bearer"
+    if isinstance(exc, RateLimited):
+        headers["Retry-After"] = str(exc.retry_after)
+    return JSONResponse({"detail": exc.message}, status_code=status_for(exc), headers=headers)
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return JSONResponse({"detail": "Internal server error"}, status_code=500)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(MailcueError, _domain_error)
+    app.add_exception_handler(Exception, _unexpected)

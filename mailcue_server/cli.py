@@ -1,0 +1,162 @@
+"""The ``mailcue`` command: serve, migrate, create-admin, and migration upkeep."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+
+from mailcue_server import __version__
+from mailcue_server.config import Settings, load_settings
+from mailcue_server.errors import ConfigError, MailcueError
+
+log = logging.getLogger("mailcue_server")
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # aiosmtpd logs every SMTP command at INFO.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
+
+
+async def _serve(settings: Settings) -> None:
+    from mailcue_server.app import MailcueServer  # heavy imports only for serve
+
+    started = time.perf_counter()
+    server = MailcueServer(settings)
+    await server.start()
+    log.info(
+        "MailCue %s ready in %.2f s (mode %s)",
+        __version__,
+        time.perf_counter() - started,
+        settings.mode.value,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down")
+        await server.stop()
+
+
+async def _migrate(settings: Settings) -> None:
+    from mailcue_server.store.db import Database
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.effective_database_url)
+    await db.open()
+    try:
+        applied = await db.migrate()
+        print(
+            f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else "")
+        )
+    finally:
+        await db.close()
+
+
+async def _create_admin(settings: Settings, username: str, email: str, password: str) -> None:
+    from mailcue_server.resolvers.users import check_new_password
+    from mailcue_server.store import users
+    from mailcue_server.store.credentials import hash_password
+    from mailcue_server.store.db import Database
+
+    check_new_password(password)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.effective_database_url)
+    await db.open()
+    try:
+        await db.migrate()
+        await users.create(
+            username=username,
+            email=email or f"{username}@{settings.domain}",
+            password_hash=await hash_password(password),
+            is_admin=True,
+            max_mailboxes=1000,
+        )
+        print(f"created admin user {username!r}")
+    finally:
+        await db.close()
+
+
+async def _makemigrations(settings: Settings, check: bool) -> int:
+    """Write (or with ``check``, only report) migrations for model changes."""
+    from mailcue_server.store.db import Database
+
+    db = Database("sqlite://:memory:")
+    await db.open()
+    try:
+        pending = await db.pending_model_changes()
+        if check:
+            if pending:
+                print(
+                    "models and migrations disagree; run `mailcue makemigrations`: "
+                    + ", ".join(pending)
+                )
+                return 1
+            print("migrations match the models")
+            return 0
+        for writer in await db.migration_writers():
+            print(f"wrote {writer.write()}")
+        return 0
+    finally:
+        await db.close()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mailcue", description="MailCue email testing server")
+    parser.add_argument("--version", action="version", version=f"mailcue {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="run every server in one process")
+    sub.add_parser("migrate", help="apply pending database migrations")
+    admin = sub.add_parser("create-admin", help="create another admin user")
+    admin.add_argument("--username", required=True)
+    admin.add_argument("--email", default="")
+    admin.add_argument(
+        "--password", help="default: $MAILCUE_NEW_ADMIN_PASSWORD or an interactive prompt"
+    )
+    make = sub.add_parser("makemigrations", help="write migrations for model changes (dev)")
+    make.add_argument("--check", action="store_true", help="fail if a migration is missing")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        _setup_logging(settings.log_level)
+        if args.command == "serve":
+            asyncio.run(_serve(settings))
+        elif args.command == "migrate":
+            asyncio.run(_migrate(settings))
+        elif args.command == "create-admin":
+            password = (
+                args.password
+                or os.environ.get("MAILCUE_NEW_ADMIN_PASSWORD")
+                or (getpass.getpass("Password for the new admin: "))
+            )
+            asyncio.run(_create_admin(settings, args.username, args.email, password))
+        elif args.command == "makemigrations":
+            return asyncio.run(_makemigrations(settings, args.check))
+    except (ConfigError, MailcueError) as exc:
+        print(f"mailcue: error: {exc.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

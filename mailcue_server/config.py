@@ -1,0 +1,154 @@
+"""Typed settings from ``MAILCUE_*`` variables and an optional ``.env`` file.
+
+This is the only module that reads the environment. ``load_settings`` turns a
+bad value into one :class:`~mailcue_server.errors.ConfigError` line naming the
+variable, so start-up never shows a traceback for a typo.
+"""
+
+from __future__ import annotations
+
+import secrets
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mailcue_server.errors import ConfigError
+
+DEFAULT_ADMIN_PASSWORD = "mailcue"  # noqa: S105 - the documented test-mode default
+MIN_PRODUCTION_SECRET_LENGTH = 32
+
+
+class Mode(StrEnum):
+    """How strict the server is: catch-all testing or a real mail server."""
+
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+Port = int
+
+
+class Settings(BaseSettings):
+    """Every knob of the server. Field ``x`` is read from ``MAILCUE_X``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MAILCUE_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    mode: Mode = Mode.TEST
+    domain: str = "mailcue.local"
+    hostname: str = ""
+    admin_user: str = "admin"
+    admin_password: str = DEFAULT_ADMIN_PASSWORD
+    admin_email: str = ""
+    secret_key: str = ""
+    access_token_expire_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    refresh_token_expire_days: int = Field(default=7, ge=1, le=365)
+    data_dir: Path = Path("./mailcue-data")
+    database_url: str = ""
+    redis_url: str = ""
+    bind: str = "127.0.0.1"
+    http_port: Port = Field(default=8088, ge=0, le=65535)
+    smtp_port: Port = Field(default=1025, ge=0, le=65535)
+    submission_port: Port = Field(default=1587, ge=0, le=65535)
+    smtps_port: Port = Field(default=1465, ge=0, le=65535)
+    imap_port: Port = Field(default=1143, ge=0, le=65535)
+    imaps_port: Port = Field(default=1993, ge=0, le=65535)
+    pop3_port: Port = Field(default=1110, ge=0, le=65535)
+    pop3s_port: Port = Field(default=1995, ge=0, le=65535)
+    lmtp_port: Port | None = Field(default=None, ge=0, le=65535)
+    login_max_attempts: int = Field(default=5, ge=1)
+    login_window_seconds: int = Field(default=300, ge=1)
+    log_level: str = "INFO"
+
+    @field_validator("lmtp_port", mode="before")
+    @classmethod
+    def _empty_is_off(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("domain", "hostname", "admin_user")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        return value.strip()
+
+    @property
+    def is_production(self) -> bool:
+        return self.mode is Mode.PRODUCTION
+
+    @property
+    def effective_hostname(self) -> str:
+        """The name we greet with and put in certificates."""
+        return self.hostname or f"mail.{self.domain}"
+
+    @property
+    def effective_admin_email(self) -> str:
+        return self.admin_email or f"{self.admin_user}@{self.domain}"
+
+    @property
+    def effective_database_url(self) -> str:
+        """The database URL, defaulting to a WAL-mode SQLite file in the data dir."""
+        if self.database_url:
+            return self.database_url
+        path = (self.data_dir / "mailcue.db").resolve()
+        return f"sqlite://{path}?journal_mode=WAL&synchronous=NORMAL&foreign_keys=ON"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings and check the production rules.
+
+    Args:
+        **overrides: values that win over the environment (tests use this).
+
+    Raises:
+        ConfigError: one line naming the offending ``MAILCUE_*`` variable.
+    """
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][0]) if first["loc"] else "?"
+        raise ConfigError(
+            f"MAILCUE_{name.upper()}: {first['msg']} (got {first.get('input')!r})"
+        ) from None
+    _check_production(settings)
+    return settings
+
+
+def _check_production(settings: Settings) -> None:
+    if not settings.is_production:
+        return
+    if settings.admin_password == DEFAULT_ADMIN_PASSWORD:
+        raise ConfigError(
+            "MAILCUE_ADMIN_PASSWORD: production mode refuses the default password; set your own"
+        )
+    if len(settings.secret_key) < MIN_PRODUCTION_SECRET_LENGTH:
+        raise ConfigError(
+            "MAILCUE_SECRET_KEY: production mode needs a secret of at least "
+            f"{MIN_PRODUCTION_SECRET_LENGTH} characters"
+        )
+
+
+def resolve_secret_key(settings: Settings) -> str:
+    """Return the configured secret, or the one persisted in the data dir.
+
+    On first start without ``MAILCUE_SECRET_KEY`` a random secret is generated
+    and written (mode 0600), so tokens survive restarts and no constant key
+    ever signs anything.
+    """
+    if settings.secret_key:
+        return settings.secret_key
+    path = settings.data_dir / "secret_key"
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    path.touch(mode=0o600)
+    path.write_text(key, encoding="utf-8")
+    return key

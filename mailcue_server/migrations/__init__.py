@@ -1,0 +1,1 @@
+"""Schema migrations (Tortoise ORM built-in migrations; one history for SQLite and PostgreSQL)."""

@@ -1,0 +1,1 @@
+"""The behaviour of both APIs: plain async functions taking a :class:`Context`."""

@@ -1,0 +1,139 @@
+"""Login, 2FA, token refresh and logout, the current user and their password.
+
+Refresh tokens rotate: each works once and a reused one revokes its whole
+session (see ``store.auth_sessions``). Failed logins are throttled per client
+address and username, and an unknown user costs the same time as a wrong
+password, so neither answers nor timing reveal which usernames exist.
+"""
+
+from __future__ import annotations
+
+from mailcue_server.errors import Invalid, NotFound, Unauthenticated
+from mailcue_server.resolvers import totp
+from mailcue_server.resolvers.context import Context
+from mailcue_server.resolvers.rate_limit import LoginLimiter
+from mailcue_server.resolvers.users import check_new_password, user_view
+from mailcue_server.schema.types.auth import (
+    ChangePasswordRequest,
+    LoginRequest,
+    LoginStepResponse,
+    TokenResponse,
+    TwoFactorVerifyRequest,
+    UserResponse,
+)
+from mailcue_server.store import auth_sessions, users
+from mailcue_server.store.credentials import hash_password, verify_password
+from mailcue_server.store.models import AuthSession, User
+
+BAD_CREDENTIALS = "Incorrect username or password"
+
+
+async def login(ctx: Context, data: LoginRequest) -> TokenResponse | LoginStepResponse:
+    """Check a username and password; issue tokens or ask for the TOTP code.
+
+    Raises:
+        RateLimited: too many recent failures for this client and username.
+        Unauthenticated: wrong password, unknown or deactivated user (one message).
+    """
+    limiter = ctx.services.limiter
+    key = LoginLimiter.key(ctx.client_ip, data.username)
+    limiter.check(key)
+    user = await users.get_by_username(data.username)
+    password_ok = await verify_password(user.password_hash if user else None, data.password)
+    if user is None or not password_ok or not user.is_active:
+        limiter.fail(key)
+        raise Unauthenticated(BAD_CREDENTIALS)
+    limiter.succeed(key)
+    if user.totp_enabled:
+        return LoginStepResponse(
+            temp_token=ctx.services.tokens.two_factor_token(user.id, ctx.now())
+        )
+    return await _issue_session(ctx, user)
+
+
+async def login_two_factor(ctx: Context, data: TwoFactorVerifyRequest) -> TokenResponse:
+    """Finish a login with the step token and a current TOTP code."""
+    user_id = ctx.services.tokens.read_two_factor(data.temp_token)
+    if user_id is None:
+        raise Unauthenticated("Invalid or expired login step; log in again")
+    limiter = ctx.services.limiter
+    key = LoginLimiter.key(ctx.client_ip, f"2fa:{user_id}")
+    limiter.check(key)
+    user = await User.get_or_none(id=user_id, is_active=True)
+    if user is None or not totp.code_matches(ctx, user, data.code):
+        limiter.fail(key)
+        raise Unauthenticated("Invalid two-factor code")
+    limiter.succeed(key)
+    return await _issue_session(ctx, user)
+
+
+async def _issue_session(ctx: Context, user: User) -> TokenResponse:
+    session = await auth_sessions.start(user, user_agent=ctx.user_agent, client_ip=ctx.client_ip)
+    return await _issue_tokens(ctx, user, session)
+
+
+async def _issue_tokens(ctx: Context, user: User, session: AuthSession) -> TokenResponse:
+    now = ctx.now()
+    refresh = ctx.services.tokens.new_refresh_token()
+    expires = auth_sessions.expiry(now, ctx.settings.refresh_token_expire_days)
+    await auth_sessions.add_refresh_token(session, refresh, expires)
+    return TokenResponse(
+        access_token=ctx.services.tokens.access_token(user.id, session.id, now),
+        refresh_token=refresh,
+        user=user_view(user),
+    )
+
+
+async def refresh(ctx: Context, refresh_token: str | None) -> TokenResponse:
+    """Spend a refresh token for a new access + refresh pair.
+
+    Raises:
+        Unauthenticated: missing, unknown, expired, revoked or reused token.
+    """
+    if not refresh_token:
+        raise Unauthenticated("No refresh token")
+    try:
+        session = await auth_sessions.rotate(refresh_token, now=ctx.now())
+    except auth_sessions.RefreshRejected:
+        raise Unauthenticated("Invalid or expired refresh token") from None
+    user = await User.get_or_none(id=session.user_id, is_active=True)  # type: ignore[attr-defined]
+    if user is None:
+        raise Unauthenticated("Invalid or expired refresh token")
+    return await _issue_tokens(ctx, user, session)
+
+
+async def logout(ctx: Context, refresh_token: str | None) -> str:
+    """Revoke the caller's session: its refresh tokens and access tokens die now.
+
+    The session is found from the access token, or else from the refresh token
+    (the web UI's cookie). Logging out twice is harmless.
+    """
+    now = ctx.now()
+    if ctx.principal is not None and ctx.principal.session_id is not None:
+        await auth_sessions.revoke(ctx.principal.session_id, now=now, reason="logout")
+    elif refresh_token:
+        await auth_sessions.revoke_by_refresh_token(refresh_token, now=now)
+    return "Logged out"
+
+
+async def me(ctx: Context) -> UserResponse:
+    principal = ctx.require_principal()
+    try:
+        return user_view(await users.get(principal.user_id))
+    except NotFound:
+        raise Unauthenticated("Not authenticated") from None
+
+
+async def change_password(ctx: Context, data: ChangePasswordRequest) -> str:
+    """Change the caller's password and revoke their other sessions."""
+    principal = ctx.require_principal()
+    user = await users.get(principal.user_id)
+    if not await verify_password(user.password_hash, data.current_password):
+        raise Invalid("Current password is incorrect")
+    check_new_password(data.new_password)
+    user.password_hash = await hash_password(data.new_password)
+    await users.save(user, "password_hash")
+    await auth_sessions.revoke_all_for_user(
+        user.id, now=ctx.now(), reason="password changed", keep=principal.session_id
+    )
+    return "Password changed"

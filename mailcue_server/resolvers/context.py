@@ -1,0 +1,109 @@
+"""The request context every resolver receives, and the principal it checks.
+
+One :class:`Principal` is built per request from a JWT or an API key, for REST,
+GraphQL and SSE alike. Every scope, admin and mailbox check is a method here,
+so each rule exists once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from uuid import UUID
+
+from mailcue_server.config import Settings
+from mailcue_server.errors import Forbidden, MissingScope, Unauthenticated
+from mailcue_server.resolvers.rate_limit import LoginLimiter
+from mailcue_server.resolvers.scopes import BY_VALUE, FULL_ACCESS
+from mailcue_server.resolvers.tokens import TokenService
+from mailcue_server.store.credentials import SecretBox
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling and what they may do.
+
+    ``scopes`` is ``None`` for a logged-in user (full access of that user);
+    an API key carries its scopes and optional mailbox allow-list.
+    """
+
+    user_id: UUID
+    username: str
+    is_admin: bool
+    session_id: UUID | None = None
+    api_key_id: UUID | None = None
+    scopes: frozenset[str] | None = None
+    allowed_mailboxes: frozenset[str] | None = None
+
+    @property
+    def via_api_key(self) -> bool:
+        return self.api_key_id is not None
+
+    def has_scope(self, scope: str) -> bool:
+        if BY_VALUE[scope].admin_only and not self.is_admin:
+            return False
+        return self.scopes is None or FULL_ACCESS in self.scopes or scope in self.scopes
+
+    def require_scope(self, scope: str) -> None:
+        """Raise unless this principal may use ``scope``.
+
+        Raises:
+            Forbidden: an admin-only scope for a regular user.
+            MissingScope: an API key without ``scope``.
+        """
+        if BY_VALUE[scope].admin_only and not self.is_admin:
+            raise Forbidden("Administrator privileges required")
+        if not self.has_scope(scope):
+            raise MissingScope(scope)
+
+    def require_admin(self, scope: str) -> None:
+        """Admin-only operations also need their scope when called with a key."""
+        if not self.is_admin:
+            raise Forbidden("Administrator privileges required")
+        self.require_scope(scope)
+
+    def may_use_mailbox(self, address: str) -> bool:
+        """The API key allow-list check (ownership is checked by the store query)."""
+        return self.allowed_mailboxes is None or address.lower() in self.allowed_mailboxes
+
+
+@dataclass
+class Services:
+    """Long-lived collaborators built once by the composition root."""
+
+    settings: Settings
+    secret_key: str
+    tokens: TokenService
+    limiter: LoginLimiter
+    totp_box: SecretBox
+    clock: Callable[[], datetime] = utcnow
+
+
+@dataclass
+class Context:
+    """What a resolver knows about the call it serves."""
+
+    services: Services
+    principal: Principal | None = None
+    client_ip: str = ""
+    user_agent: str = ""
+    # Credentials that were presented but rejected, for transports that let
+    # public fields through (GraphQL) and fail only the protected ones.
+    auth_error: Unauthenticated | None = None
+
+    @property
+    def settings(self) -> Settings:
+        return self.services.settings
+
+    def now(self) -> datetime:
+        return self.services.clock()
+
+    def require_principal(self) -> Principal:
+        if self.principal is None:
+            raise self.auth_error or Unauthenticated("Not authenticated")
+        return self.principal

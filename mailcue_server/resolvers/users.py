@@ -1,0 +1,125 @@
+"""User accounts: registration and administration."""
+
+from __future__ import annotations
+
+from email_validator import EmailNotValidError, validate_email
+
+from mailcue_server.errors import Forbidden, Invalid, NotFound
+from mailcue_server.resolvers.context import Context
+from mailcue_server.schema.types.auth import (
+    AdminResetPasswordRequest,
+    RegisterRequest,
+    UserListResponse,
+    UserResponse,
+    UserUpdateRequest,
+)
+from mailcue_server.store import auth_sessions, users
+from mailcue_server.store.credentials import hash_password
+from mailcue_server.store.models import User
+
+MIN_PASSWORD_LENGTH = 8
+MAX_PASSWORD_LENGTH = 1024
+
+
+def user_view(user: User) -> UserResponse:
+    return UserResponse(
+        id=str(user.id),
+        username=user.username,
+        email=user.email,
+        is_admin=user.is_admin,
+        is_active=user.is_active,
+        created_at=user.created_at,
+        totp_enabled=user.totp_enabled,
+        max_mailboxes=user.max_mailboxes,
+    )
+
+
+def check_new_password(password: str) -> None:
+    if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
+        raise Invalid(
+            f"Password must be {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters long"
+        )
+
+
+def _check_username(username: str) -> str:
+    name = username.strip()
+    if not 1 <= len(name) <= 64 or not all(c.isalnum() or c in "._-@" for c in name):
+        raise Invalid("Username must be 1-64 letters, digits or . _ - @")
+    return name
+
+
+def _check_email(email: str) -> str:
+    try:
+        return validate_email(email, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise Invalid(f"Invalid email address: {exc}") from None
+
+
+async def register(ctx: Context, data: RegisterRequest) -> UserResponse:
+    """Create a user. Admin only."""
+    ctx.require_principal().require_admin("user:manage")
+    check_new_password(data.password)
+    if data.max_mailboxes < 0:
+        raise Invalid("max_mailboxes must not be negative")
+    user = await users.create(
+        username=_check_username(data.username),
+        email=_check_email(data.email),
+        password_hash=await hash_password(data.password),
+        is_admin=data.is_admin,
+        max_mailboxes=data.max_mailboxes,
+    )
+    return user_view(user)
+
+
+async def list_users(ctx: Context) -> UserListResponse:
+    ctx.require_principal().require_admin("user:manage")
+    rows = await users.list_all()
+    return UserListResponse(users=[user_view(u) for u in rows], total=len(rows))
+
+
+async def _get_user(user_id: str) -> User:
+    try:
+        return await users.get(user_id)
+    except (ValueError, NotFound):
+        raise NotFound("User not found") from None
+
+
+async def update_user(ctx: Context, user_id: str, data: UserUpdateRequest) -> UserResponse:
+    principal = ctx.require_principal()
+    principal.require_admin("user:manage")
+    user = await _get_user(user_id)
+    if user.id == principal.user_id and (data.is_admin is False or data.is_active is False):
+        raise Forbidden("Administrators cannot demote or deactivate themselves")
+    changed = []
+    if data.max_mailboxes is not None:
+        if data.max_mailboxes < 0:
+            raise Invalid("max_mailboxes must not be negative")
+        user.max_mailboxes = data.max_mailboxes
+        changed.append("max_mailboxes")
+    if data.is_admin is not None:
+        user.is_admin = data.is_admin
+        changed.append("is_admin")
+    if data.is_active is not None:
+        user.is_active = data.is_active
+        changed.append("is_active")
+    if changed:
+        await users.save(user, *changed)
+    if data.is_active is False:
+        await auth_sessions.revoke_all_for_user(user.id, now=ctx.now(), reason="deactivated")
+    return user_view(user)
+
+
+async def deactivate_user(ctx: Context, user_id: str) -> None:
+    await update_user(ctx, user_id, UserUpdateRequest(is_active=False))
+
+
+async def admin_reset_password(ctx: Context, data: AdminResetPasswordRequest) -> str:
+    ctx.require_principal().require_admin("user:manage")
+    check_new_password(data.new_password)
+    user = await users.get_by_username(data.username)
+    if user is None:
+        raise NotFound("User not found")
+    user.password_hash = await hash_password(data.new_password)
+    await users.save(user, "password_hash")
+    await auth_sessions.revoke_all_for_user(user.id, now=ctx.now(), reason="password reset")
+    return f"Password for '{user.username}' has been reset"

@@ -1,0 +1,144 @@
+"""/api/v1/auth: login, 2FA, refresh, logout, profile, password, TOTP and users."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Cookie, Response, status
+
+from mailcue_server.resolvers import auth, totp, users
+from mailcue_server.rest_compat.deps import Ctx
+from mailcue_server.schema.types.auth import (
+    AdminResetPasswordRequest,
+    ChangePasswordRequest,
+    LoginRequest,
+    LoginStepResponse,
+    RefreshRequest,
+    RegisterRequest,
+    TokenResponse,
+    TOTPConfirmRequest,
+    TOTPDisableRequest,
+    TOTPSetupResponse,
+    TwoFactorVerifyRequest,
+    UserListResponse,
+    UserResponse,
+    UserUpdateRequest,
+)
+
+router = APIRouter(prefix="/auth", tags=["Authentication"])
+
+REFRESH_COOKIE = "refresh_token"
+_COOKIE_PATH = "/api/v1/auth"
+
+
+def _set_refresh_cookie(ctx: Ctx, response: Response, tokens: TokenResponse) -> None:
+    if tokens.refresh_token:
+        response.set_cookie(
+            REFRESH_COOKIE,
+            tokens.refresh_token,
+            max_age=ctx.settings.refresh_token_expire_days * 86400,
+            httponly=True,
+            secure=ctx.settings.is_production,
+            samesite="strict",
+            path=_COOKIE_PATH,
+        )
+
+
+@router.post("/login", response_model=TokenResponse | LoginStepResponse)
+async def login(
+    ctx: Ctx, body: LoginRequest, response: Response
+) -> TokenResponse | LoginStepResponse:
+    """Username + password: tokens, or a step token when TOTP is enabled."""
+    result = await auth.login(ctx, body)
+    if isinstance(result, TokenResponse):
+        _set_refresh_cookie(ctx, response, result)
+    return result
+
+
+@router.post("/login/2fa", response_model=TokenResponse)
+async def login_2fa(ctx: Ctx, body: TwoFactorVerifyRequest, response: Response) -> TokenResponse:
+    """Finish a login with the step token and a TOTP code."""
+    result = await auth.login_two_factor(ctx, body)
+    _set_refresh_cookie(ctx, response, result)
+    return result
+
+
+@router.post("/refresh", response_model=TokenResponse)
+async def refresh(
+    ctx: Ctx,
+    response: Response,
+    body: Annotated[RefreshRequest | None, Body()] = None,
+    refresh_cookie: Annotated[str | None, Cookie(alias=REFRESH_COOKIE)] = None,
+) -> TokenResponse:
+    """Spend a refresh token (body or cookie) for a new pair; each works once."""
+    result = await auth.refresh(ctx, body.refresh_token if body else refresh_cookie)
+    _set_refresh_cookie(ctx, response, result)
+    return result
+
+
+@router.post("/logout", response_model=dict[str, str])
+async def logout(
+    ctx: Ctx,
+    response: Response,
+    refresh_cookie: Annotated[str | None, Cookie(alias=REFRESH_COOKIE)] = None,
+) -> dict[str, str]:
+    """Revoke the session's tokens and clear the refresh cookie."""
+    message = await auth.logout(ctx, refresh_cookie)
+    response.delete_cookie(REFRESH_COOKIE, path=_COOKIE_PATH, httponly=True, samesite="strict")
+    return {"message": message}
+
+
+@router.get("/me", response_model=UserResponse)
+async def me(ctx: Ctx) -> UserResponse:
+    return await auth.me(ctx)
+
+
+@router.post("/register", response_model=UserResponse, status_code=status.HTTP_201_CREATED)
+async def register(ctx: Ctx, body: RegisterRequest) -> UserResponse:
+    """Create a user. **Admin only.**"""
+    return await users.register(ctx, body)
+
+
+@router.put("/password", response_model=dict[str, str])
+async def change_password(ctx: Ctx, body: ChangePasswordRequest) -> dict[str, str]:
+    """Change your password; your other sessions are signed out."""
+    return {"message": await auth.change_password(ctx, body)}
+
+
+@router.put("/admin/reset-password", response_model=dict[str, str])
+async def admin_reset_password(ctx: Ctx, body: AdminResetPasswordRequest) -> dict[str, str]:
+    """Set a user's password without the old one. **Admin only.**"""
+    return {"message": await users.admin_reset_password(ctx, body)}
+
+
+@router.post("/totp/setup", response_model=TOTPSetupResponse)
+async def totp_setup(ctx: Ctx) -> TOTPSetupResponse:
+    """New TOTP secret, otpauth URI and QR code; 2FA is on only after confirm."""
+    return await totp.setup(ctx)
+
+
+@router.post("/totp/confirm", response_model=dict[str, str])
+async def totp_confirm(ctx: Ctx, body: TOTPConfirmRequest) -> dict[str, str]:
+    return {"message": await totp.confirm(ctx, body)}
+
+
+@router.post("/totp/disable", response_model=dict[str, str])
+async def totp_disable(ctx: Ctx, body: TOTPDisableRequest) -> dict[str, str]:
+    """Turn 2FA off with a current code or the account password."""
+    return {"message": await totp.disable(ctx, body)}
+
+
+@router.get("/users", response_model=UserListResponse)
+async def list_users(ctx: Ctx) -> UserListResponse:
+    """All users. **Admin only.**"""
+    return await users.list_users(ctx)
+
+
+@router.put("/users/{user_id}", response_model=UserResponse)
+async def update_user(ctx: Ctx, user_id: str, body: UserUpdateRequest) -> UserResponse:
+    """Change a user's quota, admin or active flags. **Admin only.**"""
+    return await users.update_user(ctx, user_id, body)
+
+
+@router.delete("/users/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def deactivate_user(ctx: Ctx, user_id: str) -> None:
+    """Deactivate a user and end their sessions. **Admin only.**"""
+    await users.deactivate_user(ctx, user_id)

@@ -1,0 +1,1 @@
+"""The GraphQL schema: root Query/Mutation/Subscription fields over the resolvers."""

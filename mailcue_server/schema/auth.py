@@ -1,0 +1,136 @@
+"""Root fields for login, tokens, the current user, TOTP, users and API keys."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+
+from mailcue_server.resolvers import api_keys, auth, totp, users
+from mailcue_server.schema.context import Info
+from mailcue_server.schema.errors import attempt, query
+from mailcue_server.schema.types.auth import (
+    AdminResetPasswordRequest,
+    APIKeyCreatedResponse,
+    APIKeyCreateRequest,
+    APIKeyResponse,
+    APIKeyUpdateRequest,
+    ChangePasswordRequest,
+    LoginRequest,
+    LoginStepResponse,
+    RegisterRequest,
+    ScopeCatalogResponse,
+    TokenResponse,
+    TOTPConfirmRequest,
+    TOTPDisableRequest,
+    TOTPSetupResponse,
+    TwoFactorVerifyRequest,
+    UserListResponse,
+    UserResponse,
+    UserUpdateRequest,
+)
+from mailcue_server.schema.types.common import Done, OperationError
+
+LoginResult = Annotated[
+    TokenResponse | LoginStepResponse | OperationError, strawberry.union("LoginResult")
+]
+TokensResult = Annotated[TokenResponse | OperationError, strawberry.union("TokensResult")]
+DoneResult = Annotated[Done | OperationError, strawberry.union("DoneResult")]
+UserResult = Annotated[UserResponse | OperationError, strawberry.union("UserResult")]
+SetupTotpResult = Annotated[
+    TOTPSetupResponse | OperationError, strawberry.union("SetupTotpResult")
+]
+CreateApiKeyResult = Annotated[
+    APIKeyCreatedResponse | OperationError, strawberry.union("CreateApiKeyResult")
+]
+UpdateApiKeyResult = Annotated[
+    APIKeyResponse | OperationError, strawberry.union("UpdateApiKeyResult")
+]
+
+
+@strawberry.type
+class AuthQuery:
+    @strawberry.field(description="The caller's own profile.")
+    async def me(self, info: Info) -> UserResponse:
+        return await query(auth.me(info.context.ctx))
+
+    @strawberry.field(description="The caller's API keys (never the secret values).")
+    async def api_keys(self, info: Info) -> list[APIKeyResponse]:
+        return await query(api_keys.list_api_keys(info.context.ctx))
+
+    @strawberry.field(description="Every scope an API key can hold.")
+    async def api_key_scopes(self, info: Info) -> ScopeCatalogResponse:
+        return await query(api_keys.scope_catalog(info.context.ctx))
+
+    @strawberry.field(description="All users. Admin only.")
+    async def users(self, info: Info) -> UserListResponse:
+        return await query(users.list_users(info.context.ctx))
+
+
+@strawberry.type
+class AuthMutation:
+    @strawberry.mutation
+    async def login(self, info: Info, input: LoginRequest) -> LoginResult:
+        return await attempt(auth.login(info.context.ctx, input))
+
+    @strawberry.mutation
+    async def login_two_factor(self, info: Info, input: TwoFactorVerifyRequest) -> TokensResult:
+        return await attempt(auth.login_two_factor(info.context.ctx, input))
+
+    @strawberry.mutation(description="Rotate a refresh token; each one works once.")
+    async def refresh_token(self, info: Info, refresh_token: str) -> TokensResult:
+        return await attempt(auth.refresh(info.context.ctx, refresh_token))
+
+    @strawberry.mutation(description="Revoke the current session (or the refresh token's).")
+    async def logout(self, info: Info, refresh_token: str | None = None) -> DoneResult:
+        message = await attempt(auth.logout(info.context.ctx, refresh_token))
+        return message if isinstance(message, OperationError) else Done(message=message)
+
+    @strawberry.mutation
+    async def register_user(self, info: Info, input: RegisterRequest) -> UserResult:
+        return await attempt(users.register(info.context.ctx, input))
+
+    @strawberry.mutation
+    async def update_user(self, info: Info, id: str, input: UserUpdateRequest) -> UserResult:
+        return await attempt(users.update_user(info.context.ctx, id, input))
+
+    @strawberry.mutation
+    async def reset_user_password(
+        self, info: Info, input: AdminResetPasswordRequest
+    ) -> DoneResult:
+        message = await attempt(users.admin_reset_password(info.context.ctx, input))
+        return message if isinstance(message, OperationError) else Done(message=message)
+
+    @strawberry.mutation
+    async def change_password(self, info: Info, input: ChangePasswordRequest) -> DoneResult:
+        message = await attempt(auth.change_password(info.context.ctx, input))
+        return message if isinstance(message, OperationError) else Done(message=message)
+
+    @strawberry.mutation
+    async def setup_totp(self, info: Info) -> SetupTotpResult:
+        return await attempt(totp.setup(info.context.ctx))
+
+    @strawberry.mutation
+    async def confirm_totp(self, info: Info, input: TOTPConfirmRequest) -> DoneResult:
+        message = await attempt(totp.confirm(info.context.ctx, input))
+        return message if isinstance(message, OperationError) else Done(message=message)
+
+    @strawberry.mutation
+    async def disable_totp(self, info: Info, input: TOTPDisableRequest) -> DoneResult:
+        message = await attempt(totp.disable(info.context.ctx, input))
+        return message if isinstance(message, OperationError) else Done(message=message)
+
+    @strawberry.mutation
+    async def create_api_key(self, info: Info, input: APIKeyCreateRequest) -> CreateApiKeyResult:
+        return await attempt(api_keys.create_api_key(info.context.ctx, input))
+
+    @strawberry.mutation
+    async def update_api_key(
+        self, info: Info, id: str, input: APIKeyUpdateRequest
+    ) -> UpdateApiKeyResult:
+        return await attempt(api_keys.update_api_key(info.context.ctx, id, input))
+
+    @strawberry.mutation
+    async def revoke_api_key(self, info: Info, id: str) -> DoneResult:
+        result = await attempt(api_keys.revoke_api_key(info.context.ctx, id))
+        return result if isinstance(result, OperationError) else Done(message="API key revoked")

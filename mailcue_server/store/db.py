@@ -1,0 +1,112 @@
+"""Opening the database, applying migrations and checking them against the models.
+
+One Tortoise app, ``mailcue``, whose migrations live in
+``mailcue_server.migrations``. The same migration files serve SQLite and
+PostgreSQL: Tortoise's built-in migrations record operations, not SQL, and
+render them for the engine at apply time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from tortoise.connection import get_connection
+from tortoise.context import TortoiseContext
+from tortoise.migrations.autodetector import MigrationAutodetector
+from tortoise.migrations.executor import MigrationExecutor
+from tortoise.migrations.writer import MigrationWriter
+
+APP_LABEL = "mailcue"
+MODELS_MODULE = "mailcue_server.store.models"
+MIGRATIONS_MODULE = "mailcue_server.migrations"
+
+log = logging.getLogger(__name__)
+
+
+def normalise_url(url: str) -> str:
+    """Accept the spellings users paste (``postgresql://``, ``postgresql+asyncpg://``)."""
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres+asyncpg://"):
+        if url.startswith(prefix):
+            return "postgres://" + url[len(prefix) :]
+    return url
+
+
+def tortoise_config(url: str) -> dict[str, Any]:
+    """The Tortoise configuration for a database URL."""
+    return {
+        "connections": {"default": normalise_url(url)},
+        "apps": {
+            APP_LABEL: {
+                "models": [MODELS_MODULE],
+                "default_connection": "default",
+                "migrations": MIGRATIONS_MODULE,
+            }
+        },
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+def engine_name(url: str) -> str:
+    """``postgresql`` or ``sqlite``, for logs and the production checklist."""
+    return "postgresql" if normalise_url(url).startswith("postgres://") else "sqlite"
+
+
+class Database:
+    """An open Tortoise context for one server (or one test).
+
+    ``open()`` enters the context in the calling task, so every task started
+    from it afterwards (HTTP requests, protocol sessions) sees the same
+    connections without any process-wide global.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = normalise_url(url)
+        self.config = tortoise_config(self.url)
+        self._ctx: TortoiseContext | None = None
+
+    @property
+    def engine(self) -> str:
+        return engine_name(self.url)
+
+    async def open(self) -> None:
+        ctx = TortoiseContext()
+        ctx.__enter__()
+        await ctx.init(config=self.config)
+        self._ctx = ctx
+
+    async def close(self) -> None:
+        if self._ctx is not None:
+            await self._ctx.close_connections()
+            self._ctx.__exit__(None, None, None)
+            self._ctx = None
+
+    async def migrate(self) -> list[str]:
+        """Apply pending migrations; returns the names applied."""
+        applied: list[str] = []
+
+        def progress(event: str, app_label: str, name: str) -> None:
+            if event == "apply_done":
+                applied.append(f"{app_label}.{name}")
+                log.info("applied migration %s.%s", app_label, name)
+
+        executor = MigrationExecutor(get_connection("default"), self._apps_config())
+        await executor.migrate(progress=progress)
+        return applied
+
+    async def pending_model_changes(self) -> Sequence[str]:
+        """Names of migrations ``makemigrations`` would write now (empty = in sync)."""
+        return [writer.name for writer in await self.migration_writers()]
+
+    async def migration_writers(self) -> list[MigrationWriter]:
+        """Writers for the migrations the models need beyond the committed ones."""
+        if self._ctx is None or self._ctx.apps is None:
+            raise RuntimeError("database is not open")
+        detector = MigrationAutodetector(self._ctx.apps, self._apps_config())
+        return await detector.changes()
+
+    def _apps_config(self) -> dict[str, dict[str, Any]]:
+        apps: dict[str, dict[str, Any]] = self.config["apps"]
+        return apps

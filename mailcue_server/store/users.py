@@ -1,0 +1,56 @@
+"""Queries on users."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from tortoise.exceptions import IntegrityError
+
+from mailcue_server.errors import Conflict, NotFound
+from mailcue_server.store.models import User
+
+
+async def get_by_username(username: str) -> User | None:
+    return await User.get_or_none(username=username)
+
+
+async def get(user_id: UUID | str) -> User:
+    user = await User.get_or_none(id=user_id)
+    if user is None:
+        raise NotFound("User not found")
+    return user
+
+
+async def create(
+    *,
+    username: str,
+    email: str,
+    password_hash: str,
+    is_admin: bool = False,
+    max_mailboxes: int = 5,
+) -> User:
+    """Insert a user; a taken username raises :class:`Conflict`."""
+    if await User.exists(username=username):
+        raise Conflict(f"Username '{username}' is already taken")
+    try:
+        return await User.create(
+            username=username,
+            email=email,
+            password_hash=password_hash,
+            is_admin=is_admin,
+            max_mailboxes=max_mailboxes,
+        )
+    except IntegrityError as exc:  # a concurrent insert won the race
+        raise Conflict(f"Username '{username}' is already taken") from exc
+
+
+async def list_all() -> list[User]:
+    return await User.all().order_by("created_at")
+
+
+async def save(user: User, *fields: str) -> None:
+    await user.save(update_fields=[*fields, "updated_at"])
+
+
+async def count() -> int:
+    return await User.all().count()

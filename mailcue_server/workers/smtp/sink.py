@@ -1,0 +1,94 @@
+"""The seam the SMTP worker delivers into: the sink Protocol and its value types.
+
+The SMTP server owns the wire; whatever implements :class:`Sink` owns policy
+(which recipients are ours, who may relay), credentials and storage. Test mode
+accepts every recipient, production mode checks managed domains: both live
+behind this Protocol, never in the handler. Nothing here speaks SMTP codes
+(STYLE rule 23): the handler maps :class:`RecipientVerdict` to replies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+
+class ListenerKind(StrEnum):
+    """Which door a message came in through."""
+
+    SMTP = "smtp"
+    SUBMISSION = "submission"
+    SMTPS = "smtps"
+    LMTP = "lmtp"
+
+
+class RecipientVerdict(StrEnum):
+    """The sink's answer to one ``RCPT TO``: accept, or why not."""
+
+    ACCEPT = "accept"
+    UNKNOWN_USER = "unknown_user"
+    RELAY_DENIED = "relay_denied"
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One accepted message, ready to store.
+
+    Attributes:
+        mail_from: The reverse-path; ``""`` for the null sender ``<>``
+            (RFC 5321 section 4.5.5).
+        rcpt_tos: Accepted recipients, in ``RCPT`` order.
+        raw: Our ``Received`` header followed by the DATA bytes exactly as
+            received after dot-unstuffing (RFC 5321 section 4.5.2).
+        authenticated_as: The identity from :meth:`Sink.authenticate`, if any.
+        peer: The client's IP address.
+        listener: The listener the message arrived on.
+        smtputf8: Whether the client used ``MAIL FROM ... SMTPUTF8`` (RFC 6531).
+    """
+
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    raw: bytes
+    authenticated_as: str | None
+    peer: str
+    listener: ListenerKind
+    smtputf8: bool
+
+
+class Sink(Protocol):
+    """What the SMTP server needs from the rest of the application."""
+
+    async def check_recipient(
+        self, address: str, *, authenticated: str | None
+    ) -> RecipientVerdict:
+        """Decide whether ``RCPT TO:<address>`` is accepted.
+
+        Args:
+            address: The recipient as the client wrote it (no angle brackets).
+            authenticated: The session's identity, or ``None`` when anonymous.
+
+        Returns:
+            ``ACCEPT``, or the kind of rejection.
+        """
+        ...
+
+    async def deliver(self, envelope: Delivery) -> None:
+        """Store the message durably.
+
+        The server answers ``250`` only after this returns, so it must commit
+        before returning (DESIGN "Mail model": 250 means durable). The call is
+        shielded from client disconnects, so it runs to completion.
+
+        Raises:
+            Exception: Any failure; the client gets a generic ``451 4.3.0``.
+        """
+        ...
+
+    async def authenticate(self, username: str, password: str) -> str | None:
+        """Check SMTP AUTH credentials (RFC 4954).
+
+        Returns:
+            The canonical identity (for example the mailbox address), or ``None``.
+        """
+        ...

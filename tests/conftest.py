@@ -1,0 +1,59 @@
+"""Shared fixtures: one real MailCue server on loopback (port 0) for the whole run."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+
+sys.path.insert(0, str(Path(__file__).parent))  # tests/services.py and helpers
+
+from mailcue_server.app import MailcueServer  # noqa: E402
+from mailcue_server.config import load_settings  # noqa: E402
+
+ADMIN_USER = "admin"
+ADMIN_PASSWORD = "admin-test-password"
+
+
+def test_settings(data_dir: Path, **overrides: Any) -> Any:
+    """Settings for a server that binds only free loopback ports and keeps data in a tmp dir."""
+    values: dict[str, Any] = {
+        "data_dir": data_dir,
+        "bind": "127.0.0.1",
+        "http_port": 0,
+        "smtp_port": 0,
+        "submission_port": 0,
+        "smtps_port": 0,
+        "imap_port": 0,
+        "imaps_port": 0,
+        "pop3_port": 0,
+        "pop3s_port": 0,
+        "admin_user": ADMIN_USER,
+        "admin_password": ADMIN_PASSWORD,
+        "secret_key": "",
+        "database_url": "",
+        "redis_url": "",
+        "_env_file": None,
+    }
+    values.update(overrides)
+    return load_settings(**values)
+
+
+@pytest_asyncio.fixture(scope="session")
+async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[MailcueServer]:
+    """A MailCue node on SQLite, shared by every test that talks to it over the network."""
+    node = MailcueServer(test_settings(tmp_path_factory.mktemp("mailcue")))
+    await node.start()
+    yield node
+    await node.stop()
+
+
+@pytest_asyncio.fixture
+async def http(server: MailcueServer) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=server.http_url, timeout=10) as client:
+        yield client

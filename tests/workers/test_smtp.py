@@ -1,0 +1,597 @@
+"""The SMTP worker against real clients on 127.0.0.1 (STYLE rule 28).
+
+Clients: smtplib (in a thread, since the server shares this loop), aiosmtplib,
+raw sockets for byte-exact dialogues, and Debian's swaks when installed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import re
+import shutil
+import smtplib
+import ssl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+
+import aiosmtplib
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from mailcue_server.errors import ConfigError
+from mailcue_server.workers.smtp import (
+    Delivery,
+    Listener,
+    ListenerKind,
+    RecipientVerdict,
+    SmtpServer,
+    TlsMode,
+)
+from mailcue_server.workers.smtp.received import clean_helo, received_header, with_protocol
+from mailcue_server.workers.smtp.server import enhance_reply
+
+DATA = Path(__file__).parent.parent / "data" / "smtp"
+HOST = "127.0.0.1"
+MAX_SIZE = 64 * 1024
+SECRET = "db password=hunter2"
+USER, PASSWORD = "alice@mail.test", "s3cret"
+RECEIVED = re.compile(
+    r"Received: from (?P<helo>\S+) \(\[(?P<ip>[^\]]+)\]\)\s+by mail\.test with (?P<proto>\w+)"
+    r" id (?P<id>[0-9A-F]{12})(?:\s+for <(?P<rcpt>[^>]+)>)?;\s+(?P<date>.+)\r\n"
+)
+
+
+@dataclass
+class MemorySink:
+    """The Sink Protocol in memory; knobs let a test choose the outcome."""
+
+    rejected: dict[str, RecipientVerdict] = field(default_factory=dict)
+    failing: set[str] = field(default_factory=set)
+    gate: asyncio.Event | None = None
+    entered: asyncio.Event = field(default_factory=asyncio.Event)
+    deliveries: list[Delivery] = field(default_factory=list)
+
+    async def check_recipient(
+        self, address: str, *, authenticated: str | None
+    ) -> RecipientVerdict:
+        if address == "explode@mail.test":
+            raise RuntimeError(SECRET)
+        return self.rejected.get(address, RecipientVerdict.ACCEPT)
+
+    async def deliver(self, envelope: Delivery) -> None:
+        self.entered.set()
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.failing.intersection(envelope.rcpt_tos):
+            raise RuntimeError(SECRET)
+        self.deliveries.append(envelope)
+
+    async def authenticate(self, username: str, password: str) -> str | None:
+        return username.lower() if (username.lower(), password) == (USER, PASSWORD) else None
+
+
+@dataclass
+class Rig:
+    sink: MemorySink
+    server: SmtpServer
+    ports: dict[str, int]
+    client_tls: ssl.SSLContext
+
+
+LISTENERS = {
+    "smtp": Listener(kind=ListenerKind.SMTP, tls=TlsMode.STARTTLS),
+    "submission": Listener(kind=ListenerKind.SUBMISSION, tls=TlsMode.STARTTLS, require_auth=True),
+    "smtps": Listener(kind=ListenerKind.SMTPS, tls=TlsMode.IMPLICIT, require_auth=True),
+    "plain_submission": Listener(
+        kind=ListenerKind.SUBMISSION, require_auth=True, allow_plaintext_auth=True
+    ),
+    "lmtp": Listener(kind=ListenerKind.LMTP),
+}
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A throwaway self-signed certificate: (server context, client context trusting it)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mail.test")])
+    now = datetime.now(UTC)
+    san = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address(HOST))]
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(san), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    folder = tmp_path_factory.mktemp("tls")
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+    (folder / "cert.pem").write_bytes(cert_pem)
+    (folder / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(folder / "cert.pem", folder / "key.pem")
+    return server, ssl.create_default_context(cadata=cert_pem.decode())
+
+
+@pytest.fixture
+async def rig(tls: tuple[ssl.SSLContext, ssl.SSLContext]) -> AsyncIterator[Rig]:
+    sink = MemorySink()
+    server = SmtpServer(
+        sink,
+        list(LISTENERS.values()),
+        hostname="mail.test",
+        tls_context=tls[0],
+        max_message_size=MAX_SIZE,
+    )
+    ports = await server.start()
+    yield Rig(sink, server, dict(zip(LISTENERS, ports, strict=True)), tls[1])
+    await server.close(grace=5)
+
+
+def eml(name: str) -> bytes:
+    return (DATA / name).read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+def received(delivery: Delivery, sent: bytes) -> re.Match[str]:
+    """Check that raw is exactly one Received header plus the sent bytes."""
+    assert delivery.raw.endswith(sent)
+    prefix = delivery.raw[: len(delivery.raw) - len(sent)].decode()
+    match = RECEIVED.fullmatch(prefix)
+    assert match is not None, prefix
+    stamp = parsedate_to_datetime(match["date"])
+    assert abs(datetime.now(UTC) - stamp) < timedelta(minutes=1)
+    return match
+
+
+class Dialog:
+    """A raw SMTP client: bytes out, whole replies in."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.greeting = ""
+
+    async def reply(self) -> str:
+        lines: list[str] = []
+        async with asyncio.timeout(5):
+            while not lines or lines[-1][3:4] != " ":
+                line = await self.reader.readline()
+                assert line, f"connection closed after {lines}"
+                lines.append(line.decode().rstrip("\r\n"))
+        return "\n".join(lines)
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def command(self, line: str) -> str:
+        await self.send(line.encode() + b"\r\n")
+        return await self.reply()
+
+    async def transaction(self, rcpts: list[str], hello: str = "EHLO client.test") -> None:
+        assert (await self.command(hello)).startswith("250")
+        assert (await self.command("MAIL FROM:<a@client.test>")).startswith("250 2.1.0")
+        for rcpt in rcpts:
+            assert (await self.command(f"RCPT TO:<{rcpt}>")).startswith("250 2.1.5")
+        assert (await self.command("DATA")).startswith("354")
+
+
+@asynccontextmanager
+async def talk(port: int, tls: ssl.SSLContext | None = None) -> AsyncIterator[Dialog]:
+    reader, writer = await asyncio.open_connection(
+        HOST, port, ssl=tls, server_hostname="localhost" if tls else None
+    )
+    dialog = Dialog(reader, writer)
+    dialog.greeting = await dialog.reply()
+    try:
+        yield dialog
+    finally:
+        writer.close()
+        with suppress(OSError, ssl.SSLError):
+            await writer.wait_closed()
+
+
+# --- delivery over real clients -------------------------------------------------------
+
+
+async def test_smtplib_plain_keeps_bytes_exact(rig: Rig) -> None:
+    sent = eml("plain.eml")
+
+    def send() -> None:
+        with smtplib.SMTP(HOST, rig.ports["smtp"], local_hostname="client.test") as client:
+            client.sendmail("alice@client.test", ["bob@mail.test"], sent)
+
+    await asyncio.to_thread(send)
+    [delivery] = rig.sink.deliveries
+    stamp = received(delivery, sent)
+    assert (stamp["helo"], stamp["ip"], stamp["proto"], stamp["rcpt"]) == (
+        "client.test",
+        HOST,
+        "ESMTP",
+        "bob@mail.test",
+    )
+    assert delivery.mail_from == "alice@client.test"
+    assert delivery.rcpt_tos == ("bob@mail.test",)
+    assert (delivery.listener, delivery.peer, delivery.authenticated_as) == ("smtp", HOST, None)
+    assert not delivery.smtputf8
+
+
+async def test_smtplib_starttls_and_smtps_with_auth(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    sent = eml("plain.eml")
+
+    def send() -> None:
+        with smtplib.SMTP(HOST, rig.ports["smtp"]) as client:
+            client.starttls(context=rig.client_tls)
+            client.ehlo()
+            assert not client.has_extn("auth")  # inbound SMTP never offers AUTH
+            client.sendmail("alice@client.test", ["bob@mail.test", "carol@mail.test"], sent)
+        with smtplib.SMTP_SSL(HOST, rig.ports["smtps"], context=rig.client_tls) as client:
+            client.user, client.password = "Alice@Mail.Test", PASSWORD
+            client.ehlo()
+            client.auth("LOGIN", client.auth_login, initial_response_ok=False)
+            client.sendmail(USER, ["bob@mail.test"], sent)
+
+    await asyncio.to_thread(send)
+    starttls, smtps = rig.sink.deliveries
+    assert received(starttls, sent)["proto"] == "ESMTPS"
+    assert received(starttls, sent)["rcpt"] is None  # several recipients: no "for"
+    assert received(smtps, sent)["proto"] == "ESMTPSA"
+    assert (smtps.listener, smtps.authenticated_as) == ("smtps", USER)
+    assert not [r for r in caplog.records if "login_data" in r.getMessage()]
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN"])
+@pytest.mark.parametrize("listener", ["submission", "smtps"])
+async def test_aiosmtplib_auth(rig: Rig, mechanism: str, listener: str) -> None:
+    sent = eml("plain.eml")
+    client = aiosmtplib.SMTP(
+        hostname=HOST,
+        port=rig.ports[listener],
+        tls_context=rig.client_tls,
+        use_tls=listener == "smtps",
+        start_tls=listener == "submission",
+    )
+    async with client:
+        await client.ehlo()  # aiosmtplib needs a fresh EHLO after STARTTLS (STACK-NOTES)
+        login = client.auth_plain if mechanism == "PLAIN" else client.auth_login
+        assert (await login(USER, PASSWORD)).code == 235
+        await client.sendmail(USER, ["bob@mail.test"], sent)
+    [delivery] = rig.sink.deliveries
+    assert received(delivery, sent)["proto"] == "ESMTPSA"
+    assert (delivery.listener, delivery.authenticated_as) == (listener, USER)
+
+
+async def test_eight_bit_body_and_smtputf8_address(rig: Rig) -> None:
+    sent = eml("utf8.eml")
+    async with aiosmtplib.SMTP(hostname=HOST, port=rig.ports["smtp"], start_tls=False) as client:
+        await client.sendmail(
+            "jörg@exämple.test",
+            ["zoë@mail.test"],
+            sent,
+            mail_options=["SMTPUTF8", "BODY=8BITMIME"],
+        )
+    [delivery] = rig.sink.deliveries
+    stamp = received(delivery, sent)
+    assert (stamp["proto"], stamp["rcpt"]) == ("UTF8SMTP", "zoë@mail.test")
+    assert (delivery.mail_from, delivery.rcpt_tos, delivery.smtputf8) == (
+        "jörg@exämple.test",
+        ("zoë@mail.test",),
+        True,
+    )
+
+
+async def test_null_sender_and_recipient_policy(rig: Rig) -> None:
+    rig.sink.rejected = {
+        "ghost@mail.test": RecipientVerdict.UNKNOWN_USER,
+        "someone@elsewhere.test": RecipientVerdict.RELAY_DENIED,
+    }
+    async with talk(rig.ports["smtp"]) as smtp:
+        await smtp.command("EHLO client.test")
+        assert (await smtp.command("MAIL FROM:<>")).startswith("250 2.1.0")
+        assert (await smtp.command("RCPT TO:<ghost@mail.test>")).startswith("550 5.1.1")
+        assert (await smtp.command("RCPT TO:<someone@elsewhere.test>")).startswith("550 5.7.1")
+        assert (await smtp.command("RCPT TO:<zoë@mail.test>")).startswith("553 5.6.7")
+        assert (await smtp.command("RCPT TO:<bob@mail.test>")).startswith("250 2.1.5")
+        await smtp.command("DATA")
+        assert (await smtp.command("Subject: bounce\r\n\r\nhi\r\n.")).startswith("250 2.0.0")
+    [delivery] = rig.sink.deliveries
+    assert (delivery.mail_from, delivery.rcpt_tos) == ("", ("bob@mail.test",))
+
+
+# --- capabilities, AUTH rules and errors -------------------------------------------------
+
+
+def keywords(ehlo: str) -> set[str]:
+    return {line[4:].split()[0] for line in ehlo.splitlines()[1:]}
+
+
+async def test_ehlo_capabilities_and_auth_rules(rig: Rig) -> None:
+    common = {"SIZE", "8BITMIME", "SMTPUTF8", "PIPELINING", "ENHANCEDSTATUSCODES", "HELP"}
+    async with talk(rig.ports["smtp"]) as smtp:
+        assert smtp.greeting == "220 mail.test ESMTP MailCue"
+        ehlo = await smtp.command("EHLO client.test")
+        assert keywords(ehlo) == common | {"STARTTLS"}
+        assert f"250-SIZE {MAX_SIZE}" in ehlo.splitlines()
+        assert (await smtp.command("AUTH PLAIN AGFsaWNlAHMzY3JldA==")).startswith("538 5.7.11")
+    async with talk(rig.ports["submission"]) as submission:
+        assert "AUTH" not in keywords(await submission.command("EHLO client.test"))
+        assert (await submission.command("AUTH LOGIN")).startswith("538 5.7.11")
+        assert (await submission.command("MAIL FROM:<a@b.test>")).startswith("530 5.7.0")
+    async with talk(rig.ports["smtps"], rig.client_tls) as smtps:
+        ehlo = await smtps.command("EHLO client.test")
+        assert keywords(ehlo) == common | {"AUTH"}
+        assert "250-AUTH LOGIN PLAIN" in ehlo.splitlines()
+    async with talk(rig.ports["plain_submission"]) as plain:
+        assert "AUTH" in keywords(await plain.command("EHLO client.test"))
+        assert (await plain.command("AUTH PLAIN AGFsaWNlAHdyb25n")).startswith("535 5.7.8")
+        assert (await plain.command("MAIL FROM:<a@b.test>")).startswith("530 5.7.0")
+        assert (await plain.command("AUTH PLAIN AGFsaWNlQG1haWwudGVzdABzM2NyZXQ=")).startswith(
+            "235"
+        )
+        assert (await plain.command("MAIL FROM:<a@b.test>")).startswith("250 2.1.0")
+
+
+async def test_wrong_password_is_535(rig: Rig) -> None:
+    def login() -> None:
+        with smtplib.SMTP(HOST, rig.ports["submission"]) as client:
+            client.starttls(context=rig.client_tls)
+            client.login(USER, "wrong")
+
+    with pytest.raises(smtplib.SMTPAuthenticationError) as failure:
+        await asyncio.to_thread(login)
+    assert failure.value.smtp_code == 535
+
+
+async def test_submission_without_auth_is_530(rig: Rig) -> None:
+    def send() -> None:
+        with smtplib.SMTP(HOST, rig.ports["submission"]) as client:
+            client.starttls(context=rig.client_tls)
+            client.sendmail(USER, ["bob@mail.test"], eml("plain.eml"))
+
+    with pytest.raises(smtplib.SMTPSenderRefused) as refused:
+        await asyncio.to_thread(send)
+    assert (refused.value.smtp_code, refused.value.smtp_error[:5]) == (530, b"5.7.0")
+    assert rig.sink.deliveries == []
+
+
+@pytest.mark.parametrize(
+    ("commands", "expected"),
+    [
+        (["MAIL FROM:<a@b.test>"], "503 5.5.1"),  # before EHLO
+        (["EHLO c.test", "MAIL TO:<a@b.test>"], "501 5.5.4"),
+        (["EHLO c.test", "MAIL FROM:<a@@b>"], "553 5.1.3"),
+        (["EHLO c.test", "MAIL FROM:<a@b.test> SIZE=big"], "501 5.5.4"),
+        (["EHLO c.test", "MAIL FROM:<a@b.test> FOO=1"], "555 5.5.4"),
+        (["EHLO c.test", "MAIL FROM:<ä@b.test>"], "553 5.6.7"),  # no SMTPUTF8
+        (["EHLO c.test", "RCPT TO:<a@b.test>"], "503 5.5.1"),
+        (["EHLO c.test", "MAIL FROM:<a@b.test>", "DATA"], "503 5.5.1"),
+        (["EHLO c.test", "MAIL FROM:<a@b.test>", "MAIL FROM:<a@b.test>"], "503 5.5.1"),
+        (["EHLO c.test", "NOOP " + "x" * 600], "500 5.5.2"),
+        (["EHLO c.test", "NOOP " + "x" * 3000], "500 5.5.2"),
+        (["EHLO c.test", "WHAT"], "500 5.5.1"),
+    ],
+)
+async def test_malformed_commands(rig: Rig, commands: list[str], expected: str) -> None:
+    async with talk(rig.ports["smtp"]) as smtp:
+        for command in commands:
+            reply = await smtp.command(command)
+        assert reply.startswith(expected), reply
+        assert (await smtp.command("NOOP")).startswith("250 2.0.0")  # still in step
+
+
+async def test_oversized_messages_get_552(rig: Rig) -> None:
+    body = b"Subject: big\r\n\r\n" + (b"x" * 98 + b"\r\n") * (MAX_SIZE // 100 + 10)
+    async with talk(rig.ports["smtp"]) as smtp:
+        await smtp.command("EHLO client.test")
+        declared = await smtp.command(f"MAIL FROM:<a@client.test> SIZE={MAX_SIZE + 1}")
+        assert declared.startswith("552 5.3.4")
+        await smtp.transaction(["bob@mail.test"], hello="RSET")
+        await smtp.send(body + b".\r\n")
+        assert (await smtp.reply()).startswith("552 5.3.4")
+        await smtp.transaction(["bob@mail.test"], hello="RSET")
+        await smtp.send(b"Subject: long line\r\n\r\n" + b"y" * 2000 + b"\r\n.\r\n")
+        assert (await smtp.reply()).startswith("500 5.5.2")
+    assert rig.sink.deliveries == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"Subject: a\r\n\r\nline one\nline two",
+        b"Subject: a\r\n\r\nline one\rline two",
+        b"Subject: a\r\n\r\nhi\n.\nMAIL FROM:<ceo@bank.test>\nRCPT TO:<v@mail.test>\nDATA\nevil\n",
+        b"Subject: a\r\n\r\nhi\r\n.\nMAIL FROM:<ceo@bank.test>\r\nRCPT TO:<v@mail.test>",
+        b"Subject: a\r\n\r\nhi\n.\r\nMAIL FROM:<ceo@bank.test>\r\nRCPT TO:<v@mail.test>",
+        b"Subject: a\r\n\r\nhi\r\n.\rMAIL FROM:<ceo@bank.test>\r\nRCPT TO:<v@mail.test>",
+    ],
+    ids=["bare-lf", "bare-cr", "lf-dot-lf", "crlf-dot-lf", "lf-dot-crlf", "crlf-dot-cr"],
+)
+async def test_smtp_smuggling_is_rejected(rig: Rig, body: bytes) -> None:
+    async with talk(rig.ports["smtp"]) as smtp:
+        await smtp.transaction(["bob@mail.test"])
+        await smtp.send(body + b"\r\n.\r\n")
+        assert (await smtp.reply()).startswith("550 5.6.0")
+        # The next reply answers our NOOP: nothing inside DATA ran as a command.
+        assert (await smtp.command("NOOP")).startswith("250 2.0.0")
+    assert rig.sink.deliveries == []
+
+
+async def test_sink_failures_answer_451_without_details(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    rig.sink.failing = {"bob@mail.test"}
+    async with talk(rig.ports["smtp"]) as smtp:
+        await smtp.transaction(["bob@mail.test"])
+        failed = await smtp.command("Subject: a\r\n\r\nhi\r\n.")
+        assert failed == "451 4.3.0 Temporary server error, try again later"
+        assert (await smtp.command("MAIL FROM:<a@client.test>")).startswith("250")  # reset
+        raised = await smtp.command("RCPT TO:<explode@mail.test>")
+        assert raised == "451 4.3.0 Temporary server error, try again later"
+    assert rig.sink.deliveries == []
+    assert sum(SECRET in (r.exc_text or "") for r in caplog.records) == 2
+
+
+# --- LMTP -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("failing", "expected"),
+    [(set(), ["250 2.0.0", "250 2.0.0"]), ({"b@mail.test"}, ["250 2.0.0", "451 4.3.0"])],
+)
+async def test_lmtp_replies_once_per_recipient(
+    rig: Rig, failing: set[str], expected: list[str]
+) -> None:
+    rig.sink.failing = failing
+    sent = eml("plain.eml")
+    async with talk(rig.ports["lmtp"]) as lmtp:
+        assert (await lmtp.command("EHLO client.test")).startswith("500 5.5.1")
+        await lmtp.transaction(["a@mail.test", "b@mail.test"], hello="LHLO client.test")
+        await lmtp.send(sent.replace(b"\r\n.", b"\r\n..") + b".\r\n")
+        replies = [await lmtp.reply(), await lmtp.reply()]
+        assert [reply[:9] for reply in replies] == expected
+        assert (await lmtp.command("NOOP")).startswith("250 2.0.0")
+    for delivery, rcpt in zip(rig.sink.deliveries, ["a@mail.test", "b@mail.test"], strict=False):
+        assert delivery.rcpt_tos == (rcpt,)
+        assert (received(delivery, sent)["proto"], received(delivery, sent)["rcpt"]) == (
+            "LMTP",
+            rcpt,
+        )
+    assert len(rig.sink.deliveries) == 2 - len(failing)
+
+
+async def test_lmtp_too_big_is_refused_for_each_recipient(rig: Rig) -> None:
+    async with talk(rig.ports["lmtp"]) as lmtp:
+        await lmtp.transaction(["a@mail.test", "b@mail.test"], hello="LHLO client.test")
+        await lmtp.send(b"x" * 100 + (b"\r\n" + b"y" * 998) * (MAX_SIZE // 999 + 1) + b"\r\n.\r\n")
+        assert [(await lmtp.reply())[:9] for _ in range(2)] == ["552 5.3.4"] * 2
+        assert (await lmtp.command("NOOP")).startswith("250 2.0.0")
+
+
+# --- lifecycle ------------------------------------------------------------------------
+
+
+async def test_close_lets_a_running_delivery_answer(rig: Rig) -> None:
+    rig.sink.gate = asyncio.Event()
+    port = rig.ports["smtp"]
+    client = aiosmtplib.SMTP(hostname=HOST, port=port, start_tls=False)
+    await client.connect()
+    sending = asyncio.create_task(client.sendmail("a@client.test", ["b@mail.test"], b"Hi\r\n"))
+    async with talk(port) as idle:
+        async with asyncio.timeout(5):
+            await rig.sink.entered.wait()
+        closing = asyncio.create_task(rig.server.close(grace=5))
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert not closing.done()
+        with pytest.raises(OSError):
+            await asyncio.open_connection(HOST, port)
+        rig.sink.gate.set()
+        _, response = await sending
+        assert response.startswith("2.0.0 OK")
+        await closing
+        assert (await idle.reply()).startswith("421 4.3.2")
+    client.close()
+    assert len(rig.sink.deliveries) == 1
+
+
+def test_listener_rules() -> None:
+    with pytest.raises(ConfigError):
+        Listener(kind=ListenerKind.SMTP, require_auth=True)
+    with pytest.raises(ConfigError):
+        Listener(kind=ListenerKind.SMTPS, tls=TlsMode.STARTTLS)
+    with pytest.raises(ConfigError):
+        SmtpServer(MemorySink(), [LISTENERS["smtps"]], hostname="mail.test")
+
+
+# --- pure pieces ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        ({}, "ESMTP"),
+        ({"extended": False}, "SMTP"),
+        ({"tls": True}, "ESMTPS"),
+        ({"tls": True, "authenticated": True}, "ESMTPSA"),
+        ({"authenticated": True}, "ESMTPA"),
+        ({"smtputf8": True, "tls": True}, "UTF8SMTPS"),
+        ({"lmtp": True}, "LMTP"),
+        ({"lmtp": True, "smtputf8": True}, "UTF8LMTP"),
+    ],
+)
+def test_with_protocol(flags: dict[str, bool], expected: str) -> None:
+    base = {"lmtp": False, "extended": True, "tls": False, "authenticated": False}
+    assert with_protocol(**{**base, "smtputf8": False, **flags}) == expected
+
+
+def test_received_header_cannot_be_forged() -> None:
+    header = received_header(
+        helo="evil\r\nX-Injected: yes (",
+        peer_ip="::ffff:192.0.2.7",
+        hostname="mail.test",
+        protocol="ESMTP",
+        message_id="ABC",
+        recipient=None,
+        now=datetime(2026, 11, 23, 10, 0, tzinfo=UTC),
+    )
+    assert header == (
+        b"Received: from evil??X-Injected:?yes?? ([192.0.2.7])\r\n"
+        b"\tby mail.test with ESMTP id ABC;\r\n\tMon, 23 Nov 2026 10:00:00 +0000\r\n"
+    )
+    assert clean_helo("[IPv6:2001:db8::1]") == "[IPv6:2001:db8::1]"
+
+
+def test_enhance_reply() -> None:
+    assert enhance_reply("503 Error: need RCPT command") == "503 5.5.1 Error: need RCPT command"
+    assert enhance_reply('500 Error: command "X" not recognized').startswith("500 5.5.1 ")
+    assert enhance_reply("250 2.1.0 OK") == "250 2.1.0 OK"
+    assert enhance_reply("354 End data") == "354 End data"
+    assert enhance_reply("250-SIZE 10") == "250-SIZE 10"
+
+
+@pytest.mark.skipif(
+    shutil.which("swaks") is None, reason="swaks not installed (apt install swaks)"
+)
+async def test_swaks(rig: Rig) -> None:
+    runs = [
+        ["--port", str(rig.ports["smtp"]), "--pipeline", "--to", "bob@mail.test"],
+        [
+            *("--port", str(rig.ports["submission"]), "--tls", "--auth", "LOGIN"),
+            *("--auth-user", USER, "--auth-password", PASSWORD, "--to", "carol@mail.test"),
+        ],
+    ]
+    for extra in runs:
+        process = await asyncio.create_subprocess_exec(
+            *("swaks", "--server", HOST, "--from", "a@client.test", "--helo", "swaks.test"),
+            *("--header", "Subject: from swaks", *extra),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        async with asyncio.timeout(15):
+            output, _ = await process.communicate()
+        assert process.returncode == 0, output.decode()
+    plain, submitted = rig.sink.deliveries
+    for delivery, proto in ((plain, "ESMTP"), (submitted, "ESMTPSA")):
+        raw = delivery.raw
+        assert raw.startswith(b"Received: from swaks.test ([127.0.0.1])")
+        assert f" with {proto} id ".encode() in raw.split(b"\r\n\tfor")[0]
+        assert b"\r\nSubject: from swaks\r\n" in raw
