@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -11,10 +10,8 @@ import httpx
 import pytest
 import pytest_asyncio
 
-sys.path.insert(0, str(Path(__file__).parent))  # tests/services.py and helpers
-
-from mailcue_server.app import MailcueServer  # noqa: E402
-from mailcue_server.config import load_settings  # noqa: E402
+from mailcue_server.app import MailcueServer
+from mailcue_server.config import load_settings
 
 ADMIN_USER = "admin"
 ADMIN_PASSWORD = "admin-test-password"

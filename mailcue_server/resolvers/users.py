@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from email_validator import EmailNotValidError, validate_email
-
 from mailcue_server.errors import Forbidden, Invalid, NotFound
+from mailcue_server.mail.addresses import canonical_address
 from mailcue_server.resolvers.context import Context
 from mailcue_server.schema.types.auth import (
     AdminResetPasswordRequest,
@@ -19,6 +18,7 @@ from mailcue_server.store.models import User
 
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 1024
+USERNAME_MAX = 64
 
 
 def user_view(user: User) -> UserResponse:
@@ -43,16 +43,9 @@ def check_new_password(password: str) -> None:
 
 def _check_username(username: str) -> str:
     name = username.strip()
-    if not 1 <= len(name) <= 64 or not all(c.isalnum() or c in "._-@" for c in name):
+    if not 1 <= len(name) <= USERNAME_MAX or not all(c.isalnum() or c in "._-@" for c in name):
         raise Invalid("Username must be 1-64 letters, digits or . _ - @")
     return name
-
-
-def _check_email(email: str) -> str:
-    try:
-        return validate_email(email, check_deliverability=False).normalized
-    except EmailNotValidError as exc:
-        raise Invalid(f"Invalid email address: {exc}") from None
 
 
 async def register(ctx: Context, data: RegisterRequest) -> UserResponse:
@@ -63,7 +56,7 @@ async def register(ctx: Context, data: RegisterRequest) -> UserResponse:
         raise Invalid("max_mailboxes must not be negative")
     user = await users.create(
         username=_check_username(data.username),
-        email=_check_email(data.email),
+        email=canonical_address(data.email),
         password_hash=await hash_password(data.password),
         is_admin=data.is_admin,
         max_mailboxes=data.max_mailboxes,

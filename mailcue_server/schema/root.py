@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.extensions import MaskErrors
 from strawberry.tools import merge_types
+from strawberry.types import ExecutionContext
+from strawberry.utils.logging import StrawberryLogger
 
 from mailcue_server.errors import MailcueError
 from mailcue_server.schema.auth import AuthMutation, AuthQuery
@@ -14,15 +17,32 @@ Query = merge_types("Query", (SystemQuery, AuthQuery))
 Mutation = merge_types("Mutation", (AuthMutation,))
 
 
-def _is_unexpected(error: Exception) -> bool:
-    """Mask everything but domain errors and GraphQL's own validation errors."""
-    original = getattr(error, "original_error", None)
-    return original is not None and not isinstance(original, MailcueError)
+def is_unexpected(error: GraphQLError) -> bool:
+    """True for failures that are bugs: anything but domain and GraphQL errors.
+
+    An error with no original exception is GraphQL's own (parse, validation,
+    variable types): the client needs its message.
+    """
+    original = error.original_error
+    return original is not None and not isinstance(original, MailcueError | GraphQLError)
+
+
+class MailcueSchema(strawberry.Schema):
+    """Logs only unexpected errors, with their traceback; expected ones are answers."""
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        for error in errors:
+            if is_unexpected(error):
+                StrawberryLogger.error(error, execution_context)
 
 
 def build_schema() -> strawberry.Schema:
-    return strawberry.Schema(
+    return MailcueSchema(
         query=Query,
         mutation=Mutation,
-        extensions=[lambda: MaskErrors(should_mask_error=_is_unexpected)],
+        # Masking runs before process_errors sees the list, so log-worthy errors
+        # are told apart by the same predicate on both sides.
+        extensions=[lambda: MaskErrors(should_mask_error=is_unexpected)],
     )

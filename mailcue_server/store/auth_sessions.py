@@ -40,8 +40,9 @@ async def rotate(token: str, *, now: datetime) -> AuthSession:
 
     Raises:
         RefreshRejected: unknown, expired or revoked; a reused token also
-            revokes its session before raising.
+            revokes its session (committed) before raising.
     """
+    rejection: str | None = None
     async with in_transaction():
         row = (
             await RefreshToken.filter(token_hash=sha256_hex(token))
@@ -53,15 +54,18 @@ async def rotate(token: str, *, now: datetime) -> AuthSession:
             raise RefreshRejected("unknown refresh token")
         session = row.session
         if row.used_at is not None:
+            # Not raised here: raising would roll the revocation back with the transaction.
             await _revoke(session, now, "refresh token reused")
-            raise RefreshRejected("refresh token reused")
-        if session.revoked_at is not None or row.expires_at <= now:
-            raise RefreshRejected("refresh token expired or revoked")
-        row.used_at = now
-        await row.save(update_fields=["used_at"])
-        session.last_used_at = now
-        await session.save(update_fields=["last_used_at"])
-    # The reuse revocation above must survive the exception, hence its own commit.
+            rejection = "refresh token reused"
+        elif session.revoked_at is not None or row.expires_at <= now:
+            rejection = "refresh token expired or revoked"
+        else:
+            row.used_at = now
+            await row.save(update_fields=["used_at"])
+            session.last_used_at = now
+            await session.save(update_fields=["last_used_at"])
+    if rejection is not None:
+        raise RefreshRejected(rejection)
     return session
 
 

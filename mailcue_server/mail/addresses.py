@@ -1,0 +1,36 @@
+"""Address rules: what counts as a valid mailbox address, and its canonical form.
+
+A test mail server lives on names such as ``mailcue.local`` and
+``example.test`` (RFC 6761/6762 special-use domains). email-validator refuses
+those by default; its documented switch is the module-level
+``SPECIAL_USE_DOMAIN_NAMES`` list, from which we drop the ones test setups use.
+Deliverability (DNS) is a separate check, made by the validation resolver.
+"""
+
+from __future__ import annotations
+
+import email_validator
+from email_validator import EmailNotValidError, validate_email
+
+from mailcue_server.errors import Invalid
+
+ALLOWED_SPECIAL_USE = ("local", "test", "invalid")
+
+email_validator.SPECIAL_USE_DOMAIN_NAMES[:] = [
+    name for name in email_validator.SPECIAL_USE_DOMAIN_NAMES if name not in ALLOWED_SPECIAL_USE
+]
+
+
+def canonical_address(value: str) -> str:
+    """Validate an address and return it with the domain lowercased.
+
+    Raises:
+        Invalid: the address is not syntactically valid.
+    """
+    try:
+        checked = validate_email(
+            value.strip(), check_deliverability=False, allow_smtputf8=True, test_environment=True
+        )
+    except EmailNotValidError as exc:
+        raise Invalid(f"Invalid email address '{value}': {exc}") from None
+    return f"{checked.local_part}@{checked.domain.lower()}"

@@ -1,0 +1,66 @@
+"""Helpers for tests that need users, tokens and API keys on a running server."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from conftest import ADMIN_PASSWORD, ADMIN_USER
+
+PASSWORD = "correct-horse-battery"
+
+
+@dataclass
+class Account:
+    username: str
+    password: str
+    access_token: str
+    refresh_token: str
+    user: dict[str, Any]
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.access_token}"}
+
+
+async def login(http: httpx.AsyncClient, username: str, password: str) -> Account:
+    response = await http.post(
+        "/api/v1/auth/login", json={"username": username, "password": password}
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    return Account(username, password, body["access_token"], body["refresh_token"], body["user"])
+
+
+async def admin(http: httpx.AsyncClient) -> Account:
+    return await login(http, ADMIN_USER, ADMIN_PASSWORD)
+
+
+async def new_user(http: httpx.AsyncClient, *, is_admin: bool = False) -> Account:
+    """Register a fresh user through the admin and log in as them."""
+    boss = await admin(http)
+    username = f"user-{secrets.token_hex(4)}"
+    response = await http.post(
+        "/api/v1/auth/register",
+        headers=boss.headers,
+        json={
+            "username": username,
+            "email": f"{username}@example.test",
+            "password": PASSWORD,
+            "is_admin": is_admin,
+        },
+    )
+    assert response.status_code == 201, response.text
+    return await login(http, username, PASSWORD)
+
+
+async def new_api_key(http: httpx.AsyncClient, owner: Account, **body: Any) -> dict[str, Any]:
+    response = await http.post(
+        "/api/v1/auth/api-keys", headers=owner.headers, json={"name": "test key", **body}
+    )
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created
