@@ -7,6 +7,7 @@ variable, so start-up never shows a traceback for a typo.
 
 from __future__ import annotations
 
+import os
 import secrets
 from enum import StrEnum
 from pathlib import Path
@@ -140,15 +141,23 @@ def resolve_secret_key(settings: Settings) -> str:
 
     On first start without ``MAILCUE_SECRET_KEY`` a random secret is generated
     and written (mode 0600), so tokens survive restarts and no constant key
-    ever signs anything.
+    ever signs anything. The file is written to a temporary name and renamed,
+    so a crash never leaves an empty secret behind.
     """
     if settings.secret_key:
         return settings.secret_key
     path = settings.data_dir / "secret_key"
     if path.exists():
-        return path.read_text(encoding="utf-8").strip()
+        stored = path.read_text(encoding="utf-8").strip()
+        if stored:
+            return stored
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     key = secrets.token_urlsafe(48)
-    path.touch(mode=0o600)
-    path.write_text(key, encoding="utf-8")
+    temporary = path.with_name(f".secret_key.{secrets.token_hex(4)}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(key)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
     return key

@@ -5,7 +5,8 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Cookie, Response, status
 
 from mailcue_server.resolvers import auth, totp, users
-from mailcue_server.rest_compat.deps import Ctx
+from mailcue_server.resolvers.context import Context
+from mailcue_server.rest_compat.deps import Ctx, LenientCtx, PublicCtx
 from mailcue_server.schema.types.auth import (
     AdminResetPasswordRequest,
     ChangePasswordRequest,
@@ -29,7 +30,7 @@ REFRESH_COOKIE = "refresh_token"
 _COOKIE_PATH = "/api/v1/auth"
 
 
-def _set_refresh_cookie(ctx: Ctx, response: Response, tokens: TokenResponse) -> None:
+def _set_refresh_cookie(ctx: Context, response: Response, tokens: TokenResponse) -> None:
     if tokens.refresh_token:
         response.set_cookie(
             REFRESH_COOKIE,
@@ -44,7 +45,7 @@ def _set_refresh_cookie(ctx: Ctx, response: Response, tokens: TokenResponse) -> 
 
 @router.post("/login", response_model=TokenResponse | LoginStepResponse)
 async def login(
-    ctx: Ctx, body: LoginRequest, response: Response
+    ctx: PublicCtx, body: LoginRequest, response: Response
 ) -> TokenResponse | LoginStepResponse:
     """Username + password: tokens, or a step token when TOTP is enabled."""
     result = await auth.login(ctx, body)
@@ -54,7 +55,9 @@ async def login(
 
 
 @router.post("/login/2fa", response_model=TokenResponse)
-async def login_2fa(ctx: Ctx, body: TwoFactorVerifyRequest, response: Response) -> TokenResponse:
+async def login_2fa(
+    ctx: PublicCtx, body: TwoFactorVerifyRequest, response: Response
+) -> TokenResponse:
     """Finish a login with the step token and a TOTP code."""
     result = await auth.login_two_factor(ctx, body)
     _set_refresh_cookie(ctx, response, result)
@@ -63,7 +66,7 @@ async def login_2fa(ctx: Ctx, body: TwoFactorVerifyRequest, response: Response) 
 
 @router.post("/refresh", response_model=TokenResponse)
 async def refresh(
-    ctx: Ctx,
+    ctx: PublicCtx,
     response: Response,
     body: Annotated[RefreshRequest | None, Body()] = None,
     refresh_cookie: Annotated[str | None, Cookie(alias=REFRESH_COOKIE)] = None,
@@ -76,7 +79,7 @@ async def refresh(
 
 @router.post("/logout", response_model=dict[str, str])
 async def logout(
-    ctx: Ctx,
+    ctx: LenientCtx,
     response: Response,
     refresh_cookie: Annotated[str | None, Cookie(alias=REFRESH_COOKIE)] = None,
 ) -> dict[str, str]:

@@ -11,6 +11,7 @@ from fastapi import Depends
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import HTTPConnection
 
+from mailcue_server.errors import Unauthenticated
 from mailcue_server.resolvers import principal as principal_resolver
 from mailcue_server.resolvers.context import Context, Principal, Services
 
@@ -69,3 +70,18 @@ async def get_public_context(conn: HTTPConnection) -> Context:
 
 
 PublicCtx = Annotated[Context, Depends(get_public_context)]
+
+
+async def get_lenient_context(
+    conn: HTTPConnection,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+    api_key: Annotated[str | None, Depends(api_key_scheme)],
+) -> Context:
+    """Like :func:`get_context`, but rejected credentials mean 'anonymous' (logout)."""
+    try:
+        return await get_context(conn, bearer, api_key)
+    except Unauthenticated:
+        return await get_public_context(conn)
+
+
+LenientCtx = Annotated[Context, Depends(get_lenient_context)]

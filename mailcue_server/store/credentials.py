@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
+import secrets
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -19,9 +21,15 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 _hasher = PasswordHasher()  # argon2-cffi defaults to Argon2id (RFC 9106 low-memory profile)
 
-# A real hash of a random password: verifying against it when a user does not
-# exist costs the same time as a wrong password, so timing reveals nothing.
-_DUMMY_HASH = _hasher.hash("dummy-password-for-constant-time")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A real hash: verifying against it for an unknown user costs what a wrong password does.
+
+    Made on first use, not at import (it takes ~0.1 s, which start-up shouldn't pay).
+    """
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 def hash_password_sync(password: str) -> str:
@@ -35,7 +43,7 @@ async def hash_password(password: str) -> str:
 
 def _verify(stored_hash: str | None, password: str) -> bool:
     try:
-        return _hasher.verify(stored_hash or _DUMMY_HASH, password) and stored_hash is not None
+        return _hasher.verify(stored_hash or _dummy_hash(), password) and stored_hash is not None
     except (VerificationError, InvalidHashError):
         return False
 

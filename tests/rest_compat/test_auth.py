@@ -282,3 +282,18 @@ async def test_admin_manages_users(http: httpx.AsyncClient) -> None:
     assert (
         await http.put("/api/v1/auth/users/not-a-uuid", headers=boss.headers, json={})
     ).status_code == 404
+
+
+async def test_login_refresh_and_logout_ignore_dead_credentials(http: httpx.AsyncClient) -> None:
+    account = await new_user(http)
+    stale = {"Authorization": "Bearer expired.or.revoked"}
+    login_response = await http.post(
+        LOGIN, headers=stale, json={"username": account.username, "password": PASSWORD}
+    )
+    assert login_response.status_code == 200
+    refreshed = await http.post(
+        REFRESH, headers=stale, json={"refresh_token": login_response.json()["refresh_token"]}
+    )
+    assert refreshed.status_code == 200
+    out = await http.post("/api/v1/auth/logout", headers=stale)
+    assert out.status_code == 200 and 'refresh_token=""' in out.headers["set-cookie"]

@@ -134,11 +134,12 @@ class TOTPConfirmRequest:
 
 @strawberry.input(
     name="TotpDisableInput",
-    description="Either a current TOTP code or the account password is enough.",
+    description="Either a current TOTP code or the account password is enough; "
+    "send the other as an empty string.",
 )
 class TOTPDisableRequest:
-    password: str = ""
-    code: str = ""
+    password: str
+    code: str
 
 
 @strawberry.input(name="ApiKeyCreateInput")
