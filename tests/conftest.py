@@ -17,7 +17,7 @@ ADMIN_USER = "admin"
 ADMIN_PASSWORD = "admin-test-password"
 
 
-def test_settings(data_dir: Path, **overrides: Any) -> Any:
+def node_settings(data_dir: Path, **overrides: Any) -> Any:
     """Settings for a server that binds only free loopback ports and keeps data in a tmp dir."""
     values: dict[str, Any] = {
         "data_dir": data_dir,
@@ -44,7 +44,7 @@ def test_settings(data_dir: Path, **overrides: Any) -> Any:
 @pytest_asyncio.fixture(scope="session")
 async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[MailcueServer]:
     """A MailCue node on SQLite, shared by every test that talks to it over the network."""
-    node = MailcueServer(test_settings(tmp_path_factory.mktemp("mailcue")))
+    node = MailcueServer(node_settings(tmp_path_factory.mktemp("mailcue")))
     await node.start()
     yield node
     await node.stop()

@@ -22,7 +22,6 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 _hasher = PasswordHasher()  # argon2-cffi defaults to Argon2id (RFC 9106 low-memory profile)
 
 
-
 @functools.cache
 def _dummy_hash() -> str:
     """A real hash: verifying against it for an unknown user costs what a wrong password does.

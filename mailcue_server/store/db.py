@@ -33,14 +33,25 @@ def normalise_url(url: str) -> str:
     return url
 
 
+def connection_name(url: str) -> str:
+    """One connection name per engine.
+
+    Tortoise caches each model's INSERT/UPDATE SQL process-wide by connection
+    name and table (``EXECUTOR_CACHE``), so two engines opened in one process
+    under the same name would share SQL of the wrong dialect.
+    """
+    return f"mailcue_{engine_name(url)}"
+
+
 def tortoise_config(url: str) -> dict[str, Any]:
     """The Tortoise configuration for a database URL."""
+    name = connection_name(url)
     return {
-        "connections": {"default": normalise_url(url)},
+        "connections": {name: normalise_url(url)},
         "apps": {
             APP_LABEL: {
                 "models": [MODELS_MODULE],
-                "default_connection": "default",
+                "default_connection": name,
                 "migrations": MIGRATIONS_MODULE,
             }
         },
@@ -92,7 +103,7 @@ class Database:
                 applied.append(f"{app_label}.{name}")
                 log.info("applied migration %s.%s", app_label, name)
 
-        executor = MigrationExecutor(get_connection("default"), self._apps_config())
+        executor = MigrationExecutor(get_connection(connection_name(self.url)), self._apps_config())
         await executor.migrate(progress=progress)
         return applied
 

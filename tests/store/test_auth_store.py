@@ -1,0 +1,105 @@
+"""The account tables on both engines, through the real migrations."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from mailcue_server.errors import Conflict
+from mailcue_server.store import api_keys, auth_sessions, users
+from mailcue_server.store.db import Database
+from services import fresh_postgres_database
+
+Engine = Callable[[], AbstractAsyncContextManager[Database]]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Engine:
+    """Opens a migrated database of the parametrised engine inside the test's own task."""
+
+    @asynccontextmanager
+    async def open_db() -> AsyncIterator[Database]:
+        if request.param == "sqlite":
+            db = Database(f"sqlite://{tmp_path / 'store.db'}?journal_mode=WAL")
+            await db.open()
+            try:
+                await db.migrate()
+                yield db
+            finally:
+                await db.close()
+            return
+        async with fresh_postgres_database() as url:
+            db = Database(url)
+            await db.open()
+            try:
+                await db.migrate()
+                yield db
+            finally:
+                await db.close()
+
+    return open_db
+
+
+async def test_migrations_apply_and_match_the_models(engine: Engine) -> None:
+    async with engine() as db:
+        assert await db.pending_model_changes() == []
+        assert await db.migrate() == []  # a second run applies nothing
+
+
+async def test_usernames_are_unique(engine: Engine) -> None:
+    async with engine():
+        await users.create(username="ann", email="ann@mailcue.local", password_hash="x")
+        with pytest.raises(Conflict):
+            await users.create(username="ann", email="other@mailcue.local", password_hash="y")
+
+
+async def test_refresh_rotation_and_reuse_revocation(engine: Engine) -> None:
+    async with engine():
+        now = datetime.now(UTC)
+        user = await users.create(username="bob", email="bob@mailcue.local", password_hash="x")
+        session = await auth_sessions.start(user, user_agent="t", client_ip="127.0.0.1")
+        await auth_sessions.add_refresh_token(session, "first", now + timedelta(days=1))
+        rotated = await auth_sessions.rotate("first", now=now)
+        assert rotated.id == session.id
+        await auth_sessions.add_refresh_token(session, "second", now + timedelta(days=1))
+        with pytest.raises(auth_sessions.RefreshRejected):
+            await auth_sessions.rotate("first", now=now)  # reuse
+        assert not await auth_sessions.is_active(session.id)
+        with pytest.raises(auth_sessions.RefreshRejected):
+            await auth_sessions.rotate("second", now=now)
+
+
+async def test_expired_refresh_token_is_rejected(engine: Engine) -> None:
+    async with engine():
+        now = datetime.now(UTC)
+        user = await users.create(username="cy", email="cy@mailcue.local", password_hash="x")
+        session = await auth_sessions.start(user, user_agent="", client_ip="")
+        await auth_sessions.add_refresh_token(session, "old", now - timedelta(seconds=1))
+        with pytest.raises(auth_sessions.RefreshRejected):
+            await auth_sessions.rotate("old", now=now)
+        assert await auth_sessions.is_active(session.id)  # expiry alone revokes nothing
+
+
+async def test_api_keys_are_found_by_hash_only(engine: Engine) -> None:
+    async with engine():
+        user = await users.create(username="dee", email="dee@mailcue.local", password_hash="x")
+        key = await api_keys.create(
+            user,
+            name="k",
+            raw_key="mc_secret-value",
+            prefix="mc_secret",
+            scopes=["email:read"],
+            allowed_mailboxes=None,
+        )
+        assert key.key_hash != "mc_secret-value" and len(key.key_hash) == 64
+        found = await api_keys.find_active("mc_secret-value")
+        assert found is not None and found.user.username == "dee"
+        assert found.scopes == ["email:read"] and found.allowed_mailboxes is None
+        assert await api_keys.find_active("mc_secret-valuE") is None
+        found.is_active = False
+        await api_keys.save(found, "is_active")
+        assert await api_keys.find_active("mc_secret-value") is None
