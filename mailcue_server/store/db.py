@@ -103,7 +103,8 @@ class Database:
                 applied.append(f"{app_label}.{name}")
                 log.info("applied migration %s.%s", app_label, name)
 
-        executor = MigrationExecutor(get_connection(connection_name(self.url)), self._apps_config())
+        connection = get_connection(connection_name(self.url))
+        executor = MigrationExecutor(connection, self._apps_config())
         await executor.migrate(progress=progress)
         return applied
 
