@@ -41,9 +41,14 @@ def node_settings(data_dir: Path, **overrides: Any) -> Any:
     return load_settings(**values)
 
 
-@pytest_asyncio.fixture(scope="session")
+@pytest_asyncio.fixture(scope="module")
 async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[MailcueServer]:
-    """A MailCue node on SQLite, shared by every test that talks to it over the network."""
+    """A MailCue node on SQLite, shared by the tests of one module.
+
+    Module scope, not session: Tortoise's model classes are process-wide, so a
+    module that opens PostgreSQL must not run while a SQLite node is up (see
+    ``store.db.connection_name``). Modules that use PostgreSQL don't use this.
+    """
     node = MailcueServer(node_settings(tmp_path_factory.mktemp("mailcue")))
     await node.start()
     yield node

@@ -44,15 +44,15 @@ async def rotate(token: str, *, now: datetime) -> AuthSession:
     """
     rejection: str | None = None
     async with in_transaction():
-        row = (
-            await RefreshToken.filter(token_hash=sha256_hex(token))
-            .select_for_update()
-            .select_related("session")
-            .first()
-        )
+        # Two locked reads, not select_related: PostgreSQL refuses FOR UPDATE
+        # on the nullable side of the outer join select_related makes.
+        row = await RefreshToken.filter(token_hash=sha256_hex(token)).select_for_update().first()
         if row is None:
             raise RefreshRejected("unknown refresh token")
-        session = row.session
+        session_id = row.session_id  # type: ignore[attr-defined]
+        session = await AuthSession.filter(id=session_id).select_for_update().first()
+        if session is None:
+            raise RefreshRejected("unknown refresh token")
         if row.used_at is not None:
             # Not raised here: raising would roll the revocation back with the transaction.
             await _revoke(session, now, "refresh token reused")

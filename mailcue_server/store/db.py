@@ -38,7 +38,10 @@ def connection_name(url: str) -> str:
 
     Tortoise caches each model's INSERT/UPDATE SQL process-wide by connection
     name and table (``EXECUTOR_CACHE``), so two engines opened in one process
-    under the same name would share SQL of the wrong dialect.
+    under the same name would share SQL of the wrong dialect. Model classes are
+    process-wide too (their connection name is set by the last ``init``), so a
+    process may switch engines but never use two at the same time; a server
+    process only ever opens one.
     """
     return f"mailcue_{engine_name(url)}"
 
