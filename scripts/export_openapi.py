@@ -13,24 +13,18 @@ Usage (from anywhere; no install needed)::
 """
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from spec_files import REPO_ROOT, ensure_importable, render_json, write_or_check
+
 DEFAULT_OUTPUT = REPO_ROOT / "openapi.json"
 SERVER_URL = "http://localhost:8088"
 REGENERATE = "python scripts/export_openapi.py"
 # Building the app signs nothing, so a fixed key keeps the export free of I/O and secrets.
 DUMMY_SECRET = "export-only-dummy-secret-not-used-for-signing-0000"  # noqa: S105
-
-
-def _ensure_importable() -> None:
-    """Let ``python scripts/...`` import the checkout's package without installing it."""
-    if str(REPO_ROOT) not in sys.path:
-        sys.path.insert(0, str(REPO_ROOT))
 
 
 def build_openapi() -> dict[str, Any]:
@@ -40,7 +34,7 @@ def build_openapi() -> dict[str, Any]:
         FastAPI's document, in FastAPI's key order, with a ``servers`` entry
         pointing at the default local HTTP port added after ``info``.
     """
-    _ensure_importable()
+    ensure_importable()
     from mailcue_server.api.app import create_app
     from mailcue_server.app import build_services
     from mailcue_server.config import Settings, load_settings
@@ -62,28 +56,9 @@ def build_openapi() -> dict[str, Any]:
     return ordered
 
 
-def render(document: dict[str, Any]) -> str:
-    """The exact text written to disk: two-space JSON, UTF-8 kept, trailing newline."""
-    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
-
-
-def write_or_check(path: Path, text: str, *, check: bool, regenerate: str) -> int:
-    """Write ``text`` to ``path``, or with ``check`` compare it and report staleness.
-
-    Returns:
-        The process exit code: 0 when written or up to date, 1 when stale or missing.
-    """
-    if check:
-        current = path.read_text(encoding="utf-8") if path.exists() else None
-        if current == text:
-            print(f"{path} is up to date.")
-            return 0
-        state = "is missing" if current is None else "is stale (differs from the code)"
-        print(f"{path} {state}. Regenerate it with: {regenerate}", file=sys.stderr)
-        return 1
-    path.write_text(text, encoding="utf-8", newline="\n")
-    print(f"wrote {path}")
-    return 0
+def render(document: Any) -> str:
+    """The exact text written to disk."""
+    return render_json(document)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

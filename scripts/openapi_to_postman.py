@@ -19,7 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from spec_files import REPO_ROOT, render_json, write_or_check
+
 DEFAULT_INPUT = REPO_ROOT / "openapi.json"
 DEFAULT_OUTPUT = REPO_ROOT / "postman_collection.json"
 SCHEMA_URL = "https://schema.getpostman.com/json/collection/v2.1.0/collection.json"
@@ -272,28 +273,9 @@ def build_collection(openapi: JsonObject) -> JsonObject:
     }
 
 
-def render(collection: JsonObject) -> str:
-    """The exact text written to disk: two-space JSON, UTF-8 kept, trailing newline."""
-    return json.dumps(collection, indent=2, ensure_ascii=False) + "\n"
-
-
-def write_or_check(path: Path, text: str, *, check: bool, regenerate: str) -> int:
-    """Write ``text`` to ``path``, or with ``check`` compare it and report staleness.
-
-    Returns:
-        The process exit code: 0 when written or up to date, 1 when stale or missing.
-    """
-    if check:
-        current = path.read_text(encoding="utf-8") if path.exists() else None
-        if current == text:
-            print(f"{path} is up to date.")
-            return 0
-        state = "is missing" if current is None else "is stale (differs from the OpenAPI)"
-        print(f"{path} {state}. Regenerate it with: {regenerate}", file=sys.stderr)
-        return 1
-    path.write_text(text, encoding="utf-8", newline="\n")
-    print(f"wrote {path}")
-    return 0
+def render(document: Any) -> str:
+    """The exact text written to disk."""
+    return render_json(document)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

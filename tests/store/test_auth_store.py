@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,23 +23,16 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Engine:
 
     @asynccontextmanager
     async def open_db() -> AsyncIterator[Database]:
-        if request.param == "sqlite":
-            db = Database(f"sqlite://{tmp_path / 'store.db'}?journal_mode=WAL")
-            await db.open()
-            try:
-                await db.migrate()
-                yield db
-            finally:
-                await db.close()
-            return
-        async with fresh_postgres_database() as url:
+        async with AsyncExitStack() as stack:
+            if request.param == "sqlite":
+                url = f"sqlite://{tmp_path / 'store.db'}?journal_mode=WAL"
+            else:
+                url = await stack.enter_async_context(fresh_postgres_database())
             db = Database(url)
             await db.open()
-            try:
-                await db.migrate()
-                yield db
-            finally:
-                await db.close()
+            stack.push_async_callback(db.close)
+            await db.migrate()
+            yield db
 
     return open_db
 
