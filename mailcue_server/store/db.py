@@ -19,7 +19,7 @@ from tortoise.migrations.executor import MigrationExecutor
 from tortoise.migrations.writer import MigrationWriter
 
 APP_LABEL = "mailcue"
-MODELS_MODULE = "mailcue_server.store.models"
+MODELS_MODULES = ("mailcue_server.store.models", "mailcue_server.store.mail_models")
 MIGRATIONS_MODULE = "mailcue_server.migrations"
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ def tortoise_config(url: str) -> dict[str, Any]:
         "connections": {name: normalise_url(url)},
         "apps": {
             APP_LABEL: {
-                "models": [MODELS_MODULE],
+                "models": list(MODELS_MODULES),
                 "default_connection": name,
                 "migrations": MIGRATIONS_MODULE,
             }

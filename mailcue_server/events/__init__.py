@@ -1,0 +1,1 @@
+"""Live mail events: the EventBus Protocol (``bus``), in-process and Redis implementations."""

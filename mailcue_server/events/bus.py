@@ -1,0 +1,186 @@
+"""The event bus contract: the Event type, channel names and the EventBus Protocol.
+
+The store publishes an event after every committed change to mail
+(``store/messages.py``, ``store/mailboxes.py``); GraphQL subscriptions, the
+SSE stream, IMAP IDLE and the web UI subscribe. Two implementations exist:
+``events.memory.MemoryBus`` for one process and ``events.redis.RedisBus`` for
+several nodes sharing a Redis server.
+
+Every event goes to two channels: the one of its mailbox and the firehose
+that sees all mailboxes. Channel names come only from :func:`channel_for`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Protocol
+from uuid import uuid4
+
+log = logging.getLogger(__name__)
+
+DEFAULT_QUEUE_SIZE = 1000
+"""Events a subscriber may have waiting before it counts as too slow and is dropped."""
+
+
+class EventType(StrEnum):
+    """What happened. Names are past tense; the values are the SSE event names."""
+
+    EMAIL_RECEIVED = "email.received"
+    EMAIL_DELETED = "email.deleted"
+    EMAIL_FLAGS_CHANGED = "email.flags_changed"
+    EMAIL_COPIED = "email.copied"
+    EMAIL_MOVED = "email.moved"
+    MAILBOX_CREATED = "mailbox.created"
+    MAILBOX_DELETED = "mailbox.deleted"
+    MAILBOX_PURGED = "mailbox.purged"
+    FOLDER_CHANGED = "folder.changed"
+
+
+def channel_for(mailbox: str | None) -> str:
+    """The channel of one mailbox's events, or with ``None`` the firehose of all events.
+
+    Args:
+        mailbox: A mailbox address (matched case-insensitively), or ``None``.
+    """
+    if mailbox is None:
+        return "mailcue:events"
+    return f"mailcue:mailbox:{mailbox.lower()}"
+
+
+ALL_EVENTS = channel_for(None)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _new_id() -> str:
+    return uuid4().hex
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One change to mail, as published after its transaction committed.
+
+    Attributes:
+        type: What happened.
+        mailbox: The mailbox address the change belongs to.
+        folder: The folder, for message and folder events.
+        uid: The message's IMAP UID, for single-message events.
+        data: Details for subscribers (subject, from, flags...), JSON-serialisable.
+        id: Unique id of this event (SSE ``id:``).
+        at: When the change was made (UTC).
+    """
+
+    type: EventType
+    mailbox: str
+    folder: str | None = None
+    uid: int | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    id: str = field(default_factory=_new_id)
+    at: datetime = field(default_factory=_now)
+
+    @property
+    def channels(self) -> tuple[str, str]:
+        """Where this event is published: its mailbox's channel and the firehose."""
+        return channel_for(self.mailbox), ALL_EVENTS
+
+    def to_json(self) -> str:
+        """The wire form used between nodes."""
+        return json.dumps(
+            {
+                "id": self.id,
+                "type": self.type.value,
+                "mailbox": self.mailbox,
+                "folder": self.folder,
+                "uid": self.uid,
+                "data": self.data,
+                "at": self.at.isoformat(),
+            },
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
+
+    @classmethod
+    def from_json(cls, payload: str | bytes) -> Event:
+        """Read :meth:`to_json` output.
+
+        Raises:
+            ValueError: The payload is not an event (or of a type this version does not know).
+        """
+        try:
+            raw = json.loads(payload)
+            return cls(
+                type=EventType(raw["type"]),
+                mailbox=str(raw["mailbox"]),
+                folder=raw.get("folder"),
+                uid=raw.get("uid"),
+                data=dict(raw.get("data") or {}),
+                id=str(raw["id"]),
+                at=datetime.fromisoformat(raw["at"]),
+            )
+        except (KeyError, TypeError, AttributeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"not an event: {exc}") from exc
+
+
+class SubscriptionDropped(Exception):
+    """Raised by a subscription's iterator after it fell too far behind (or lost its feed).
+
+    The events buffered before the drop are delivered first. The subscriber
+    missed events after them; it should resynchronise (reload) and subscribe again.
+    """
+
+
+class EventBus(Protocol):
+    """Publish events to channels and subscribe to channels.
+
+    Publishing never waits for subscribers: each subscriber has a bounded
+    queue, and one that lets it fill up is dropped
+    (:class:`SubscriptionDropped`) instead of slowing the publisher down.
+    """
+
+    async def publish(self, event: Event) -> None:
+        """Send ``event`` to its channels (:attr:`Event.channels`)."""
+        ...
+
+    async def publish_many(self, events: Sequence[Event]) -> None:
+        """Send several events in order, in one round trip where the transport allows."""
+        ...
+
+    def subscribe(
+        self, channels: Iterable[str]
+    ) -> AbstractAsyncContextManager[AsyncIterator[Event]]:
+        """Listen on ``channels`` (names from :func:`channel_for`).
+
+        The subscription is live when the context is entered: every event
+        published after that point is delivered. The iterator ends when the
+        bus closes and raises :class:`SubscriptionDropped` when the
+        subscriber was too slow.
+        """
+        ...
+
+    async def close(self) -> None:
+        """End every subscription and release connections."""
+        ...
+
+
+async def publish_quietly(bus: EventBus, events: Sequence[Event]) -> None:
+    """Publish what a writer just committed; a failure is logged, never raised.
+
+    The change is durable by now. Raising would turn a stored message into an
+    SMTP or API error that makes the client send it again (a duplicate), so a
+    lost notification is the lesser harm; subscribers of a Redis bus that lost
+    its connection are dropped and resynchronise (``events/redis.py``).
+    """
+    if not events:
+        return
+    try:
+        await bus.publish_many(events)
+    except Exception:
+        log.exception("could not publish %d event(s) after commit", len(events))

@@ -1,0 +1,179 @@
+"""Mailboxes and their folders: creation, lookup, credentials.
+
+A mailbox is born with the five default folders (INBOX, Sent, Drafts, Trash,
+Junk; RFC 6154 special-use) in one transaction, and ``mailbox.created`` is
+published after it commits. Addresses are stored lowercased, so lookups are
+case-insensitive. Deleting and purging mailboxes changes mail, so those live
+with the rest of the write path in ``store/messages.py``.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from tortoise.exceptions import IntegrityError
+
+from mailcue_server.errors import Conflict, Invalid, NotFound
+from mailcue_server.events.bus import Event, EventBus, EventType, publish_quietly
+from mailcue_server.mail.addresses import canonical_address
+from mailcue_server.store import uids
+from mailcue_server.store.credentials import hash_password, verify_password
+from mailcue_server.store.mail_models import DEFAULT_FOLDERS, INBOX, Folder, Mailbox
+
+MAX_FOLDER_NAME = 255
+
+
+def normalise_address(address: str) -> str:
+    """The lookup key of an address: trimmed and lowercased (no validation)."""
+    return address.strip().lower()
+
+
+def folder_name(name: str) -> str:
+    """``INBOX`` is case-insensitive (RFC 9051 section 5.1); other names are kept as given."""
+    return INBOX if name.upper() == INBOX else name
+
+
+async def create_mailbox(
+    address: str,
+    *,
+    bus: EventBus,
+    display_name: str = "",
+    password: str | None = None,
+    owner_id: UUID | str | None = None,
+    quota_bytes: int | None = None,
+) -> Mailbox:
+    """Create a mailbox with its default folders.
+
+    Args:
+        address: The address; validated, then lowercased.
+        bus: Where ``mailbox.created`` is published after commit.
+        display_name: The name shown for the mailbox.
+        password: Plain password for IMAP/POP3/SMTP AUTH (stored as Argon2id), or none.
+        owner_id: The owning user.
+        quota_bytes: Storage limit, or ``None`` for no limit.
+
+    Raises:
+        Invalid: The address is not valid.
+        Conflict: A mailbox with this address exists.
+    """
+    canonical = normalise_address(canonical_address(address))
+    password_hash = await hash_password(password) if password is not None else None
+    if await Mailbox.exists(address=canonical):
+        raise Conflict(f"Mailbox '{canonical}' already exists")
+    try:
+        async with uids.write_transaction():
+            mailbox = await Mailbox.create(
+                address=canonical,
+                display_name=display_name,
+                password_hash=password_hash,
+                owner_id=owner_id,
+                quota_bytes=quota_bytes,
+            )
+            first = await uids.allocate_uid_validities(mailbox.id, len(DEFAULT_FOLDERS))
+            await Folder.bulk_create(
+                Folder(mailbox_id=mailbox.id, name=name, special_use=use, uid_validity=first + i)
+                for i, (name, use) in enumerate(DEFAULT_FOLDERS)
+            )
+    except IntegrityError as exc:  # a concurrent delivery created it first
+        raise Conflict(f"Mailbox '{canonical}' already exists") from exc
+    await publish_quietly(
+        bus, [Event(EventType.MAILBOX_CREATED, canonical, data={"id": str(mailbox.id)})]
+    )
+    return mailbox
+
+
+async def get_or_create_mailbox(address: str, *, bus: EventBus) -> Mailbox:
+    """The mailbox of ``address``, created (test mode: first mail) when missing.
+
+    Raises:
+        Invalid: The address is not valid (only checked when creating).
+    """
+    existing = await find_mailbox(address)
+    if existing is not None:
+        return existing
+    try:
+        return await create_mailbox(address, bus=bus)
+    except Conflict:
+        return await get_mailbox(address)
+
+
+async def find_mailbox(address: str) -> Mailbox | None:
+    return await Mailbox.get_or_none(address=normalise_address(address))
+
+
+async def get_mailbox(address: str) -> Mailbox:
+    """Raises :class:`NotFound` when there is no such mailbox."""
+    mailbox = await find_mailbox(address)
+    if mailbox is None:
+        raise NotFound(f"Mailbox '{address}' not found")
+    return mailbox
+
+
+async def list_mailboxes(owner_id: UUID | str | None = None) -> list[Mailbox]:
+    """Every mailbox, or those of one owner, by address."""
+    query = Mailbox.all() if owner_id is None else Mailbox.filter(owner_id=owner_id)
+    return await query.order_by("address")
+
+
+async def check_password(address: str, password: str) -> Mailbox | None:
+    """The mailbox if ``password`` is right; an unknown address costs the same time."""
+    mailbox = await find_mailbox(address)
+    stored = mailbox.password_hash if mailbox is not None else None
+    if await verify_password(stored, password) and mailbox is not None:
+        return mailbox
+    return None
+
+
+async def set_password(address: str, password: str | None) -> None:
+    """Set (or with ``None`` remove) the password of a mailbox."""
+    mailbox = await get_mailbox(address)
+    mailbox.password_hash = await hash_password(password) if password is not None else None
+    await mailbox.save(update_fields=["password_hash"])
+
+
+async def set_display_name(address: str, display_name: str) -> None:
+    mailbox = await get_mailbox(address)
+    mailbox.display_name = display_name
+    await mailbox.save(update_fields=["display_name"])
+
+
+async def get_folder(address: str, name: str = INBOX) -> Folder:
+    """Raises :class:`NotFound` when the mailbox or the folder does not exist."""
+    folder = await Folder.get_or_none(
+        mailbox__address=normalise_address(address), name=folder_name(name)
+    )
+    if folder is None:
+        raise NotFound(f"Folder '{name}' of mailbox '{address}' not found")
+    return folder
+
+
+async def list_folders(address: str) -> list[Folder]:
+    """The folders of a mailbox, INBOX first."""
+    mailbox = await get_mailbox(address)
+    folders = await Folder.filter(mailbox_id=mailbox.id).order_by("id")
+    return sorted(folders, key=lambda folder: folder.name != INBOX)
+
+
+async def create_folder(address: str, name: str, *, bus: EventBus) -> Folder:
+    """Create a folder (IMAP CREATE) with a fresh UIDVALIDITY.
+
+    Raises:
+        NotFound: No such mailbox.
+        Invalid: The name is empty or too long.
+        Conflict: The folder exists.
+    """
+    name = folder_name(name.strip())
+    if not name or len(name) > MAX_FOLDER_NAME:
+        raise Invalid(f"Folder names are 1 to {MAX_FOLDER_NAME} characters")
+    mailbox = await get_mailbox(address)
+    try:
+        async with uids.write_transaction():
+            validity = await uids.allocate_uid_validities(mailbox.id, 1)
+            folder = await Folder.create(mailbox_id=mailbox.id, name=name, uid_validity=validity)
+    except IntegrityError as exc:
+        raise Conflict(f"Folder '{name}' already exists") from exc
+    await publish_quietly(
+        bus,
+        [Event(EventType.FOLDER_CHANGED, mailbox.address, name, data={"change": "created"})],
+    )
+    return folder

@@ -1,0 +1,801 @@
+"""The single write path for mail, and the reads that go with it.
+
+Every way a message enters or changes ends here: SMTP/LMTP delivery
+(:func:`ingest`, :func:`ingest_many` and the group-commit
+:class:`IngestQueue`), IMAP APPEND and API inject (:func:`append`), flags,
+copy, move, delete/expunge and purge. Each function commits one transaction
+and then publishes its events on the bus it is handed (STYLE rules 1 and 2),
+so a subscriber that reacts to an event always finds the change in the
+database, and a transaction that fails publishes nothing.
+
+Messages are addressed by mailbox address, folder name and IMAP UID. UIDs,
+mod-sequences and the folder counters are handled by ``store/uids.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from tortoise.expressions import Q
+from tortoise.queryset import QuerySet
+
+from mailcue_server.errors import Invalid, NotFound
+from mailcue_server.events.bus import Event, EventBus, EventType, publish_quietly
+from mailcue_server.mail.index import IndexFields, index_message
+from mailcue_server.store import uids
+from mailcue_server.store.mail_models import (
+    INBOX,
+    Folder,
+    Mailbox,
+    Message,
+    SystemFlag,
+    decode_flags,
+    encode_flags,
+)
+from mailcue_server.store.mailboxes import (
+    get_folder,
+    get_mailbox,
+    get_or_create_mailbox,
+    normalise_address,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_ID = 255
+QUERY_CHUNK = 1000
+"""UIDs per ``IN (...)`` query: far below SQLite's and asyncpg's parameter limits."""
+
+SUMMARY_FIELDS = tuple(
+    name for name in Message._meta.fields_map if name not in ("raw_bytes", "folder")
+)
+"""Every column but the raw bytes: what listings load."""
+
+# Every bitmask with \Deleted set: filters on one bit the same way on every engine.
+_DELETED_VALUES = [value for value in range(max(SystemFlag) * 2) if value & SystemFlag.DELETED]
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """One message delivered by SMTP or LMTP.
+
+    Attributes:
+        raw: The exact bytes to store (our ``Received`` header included).
+        recipients: Envelope recipients; each gets a copy in its INBOX.
+        mail_from: The envelope sender, ``""`` for ``<>``.
+        source: Where it came from (``smtp``, ``lmtp``, ``inject``...), for events.
+        received_at: The IMAP internal date; the commit time when ``None``.
+        fields: The index of ``raw`` if already computed (:class:`IngestQueue` does
+            that in the submitter's task, while the previous transaction runs).
+    """
+
+    raw: bytes
+    recipients: tuple[str, ...]
+    mail_from: str = ""
+    source: str = "smtp"
+    received_at: datetime | None = None
+    fields: IndexFields | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """Where a message landed: enough for APPENDUID/COPYUID (RFC 4315) and the REST ``uid``."""
+
+    mailbox: str
+    folder: str
+    uid: int
+    uid_validity: int
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    """The outcome of one delivery: stored copies, and recipients without a mailbox."""
+
+    stored: tuple[Stored, ...]
+    unknown: tuple[str, ...] = ()
+
+
+class FlagMode(StrEnum):
+    """IMAP STORE's three ways to change flags (RFC 9051 section 6.4.6)."""
+
+    REPLACE = "replace"
+    ADD = "add"
+    REMOVE = "remove"
+
+
+class Sort(StrEnum):
+    """Listing orders; the REST ``sort`` values plus the thread view."""
+
+    DATE_DESC = "date_desc"
+    DATE_ASC = "date_asc"
+    THREAD = "thread"
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a folder listing (messages loaded without their raw bytes)."""
+
+    total: int
+    messages: list[Message]
+
+
+@dataclass(frozen=True, slots=True)
+class FolderStatus:
+    """What IMAP STATUS/SELECT report, from the folder's counters (no message scan)."""
+
+    name: str
+    exists: int
+    unseen: int
+    uid_next: int
+    uid_validity: int
+    highest_modseq: int
+    size_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxCounts:
+    """Totals over a mailbox's folders (``emails`` and ``unread`` include every folder)."""
+
+    emails: int
+    unread: int
+    junk: int
+    size_bytes: int
+    folders: tuple[FolderStatus, ...] = field(default=())
+
+
+# --- delivery -------------------------------------------------------------------------------
+
+
+async def ingest(
+    raw: bytes,
+    recipients: Sequence[str],
+    *,
+    bus: EventBus,
+    mail_from: str = "",
+    source: str = "smtp",
+    create_mailboxes: bool = True,
+) -> IngestResult:
+    """Deliver one message to the INBOX of each recipient (one transaction).
+
+    Args:
+        raw: The exact bytes to store.
+        recipients: Envelope recipients.
+        bus: Where ``email.received`` (and ``mailbox.created``) are published after commit.
+        mail_from: The envelope sender.
+        source: For the event (``smtp``, ``lmtp``, ``inject``...).
+        create_mailboxes: Test mode: an unknown recipient gets a mailbox. When
+            ``False`` (production) unknown recipients are reported, not created.
+    """
+    item = Incoming(raw=raw, recipients=tuple(recipients), mail_from=mail_from, source=source)
+    [result] = await ingest_many([item], bus=bus, create_mailboxes=create_mailboxes)
+    return result
+
+
+async def ingest_many(
+    batch: Sequence[Incoming], *, bus: EventBus, create_mailboxes: bool = True
+) -> list[IngestResult]:
+    """Deliver several messages in one transaction (group commit).
+
+    Mailboxes created for unknown recipients commit first, each on its own
+    (a concurrent creator may win; its mailbox is used). Then every copy is
+    inserted in a single transaction and the events follow its commit.
+
+    Returns:
+        One result per item, in order.
+    """
+    indexed = [item.fields or index_message(item.raw) for item in batch]
+    targets = [_unique(normalise_address(r) for r in item.recipients) for item in batch]
+    inboxes = await _inbox_ids({address for addresses in targets for address in addresses})
+    missing = {address for addresses in targets for address in addresses} - inboxes.keys()
+    if missing and create_mailboxes:
+        for address in sorted(missing):
+            try:
+                await get_or_create_mailbox(address, bus=bus)
+            except Invalid:
+                continue  # stays unknown
+        inboxes.update(await _inbox_ids(missing))
+    now = datetime.now(UTC)
+    plan: dict[int, list[int]] = {}  # folder id -> sizes of the copies it gets, in order
+    for item, addresses in zip(batch, targets, strict=True):
+        for address in addresses:
+            if address in inboxes:
+                plan.setdefault(inboxes[address], []).append(len(item.raw))
+    results: list[IngestResult] = []
+    events: list[Event] = []
+    async with uids.write_transaction():
+        reserved: dict[int, uids.Reservation] = {}
+        for folder_id in sorted(plan):
+            sizes = plan[folder_id]
+            taken = await uids.reserve(
+                folder_id, count=len(sizes), unseen=len(sizes), size=sum(sizes)
+            )
+            if taken is not None:
+                reserved[folder_id] = taken
+        next_uid = {folder_id: taken.first_uid for folder_id, taken in reserved.items()}
+        rows: list[Message] = []
+        for item, fields, addresses in zip(batch, indexed, targets, strict=True):
+            stored: list[Stored] = []
+            for address in addresses:
+                taken = reserved.get(inboxes.get(address, -1))
+                if taken is None:
+                    continue  # no mailbox (production mode), or deleted meanwhile
+                uid = next_uid[taken.folder_id]
+                next_uid[taken.folder_id] += 1
+                when = item.received_at or now
+                rows.append(_new_row(taken, uid, item.raw, fields, 0, "", when))
+                stored.append(Stored(address, INBOX, uid, taken.uid_validity))
+                events.append(_received(address, INBOX, uid, fields, len(item.raw), item.source))
+            unknown = tuple(a for a in addresses if a not in {s.mailbox for s in stored})
+            results.append(IngestResult(tuple(stored), unknown))
+        await Message.bulk_create(rows)
+    await publish_quietly(bus, events)
+    return results
+
+
+class IngestQueue:
+    """Group commit for the SMTP hot path: concurrent deliveries share transactions.
+
+    Each :meth:`submit` waits for the commit of the transaction that carries
+    its message, so the SMTP ``250`` still means durable. No timer: while
+    one transaction runs, the next deliveries queue up and go together in the
+    next one, so batches grow with load and a lone message waits for nothing.
+
+    Start it from a task that holds the database context and is not inside a
+    transaction: the worker task inherits the caller's Tortoise connection.
+
+    Args:
+        bus: Passed to :func:`ingest_many`.
+        create_mailboxes: Passed to :func:`ingest_many`.
+        max_batch: Most messages per transaction.
+        max_batch_bytes: Most raw bytes per transaction (a batch holds at least one message).
+    """
+
+    def __init__(
+        self,
+        *,
+        bus: EventBus,
+        create_mailboxes: bool,
+        max_batch: int = 256,
+        max_batch_bytes: int = 32 * 1024 * 1024,
+    ) -> None:
+        self._bus = bus
+        self._create = create_mailboxes
+        self._max_batch = max_batch
+        self._max_bytes = max_batch_bytes
+        self._queue: asyncio.Queue[tuple[Incoming, asyncio.Future[IngestResult]] | None] = (
+            asyncio.Queue(maxsize=max_batch * 4)
+        )
+        self._worker: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if self._worker is None:
+            self._worker = asyncio.create_task(self._run(), name="ingest-queue")
+
+    async def submit(self, item: Incoming) -> IngestResult:
+        """Queue one delivery and wait until it is committed.
+
+        Raises:
+            Exception: Whatever storing this message raised (its batch peers are unaffected).
+        """
+        if self._worker is None or self._worker.done():
+            raise RuntimeError("the ingest queue is not running")
+        future: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
+        if item.fields is None:
+            item = dataclasses.replace(item, fields=index_message(item.raw))
+        await self._queue.put((item, future))
+        return await future
+
+    async def close(self) -> None:
+        """Commit everything queued so far, then stop."""
+        if self._worker is not None:
+            await self._queue.put(None)
+            await self._worker
+            self._worker = None
+
+    async def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = await self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            size = len(first[0].raw)
+            while len(batch) < self._max_batch and size < self._max_bytes:
+                try:
+                    queued = self._queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    break
+                if queued is None:
+                    stopping = True
+                    break
+                batch.append(queued)
+                size += len(queued[0].raw)
+            await self._commit(batch)
+
+    async def _commit(self, batch: list[tuple[Incoming, asyncio.Future[IngestResult]]]) -> None:
+        items = [item for item, _ in batch]
+        try:
+            results = await ingest_many(items, bus=self._bus, create_mailboxes=self._create)
+        except Exception as exc:
+            if len(batch) == 1:
+                _settle(batch[0][1], exc)
+                return
+            log.warning(
+                "group commit of %d messages failed (%s); retrying one by one", len(batch), exc
+            )
+            for one in batch:
+                await self._commit([one])
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            _settle(future, result)
+
+
+def _settle(future: asyncio.Future[IngestResult], outcome: IngestResult | Exception) -> None:
+    if future.done():
+        return  # the waiter went away; the message is stored all the same
+    if isinstance(outcome, Exception):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
+
+
+async def append(
+    mailbox: str,
+    folder: str,
+    raw: bytes,
+    *,
+    bus: EventBus,
+    flags: Iterable[str] = (),
+    internal_date: datetime | None = None,
+    source: str = "append",
+) -> Stored:
+    """Store a message straight into a folder: IMAP APPEND (RFC 9051 section 6.3.12) and inject.
+
+    Args:
+        mailbox: The mailbox address.
+        folder: The folder name.
+        raw: The exact bytes to store.
+        bus: Where ``email.received`` is published after commit.
+        flags: IMAP flag names to set.
+        internal_date: The internal date; now when ``None``.
+        source: For the event (``append``, ``inject``...).
+
+    Returns:
+        The UID and UIDVALIDITY (APPENDUID, RFC 4315).
+
+    Raises:
+        NotFound: No such mailbox or folder.
+    """
+    target = await get_folder(mailbox, folder)
+    address = normalise_address(mailbox)
+    fields = index_message(raw)
+    bits, keywords = encode_flags(flags)
+    unseen = 0 if bits & SystemFlag.SEEN else 1
+    async with uids.write_transaction():
+        taken = await uids.reserve(target.id, count=1, unseen=unseen, size=len(raw))
+        if taken is None:
+            raise NotFound(f"Folder '{folder}' of mailbox '{mailbox}' not found")
+        when = internal_date or datetime.now(UTC)
+        await _new_row(taken, taken.first_uid, raw, fields, bits, keywords, when).save()
+    name = target.name
+    event = _received(address, name, taken.first_uid, fields, len(raw), source)
+    await publish_quietly(bus, [event])
+    return Stored(address, name, taken.first_uid, taken.uid_validity)
+
+
+def _new_row(
+    folder: uids.Reservation,
+    uid: int,
+    raw: bytes,
+    fields: IndexFields,
+    flags: int,
+    keywords: str,
+    internal_date: datetime,
+) -> Message:
+    return Message(
+        folder_id=folder.folder_id,
+        uid=uid,
+        flags=flags,
+        keywords=keywords,
+        modseq=folder.modseq,
+        internal_date=internal_date,
+        size=len(raw),
+        message_id=fields.message_id[:MAX_MESSAGE_ID],
+        subject=fields.subject,
+        from_addr=fields.from_addr,
+        from_name=fields.from_name,
+        to_addrs=list(fields.to_addrs),
+        cc_addrs=list(fields.cc_addrs),
+        date_header=fields.date,
+        in_reply_to=fields.in_reply_to,
+        references=list(fields.references),
+        thread_id=fields.thread_id,
+        has_attachments=fields.has_attachments,
+        preview=fields.preview,
+        is_signed=fields.is_signed,
+        is_encrypted=fields.is_encrypted,
+        raw_bytes=raw,
+    )
+
+
+def _received(
+    address: str, folder: str, uid: int, fields: IndexFields, size: int, source: str
+) -> Event:
+    data = {
+        "subject": fields.subject,
+        "from": fields.from_addr,
+        "from_name": fields.from_name,
+        "to": list(fields.to_addrs),
+        "message_id": fields.message_id,
+        "size": size,
+        "source": source,
+    }
+    return Event(EventType.EMAIL_RECEIVED, address, folder, uid, data)
+
+
+async def _inbox_ids(addresses: set[str]) -> dict[str, int]:
+    if not addresses:
+        return {}
+    rows = await Folder.filter(mailbox__address__in=sorted(addresses), name=INBOX).values_list(
+        "mailbox__address", "id"
+    )
+    return {str(address): int(folder_id) for address, folder_id in rows}
+
+
+def _unique(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(value for value in values if value))
+
+
+# --- changes --------------------------------------------------------------------------------
+
+
+async def set_flags(
+    mailbox: str,
+    folder: str,
+    uids_: Sequence[int],
+    flags: Iterable[str],
+    *,
+    bus: EventBus,
+    mode: FlagMode = FlagMode.REPLACE,
+) -> dict[int, list[str]]:
+    """Change flags (IMAP STORE, REST flags); publishes ``email.flags_changed`` per change.
+
+    Returns:
+        The new flags of every message that exists, by UID (changed or not).
+
+    Raises:
+        NotFound: No such mailbox or folder.
+    """
+    target = await get_folder(mailbox, folder)
+    address = normalise_address(mailbox)
+    bits, keywords = encode_flags(flags)
+    wanted_keywords = set(keywords.split())
+    result: dict[int, list[str]] = {}
+    events: list[Event] = []
+    async with uids.write_transaction():
+        locked = await _lock(target)
+        rows = await _rows(
+            Message.filter(folder_id=target.id), uids_, "id", "uid", "flags", "keywords"
+        )
+        changes: dict[tuple[int, str], list[int]] = {}
+        for row in rows:
+            uid, old_bits, old_keywords = int(row["uid"]), int(row["flags"]), str(row["keywords"])
+            new_bits, new_keywords = _apply(mode, old_bits, old_keywords, bits, wanted_keywords)
+            result[uid] = decode_flags(new_bits, new_keywords)
+            if (new_bits, new_keywords) == (old_bits, old_keywords):
+                continue
+            changes.setdefault((new_bits, new_keywords), []).append(int(row["id"]))
+            was_seen, is_seen = old_bits & SystemFlag.SEEN, new_bits & SystemFlag.SEEN
+            locked.account(unseen=(0 if is_seen else 1) - (0 if was_seen else 1))
+            data = {"flags": result[uid], "seen": bool(is_seen)}
+            events.append(Event(EventType.EMAIL_FLAGS_CHANGED, address, target.name, uid, data))
+        for (new_bits, new_keywords), ids in changes.items():
+            for start in range(0, len(ids), QUERY_CHUNK):
+                await Message.filter(id__in=ids[start : start + QUERY_CHUNK]).update(
+                    flags=new_bits, keywords=new_keywords, modseq=locked.modseq()
+                )
+        await locked.save()
+    await publish_quietly(bus, events)
+    return result
+
+
+def _apply(
+    mode: FlagMode, bits: int, keywords: str, change_bits: int, change_keywords: set[str]
+) -> tuple[int, str]:
+    current = set(keywords.split())
+    if mode is FlagMode.ADD:
+        return bits | change_bits, " ".join(sorted(current | change_keywords))
+    if mode is FlagMode.REMOVE:
+        return bits & ~change_bits, " ".join(sorted(current - change_keywords))
+    return change_bits, " ".join(sorted(change_keywords))
+
+
+async def copy(
+    mailbox: str, folder: str, uids_: Sequence[int], destination: str, *, bus: EventBus
+) -> dict[int, int]:
+    """Copy messages to another folder of the same mailbox (IMAP COPY).
+
+    Returns:
+        Source UID -> new UID, for COPYUID (RFC 4315); missing UIDs are left out.
+    """
+    return await _transfer(mailbox, folder, uids_, destination, bus=bus, move=False)
+
+
+async def move(
+    mailbox: str, folder: str, uids_: Sequence[int], destination: str, *, bus: EventBus
+) -> dict[int, int]:
+    """Move messages to another folder of the same mailbox, atomically (IMAP MOVE, RFC 6851).
+
+    Returns:
+        Source UID -> new UID; missing UIDs are left out.
+    """
+    return await _transfer(mailbox, folder, uids_, destination, bus=bus, move=True)
+
+
+async def _transfer(
+    mailbox: str, folder: str, uids_: Sequence[int], destination: str, *, bus: EventBus, move: bool
+) -> dict[int, int]:
+    source = await get_folder(mailbox, folder)
+    target = await get_folder(mailbox, destination)
+    if source.id == target.id:
+        raise Invalid("Source and destination folder are the same")
+    address = normalise_address(mailbox)
+    mapping: dict[int, int] = {}
+    events: list[Event] = []
+    kind = EventType.EMAIL_MOVED if move else EventType.EMAIL_COPIED
+    async with uids.write_transaction():
+        locked = await uids.lock_folders([source.id, target.id])
+        if len(locked) < 2:
+            raise NotFound("The folder was deleted meanwhile")
+        src, dst = locked[source.id], locked[target.id]
+        originals = await _messages(source.id, uids_)
+        new_uids = dst.allocate_uids(len(originals))
+        copies = []
+        for original, uid in zip(originals, new_uids, strict=True):
+            copies.append(_copy_row(original, dst, uid))
+            mapping[original.uid] = uid
+            unseen = 0 if original.flags & SystemFlag.SEEN else 1
+            dst.account(messages=1, unseen=unseen, size=original.size)
+            if move:
+                src.account(messages=-1, unseen=-unseen, size=-original.size)
+            data = {
+                "from_folder": source.name,
+                "from_uid": original.uid,
+                "subject": original.subject,
+            }
+            events.append(Event(kind, address, target.name, uid, data))
+        await Message.bulk_create(copies)
+        if move and originals:
+            await _delete_ids([m.id for m in originals])
+            src.modseq()
+        await uids.save_all(locked.values())
+    await publish_quietly(bus, events)
+    return mapping
+
+
+def _copy_row(original: Message, folder: uids.LockedFolder, uid: int) -> Message:
+    values = {name: getattr(original, name) for name in SUMMARY_FIELDS if name != "id"}
+    values.update(folder_id=folder.id, uid=uid, modseq=folder.modseq())
+    return Message(**values, raw_bytes=original.raw_bytes)
+
+
+async def delete(mailbox: str, folder: str, uids_: Sequence[int], *, bus: EventBus) -> list[int]:
+    """Remove messages for good, whatever their flags (REST delete, POP3 DELE at QUIT).
+
+    Returns:
+        The UIDs removed.
+    """
+    target = await get_folder(mailbox, folder)
+    return await _remove(mailbox, target, uids_, only_deleted=False, bus=bus)
+
+
+async def expunge(
+    mailbox: str, folder: str, *, bus: EventBus, uids_: Sequence[int] | None = None
+) -> list[int]:
+    """Remove the messages flagged ``\\Deleted`` (IMAP EXPUNGE, or UID EXPUNGE with ``uids_``).
+
+    Returns:
+        The UIDs removed.
+    """
+    target = await get_folder(mailbox, folder)
+    return await _remove(mailbox, target, uids_, only_deleted=True, bus=bus)
+
+
+async def _remove(
+    mailbox: str,
+    target: Folder,
+    uids_: Sequence[int] | None,
+    *,
+    only_deleted: bool,
+    bus: EventBus,
+) -> list[int]:
+    address = normalise_address(mailbox)
+    async with uids.write_transaction():
+        locked = await _lock(target)
+        query = Message.filter(folder_id=target.id)
+        if only_deleted:
+            query = query.filter(flags__in=_DELETED_VALUES)
+        columns = ("id", "uid", "flags", "size")
+        if uids_ is None:
+            rows = await query.values(*columns)
+        else:
+            rows = await _rows(query, uids_, *columns)
+        await _delete_ids([row["id"] for row in rows])
+        for row in rows:
+            unseen = 0 if int(row["flags"]) & SystemFlag.SEEN else 1
+            locked.account(messages=-1, unseen=-unseen, size=-int(row["size"]))
+        if rows:
+            locked.modseq()
+        await locked.save()
+    removed = sorted(int(row["uid"]) for row in rows)
+    await publish_quietly(
+        bus, [Event(EventType.EMAIL_DELETED, address, target.name, uid) for uid in removed]
+    )
+    return removed
+
+
+async def purge_mailbox(address: str, *, bus: EventBus) -> int:
+    """Delete every message of a mailbox; folders and their UID counters stay.
+
+    Publishes one ``mailbox.purged`` event. Returns the number of messages removed.
+    """
+    mailbox = await get_mailbox(address)
+    async with uids.write_transaction():
+        locked = await uids.lock_mailbox_folders(mailbox.id)
+        removed = await Message.filter(folder_id__in=list(locked)).delete()
+        for folder in locked.values():
+            if folder.folder.message_count:
+                folder.modseq()
+            f = folder.folder
+            folder.account(messages=-f.message_count, unseen=-f.unseen_count, size=-f.total_bytes)
+        await uids.save_all(locked.values())
+    await publish_quietly(
+        bus, [Event(EventType.MAILBOX_PURGED, mailbox.address, data={"deleted": removed})]
+    )
+    return int(removed)
+
+
+async def delete_mailbox(address: str, *, bus: EventBus) -> None:
+    """Delete a mailbox with its folders and messages; publishes ``mailbox.deleted``.
+
+    Raises:
+        NotFound: No such mailbox.
+    """
+    mailbox = await get_mailbox(address)
+    async with uids.write_transaction():
+        await Mailbox.filter(id=mailbox.id).delete()
+    await publish_quietly(
+        bus, [Event(EventType.MAILBOX_DELETED, mailbox.address, data={"id": str(mailbox.id)})]
+    )
+
+
+# --- reads ----------------------------------------------------------------------------------
+
+
+async def get_by_uid(mailbox: str, folder: str, uid: int) -> Message:
+    """The whole message, raw bytes included.
+
+    Raises:
+        NotFound: No such mailbox, folder or message.
+    """
+    target = await get_folder(mailbox, folder)
+    message = await Message.get_or_none(folder_id=target.id, uid=uid)
+    if message is None:
+        raise NotFound(f"Message {uid} not found in {folder}")
+    return message
+
+
+async def raw_bytes(mailbox: str, folder: str, uid: int) -> bytes:
+    """The message exactly as received (the ``.eml`` download, POP3 RETR, IMAP BODY[])."""
+    target = await get_folder(mailbox, folder)
+    values = await Message.filter(folder_id=target.id, uid=uid).values_list("raw_bytes", flat=True)
+    if not values:
+        raise NotFound(f"Message {uid} not found in {folder}")
+    return bytes(values[0])
+
+
+async def list_page(
+    mailbox: str,
+    folder: str = INBOX,
+    *,
+    offset: int = 0,
+    limit: int = 50,
+    sort: Sort = Sort.DATE_DESC,
+    search: str | None = None,
+) -> Page:
+    """One page of a folder, without raw bytes.
+
+    Args:
+        mailbox: The mailbox address.
+        folder: The folder name.
+        offset: Messages to skip.
+        limit: Most messages to return.
+        sort: Newest first, oldest first, or grouped by thread.
+        search: Case-insensitive text to find in the subject, the sender or the preview.
+    """
+    target = await get_folder(mailbox, folder)
+    query = Message.filter(folder_id=target.id)
+    if search:
+        query = query.filter(
+            Q(subject__icontains=search)
+            | Q(from_addr__icontains=search)
+            | Q(from_name__icontains=search)
+            | Q(preview__icontains=search)
+        )
+    total = await query.count() if search else target.message_count
+    order = {
+        Sort.DATE_DESC: ("-internal_date", "-uid"),
+        Sort.DATE_ASC: ("internal_date", "uid"),
+        Sort.THREAD: ("thread_id", "internal_date", "uid"),
+    }[Sort(sort)]
+    messages = await query.order_by(*order).offset(offset).limit(limit).only(*SUMMARY_FIELDS)
+    return Page(total=total, messages=list(messages))
+
+
+async def folder_status(mailbox: str, folder: str = INBOX) -> FolderStatus:
+    """EXISTS, UNSEEN, UIDNEXT, UIDVALIDITY (RFC 9051 section 6.3.11) from the counters."""
+    return _status(await get_folder(mailbox, folder))
+
+
+async def mailbox_counts(address: str) -> MailboxCounts:
+    """Message, unread and junk counts of a mailbox, from the folder counters."""
+    mailbox = await get_mailbox(address)
+    folders = await Folder.filter(mailbox_id=mailbox.id).order_by("id")
+    statuses = tuple(_status(folder) for folder in folders)
+    return MailboxCounts(
+        emails=sum(s.exists for s in statuses),
+        unread=sum(s.unseen for s in statuses),
+        junk=sum(f.message_count for f in folders if f.special_use == "\\Junk"),
+        size_bytes=sum(s.size_bytes for s in statuses),
+        folders=statuses,
+    )
+
+
+def _status(folder: Folder) -> FolderStatus:
+    return FolderStatus(
+        name=folder.name,
+        exists=folder.message_count,
+        unseen=folder.unseen_count,
+        uid_next=folder.uid_next,
+        uid_validity=folder.uid_validity,
+        highest_modseq=folder.highest_modseq,
+        size_bytes=folder.total_bytes,
+    )
+
+
+async def _lock(folder: Folder) -> uids.LockedFolder:
+    locked = await uids.lock_folders([folder.id])
+    if not locked:
+        raise NotFound(f"Folder '{folder.name}' was deleted meanwhile")
+    return locked[folder.id]
+
+
+async def _delete_ids(ids: list[int]) -> None:
+    for start in range(0, len(ids), QUERY_CHUNK):
+        await Message.filter(id__in=ids[start : start + QUERY_CHUNK]).delete()
+
+
+async def _rows(
+    query: QuerySet[Message], uids_: Sequence[int], *columns: str
+) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    wanted = sorted(set(uids_))
+    for start in range(0, len(wanted), QUERY_CHUNK):
+        chunk = wanted[start : start + QUERY_CHUNK]
+        rows += await query.filter(uid__in=chunk).values(*columns)
+    return sorted(rows, key=lambda row: int(row["uid"]))
+
+
+async def _messages(folder_id: int, uids_: Sequence[int]) -> list[Message]:
+    found: list[Message] = []
+    wanted = sorted(set(uids_))
+    for start in range(0, len(wanted), QUERY_CHUNK):
+        chunk = wanted[start : start + QUERY_CHUNK]
+        found += await Message.filter(folder_id=folder_id, uid__in=chunk).order_by("uid")
+    return found
