@@ -1,12 +1,12 @@
 """The single write path for mail, and the reads that go with it.
 
-Every way a message enters or changes ends here: SMTP/LMTP delivery
-(:func:`ingest`, :func:`ingest_many` and the group-commit
-:class:`IngestQueue`), IMAP APPEND and API inject (:func:`append`), flags,
-copy, move, delete/expunge and purge. Each function commits one transaction
-and then publishes its events on the bus it is handed (STYLE rules 1 and 2),
-so a subscriber that reacts to an event always finds the change in the
-database, and a transaction that fails publishes nothing.
+Every way a message enters or changes ends here or in ``store/ingest.py``
+(SMTP/LMTP delivery and its group commit): IMAP APPEND and API inject
+(:func:`append`), flags, copy, move, delete/expunge and purge. Each function
+commits one transaction and then publishes its events on the bus it is
+handed (STYLE rules 1 and 2), so a subscriber that reacts to an event always
+finds the change in the database, and a transaction that fails publishes
+nothing.
 
 Messages are addressed by mailbox address, folder name and IMAP UID. UIDs,
 mod-sequences and the folder counters are handled by ``store/uids.py``.
@@ -14,8 +14,6 @@ mod-sequences and the folder counters are handled by ``store/uids.py``.
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +26,7 @@ from tortoise.queryset import QuerySet
 
 from mailcue_server.errors import Invalid, NotFound
 from mailcue_server.events.bus import Event, EventBus, EventType, publish_quietly
-from mailcue_server.mail.index import IndexFields, index_message
+from mailcue_server.mail.index import index_message
 from mailcue_server.store import uids
 from mailcue_server.store.mail_models import (
     INBOX,
@@ -42,13 +40,12 @@ from mailcue_server.store.mail_models import (
 from mailcue_server.store.mailboxes import (
     get_folder,
     get_mailbox,
-    get_or_create_mailbox,
     normalise_address,
 )
+from mailcue_server.store.message_rows import Stored, new_row, received_event
 
 log = logging.getLogger(__name__)
 
-MAX_MESSAGE_ID = 255
 QUERY_CHUNK = 1000
 """UIDs per ``IN (...)`` query: far below SQLite's and asyncpg's parameter limits."""
 
@@ -59,46 +56,6 @@ SUMMARY_FIELDS = tuple(
 
 # Every bitmask with \Deleted set: filters on one bit the same way on every engine.
 _DELETED_VALUES = [value for value in range(max(SystemFlag) * 2) if value & SystemFlag.DELETED]
-
-
-@dataclass(frozen=True, slots=True)
-class Incoming:
-    """One message delivered by SMTP or LMTP.
-
-    Attributes:
-        raw: The exact bytes to store (our ``Received`` header included).
-        recipients: Envelope recipients; each gets a copy in its INBOX.
-        mail_from: The envelope sender, ``""`` for ``<>``.
-        source: Where it came from (``smtp``, ``lmtp``, ``inject``...), for events.
-        received_at: The IMAP internal date; the commit time when ``None``.
-        fields: The index of ``raw`` if already computed (:class:`IngestQueue` does
-            that in the submitter's task, while the previous transaction runs).
-    """
-
-    raw: bytes
-    recipients: tuple[str, ...]
-    mail_from: str = ""
-    source: str = "smtp"
-    received_at: datetime | None = None
-    fields: IndexFields | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Stored:
-    """Where a message landed: enough for APPENDUID/COPYUID (RFC 4315) and the REST ``uid``."""
-
-    mailbox: str
-    folder: str
-    uid: int
-    uid_validity: int
-
-
-@dataclass(frozen=True, slots=True)
-class IngestResult:
-    """The outcome of one delivery: stored copies, and recipients without a mailbox."""
-
-    stored: tuple[Stored, ...]
-    unknown: tuple[str, ...] = ()
 
 
 class FlagMode(StrEnum):
@@ -149,202 +106,6 @@ class MailboxCounts:
     folders: tuple[FolderStatus, ...] = field(default=())
 
 
-# --- delivery -------------------------------------------------------------------------------
-
-
-async def ingest(
-    raw: bytes,
-    recipients: Sequence[str],
-    *,
-    bus: EventBus,
-    mail_from: str = "",
-    source: str = "smtp",
-    create_mailboxes: bool = True,
-) -> IngestResult:
-    """Deliver one message to the INBOX of each recipient (one transaction).
-
-    Args:
-        raw: The exact bytes to store.
-        recipients: Envelope recipients.
-        bus: Where ``email.received`` (and ``mailbox.created``) are published after commit.
-        mail_from: The envelope sender.
-        source: For the event (``smtp``, ``lmtp``, ``inject``...).
-        create_mailboxes: Test mode: an unknown recipient gets a mailbox. When
-            ``False`` (production) unknown recipients are reported, not created.
-    """
-    item = Incoming(raw=raw, recipients=tuple(recipients), mail_from=mail_from, source=source)
-    [result] = await ingest_many([item], bus=bus, create_mailboxes=create_mailboxes)
-    return result
-
-
-async def ingest_many(
-    batch: Sequence[Incoming], *, bus: EventBus, create_mailboxes: bool = True
-) -> list[IngestResult]:
-    """Deliver several messages in one transaction (group commit).
-
-    Mailboxes created for unknown recipients commit first, each on its own
-    (a concurrent creator may win; its mailbox is used). Then every copy is
-    inserted in a single transaction and the events follow its commit.
-
-    Returns:
-        One result per item, in order.
-    """
-    indexed = [item.fields or index_message(item.raw) for item in batch]
-    targets = [_unique(normalise_address(r) for r in item.recipients) for item in batch]
-    inboxes = await _inbox_ids({address for addresses in targets for address in addresses})
-    missing = {address for addresses in targets for address in addresses} - inboxes.keys()
-    if missing and create_mailboxes:
-        for address in sorted(missing):
-            try:
-                await get_or_create_mailbox(address, bus=bus)
-            except Invalid:
-                continue  # stays unknown
-        inboxes.update(await _inbox_ids(missing))
-    now = datetime.now(UTC)
-    plan: dict[int, list[int]] = {}  # folder id -> sizes of the copies it gets, in order
-    for item, addresses in zip(batch, targets, strict=True):
-        for address in addresses:
-            if address in inboxes:
-                plan.setdefault(inboxes[address], []).append(len(item.raw))
-    results: list[IngestResult] = []
-    events: list[Event] = []
-    async with uids.write_transaction():
-        reserved: dict[int, uids.Reservation] = {}
-        for folder_id in sorted(plan):
-            sizes = plan[folder_id]
-            taken = await uids.reserve(
-                folder_id, count=len(sizes), unseen=len(sizes), size=sum(sizes)
-            )
-            if taken is not None:
-                reserved[folder_id] = taken
-        next_uid = {folder_id: taken.first_uid for folder_id, taken in reserved.items()}
-        rows: list[Message] = []
-        for item, fields, addresses in zip(batch, indexed, targets, strict=True):
-            stored: list[Stored] = []
-            for address in addresses:
-                taken = reserved.get(inboxes.get(address, -1))
-                if taken is None:
-                    continue  # no mailbox (production mode), or deleted meanwhile
-                uid = next_uid[taken.folder_id]
-                next_uid[taken.folder_id] += 1
-                when = item.received_at or now
-                rows.append(_new_row(taken, uid, item.raw, fields, 0, "", when))
-                stored.append(Stored(address, INBOX, uid, taken.uid_validity))
-                events.append(_received(address, INBOX, uid, fields, len(item.raw), item.source))
-            unknown = tuple(a for a in addresses if a not in {s.mailbox for s in stored})
-            results.append(IngestResult(tuple(stored), unknown))
-        await Message.bulk_create(rows)
-    await publish_quietly(bus, events)
-    return results
-
-
-class IngestQueue:
-    """Group commit for the SMTP hot path: concurrent deliveries share transactions.
-
-    Each :meth:`submit` waits for the commit of the transaction that carries
-    its message, so the SMTP ``250`` still means durable. No timer: while
-    one transaction runs, the next deliveries queue up and go together in the
-    next one, so batches grow with load and a lone message waits for nothing.
-
-    Start it from a task that holds the database context and is not inside a
-    transaction: the worker task inherits the caller's Tortoise connection.
-
-    Args:
-        bus: Passed to :func:`ingest_many`.
-        create_mailboxes: Passed to :func:`ingest_many`.
-        max_batch: Most messages per transaction.
-        max_batch_bytes: Most raw bytes per transaction (a batch holds at least one message).
-    """
-
-    def __init__(
-        self,
-        *,
-        bus: EventBus,
-        create_mailboxes: bool,
-        max_batch: int = 256,
-        max_batch_bytes: int = 32 * 1024 * 1024,
-    ) -> None:
-        self._bus = bus
-        self._create = create_mailboxes
-        self._max_batch = max_batch
-        self._max_bytes = max_batch_bytes
-        self._queue: asyncio.Queue[tuple[Incoming, asyncio.Future[IngestResult]] | None] = (
-            asyncio.Queue(maxsize=max_batch * 4)
-        )
-        self._worker: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        if self._worker is None:
-            self._worker = asyncio.create_task(self._run(), name="ingest-queue")
-
-    async def submit(self, item: Incoming) -> IngestResult:
-        """Queue one delivery and wait until it is committed.
-
-        Raises:
-            Exception: Whatever storing this message raised (its batch peers are unaffected).
-        """
-        if self._worker is None or self._worker.done():
-            raise RuntimeError("the ingest queue is not running")
-        future: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
-        if item.fields is None:
-            item = dataclasses.replace(item, fields=index_message(item.raw))
-        await self._queue.put((item, future))
-        return await future
-
-    async def close(self) -> None:
-        """Commit everything queued so far, then stop."""
-        if self._worker is not None:
-            await self._queue.put(None)
-            await self._worker
-            self._worker = None
-
-    async def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            first = await self._queue.get()
-            if first is None:
-                return
-            batch = [first]
-            size = len(first[0].raw)
-            while len(batch) < self._max_batch and size < self._max_bytes:
-                try:
-                    queued = self._queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    break
-                if queued is None:
-                    stopping = True
-                    break
-                batch.append(queued)
-                size += len(queued[0].raw)
-            await self._commit(batch)
-
-    async def _commit(self, batch: list[tuple[Incoming, asyncio.Future[IngestResult]]]) -> None:
-        items = [item for item, _ in batch]
-        try:
-            results = await ingest_many(items, bus=self._bus, create_mailboxes=self._create)
-        except Exception as exc:
-            if len(batch) == 1:
-                _settle(batch[0][1], exc)
-                return
-            log.warning(
-                "group commit of %d messages failed (%s); retrying one by one", len(batch), exc
-            )
-            for one in batch:
-                await self._commit([one])
-            return
-        for (_, future), result in zip(batch, results, strict=True):
-            _settle(future, result)
-
-
-def _settle(future: asyncio.Future[IngestResult], outcome: IngestResult | Exception) -> None:
-    if future.done():
-        return  # the waiter went away; the message is stored all the same
-    if isinstance(outcome, Exception):
-        future.set_exception(outcome)
-    else:
-        future.set_result(outcome)
-
-
 async def append(
     mailbox: str,
     folder: str,
@@ -382,74 +143,11 @@ async def append(
         if taken is None:
             raise NotFound(f"Folder '{folder}' of mailbox '{mailbox}' not found")
         when = internal_date or datetime.now(UTC)
-        await _new_row(taken, taken.first_uid, raw, fields, bits, keywords, when).save()
+        await new_row(taken, taken.first_uid, raw, fields, bits, keywords, when).save()
     name = target.name
-    event = _received(address, name, taken.first_uid, fields, len(raw), source)
+    event = received_event(address, name, taken.first_uid, fields, len(raw), source)
     await publish_quietly(bus, [event])
     return Stored(address, name, taken.first_uid, taken.uid_validity)
-
-
-def _new_row(
-    folder: uids.Reservation,
-    uid: int,
-    raw: bytes,
-    fields: IndexFields,
-    flags: int,
-    keywords: str,
-    internal_date: datetime,
-) -> Message:
-    return Message(
-        folder_id=folder.folder_id,
-        uid=uid,
-        flags=flags,
-        keywords=keywords,
-        modseq=folder.modseq,
-        internal_date=internal_date,
-        size=len(raw),
-        message_id=fields.message_id[:MAX_MESSAGE_ID],
-        subject=fields.subject,
-        from_addr=fields.from_addr,
-        from_name=fields.from_name,
-        to_addrs=list(fields.to_addrs),
-        cc_addrs=list(fields.cc_addrs),
-        date_header=fields.date,
-        in_reply_to=fields.in_reply_to,
-        references=list(fields.references),
-        thread_id=fields.thread_id,
-        has_attachments=fields.has_attachments,
-        preview=fields.preview,
-        is_signed=fields.is_signed,
-        is_encrypted=fields.is_encrypted,
-        raw_bytes=raw,
-    )
-
-
-def _received(
-    address: str, folder: str, uid: int, fields: IndexFields, size: int, source: str
-) -> Event:
-    data = {
-        "subject": fields.subject,
-        "from": fields.from_addr,
-        "from_name": fields.from_name,
-        "to": list(fields.to_addrs),
-        "message_id": fields.message_id,
-        "size": size,
-        "source": source,
-    }
-    return Event(EventType.EMAIL_RECEIVED, address, folder, uid, data)
-
-
-async def _inbox_ids(addresses: set[str]) -> dict[str, int]:
-    if not addresses:
-        return {}
-    rows = await Folder.filter(mailbox__address__in=sorted(addresses), name=INBOX).values_list(
-        "mailbox__address", "id"
-    )
-    return {str(address): int(folder_id) for address, folder_id in rows}
-
-
-def _unique(values: Iterable[str]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(value for value in values if value))
 
 
 # --- changes --------------------------------------------------------------------------------

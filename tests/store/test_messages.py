@@ -13,10 +13,11 @@ from tortoise.transactions import in_transaction
 from mailcue_server.errors import Invalid, NotFound
 from mailcue_server.events.bus import ALL_EVENTS, Event, EventType, channel_for
 from mailcue_server.events.memory import MemoryBus
-from mailcue_server.store import mailboxes, messages
+from mailcue_server.store import ingest, mailboxes, messages
 from mailcue_server.store.db import Database
+from mailcue_server.store.ingest import Incoming, IngestQueue
 from mailcue_server.store.mail_models import Folder, Message, decode_flags, encode_flags
-from mailcue_server.store.messages import FlagMode, Incoming, IngestQueue, Sort
+from mailcue_server.store.messages import FlagMode, Sort
 
 pytest_plugins = ["mail_db"]  # the parametrised ``db`` fixture (tests/store/mail_db.py)
 
@@ -65,7 +66,7 @@ async def make_mailbox(address: str, bus: MemoryBus | None = None) -> None:
 )
 async def test_raw_bytes_round_trip_exactly(db: Database, raw: bytes) -> None:
     bus = MemoryBus()
-    result = await messages.ingest(raw, ["alice@example.test"], bus=bus)
+    result = await ingest.ingest(raw, ["alice@example.test"], bus=bus)
     [stored] = result.stored
     assert await messages.raw_bytes("alice@example.test", "INBOX", stored.uid) == raw
     message = await messages.get_by_uid("alice@example.test", "INBOX", stored.uid)
@@ -75,7 +76,7 @@ async def test_raw_bytes_round_trip_exactly(db: Database, raw: bytes) -> None:
 
 
 async def test_index_fields_are_stored(db: Database) -> None:
-    await messages.ingest(REPORT, ["alice@example.test"], bus=MemoryBus())
+    await ingest.ingest(REPORT, ["alice@example.test"], bus=MemoryBus())
     message = await messages.get_by_uid("alice@example.test", "INBOX", 1)
     assert message.subject == "Grüße aus Köln"
     assert (message.from_name, message.from_addr) == ("Jörg Müller", "joerg@example.test")
@@ -89,7 +90,7 @@ async def test_index_fields_are_stored(db: Database) -> None:
 
 async def test_hostile_header_bytes_store_on_every_engine(db: Database) -> None:
     raw = b"Subject: nul\x00byte \xff\xfe\r\nMessage-ID: <\x00@x>\r\n\r\n\x00body"
-    await messages.ingest(raw, ["alice@example.test"], bus=MemoryBus())
+    await ingest.ingest(raw, ["alice@example.test"], bus=MemoryBus())
     message = await messages.get_by_uid("alice@example.test", "INBOX", 1)
     assert message.raw_bytes == raw
     assert "\x00" not in message.subject
@@ -99,7 +100,7 @@ async def test_ingest_to_several_recipients_and_auto_created_mailboxes(db: Datab
     bus = MemoryBus()
     await make_mailbox("alice@example.test")
     async with bus.subscribe([ALL_EVENTS]) as events:
-        result = await messages.ingest(
+        result = await ingest.ingest(
             mail("hi"), ["Alice@example.test", "bob@example.test", "alice@example.test"], bus=bus
         )
         await bus.close()
@@ -117,7 +118,7 @@ async def test_ingest_to_several_recipients_and_auto_created_mailboxes(db: Datab
 
 async def test_production_mode_creates_no_mailbox(db: Database) -> None:
     await make_mailbox("alice@example.test")
-    result = await messages.ingest(
+    result = await ingest.ingest(
         mail("hi"),
         ["alice@example.test", "ghost@example.test"],
         bus=MemoryBus(),
@@ -164,7 +165,7 @@ async def test_a_subscriber_reacting_to_an_event_finds_the_message(db: Database)
     async with bus.subscribe([channel_for("alice@example.test")]) as events:
         reader = asyncio.create_task(react())
         for n in range(10):
-            await messages.ingest(mail(f"smtp {n}"), ["alice@example.test"], bus=bus)
+            await ingest.ingest(mail(f"smtp {n}"), ["alice@example.test"], bus=bus)
             await messages.append("alice@example.test", "INBOX", mail(f"append {n}"), bus=bus)
         await asyncio.wait_for(reader, 10)
     assert len(found) == 20
@@ -180,7 +181,7 @@ async def test_a_failed_transaction_publishes_nothing(db: Database) -> None:
         with pytest.raises(IntegrityError):
             await messages.append("alice@example.test", "INBOX", mail("two"), bus=bus)
         with pytest.raises(IntegrityError):
-            await messages.ingest(mail("three"), ["alice@example.test"], bus=bus)
+            await ingest.ingest(mail("three"), ["alice@example.test"], bus=bus)
         await bus.close()
         assert [event async for event in events] == []
     status = await messages.folder_status("alice@example.test")
@@ -239,7 +240,7 @@ async def test_copy_and_move(db: Database) -> None:
     bus = MemoryBus()
     await make_mailbox("alice@example.test")
     for n in range(3):
-        await messages.ingest(mail(f"m{n}"), ["alice@example.test"], bus=bus)
+        await ingest.ingest(mail(f"m{n}"), ["alice@example.test"], bus=bus)
     await messages.set_flags("alice@example.test", "INBOX", [2], ["\\Seen"], bus=bus)
     await messages.append("alice@example.test", "Junk", mail("junk"), bus=bus)
     copied = await messages.copy("alice@example.test", "INBOX", [1, 2, 7], "Junk", bus=bus)
@@ -272,7 +273,7 @@ async def test_expunge_delete_and_purge(db: Database) -> None:
     bus = MemoryBus()
     await make_mailbox("alice@example.test")
     for n in range(5):
-        await messages.ingest(mail(f"m{n}"), ["alice@example.test"], bus=bus)
+        await ingest.ingest(mail(f"m{n}"), ["alice@example.test"], bus=bus)
     await messages.set_flags("alice@example.test", "INBOX", [2, 4], ["\\Deleted"], bus=bus)
     async with bus.subscribe([ALL_EVENTS]) as events:
         assert await messages.expunge("alice@example.test", "INBOX", bus=bus, uids_=[1, 2]) == [2]
@@ -295,7 +296,7 @@ async def test_expunge_delete_and_purge(db: Database) -> None:
 
 async def test_delete_mailbox_removes_its_mail(db: Database) -> None:
     bus = MemoryBus()
-    await messages.ingest(mail("x"), ["alice@example.test", "bob@example.test"], bus=bus)
+    await ingest.ingest(mail("x"), ["alice@example.test", "bob@example.test"], bus=bus)
     async with bus.subscribe([channel_for("alice@example.test")]) as events:
         await messages.delete_mailbox("alice@example.test", bus=bus)
         assert (await anext(events)).type is EventType.MAILBOX_DELETED

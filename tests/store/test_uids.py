@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 
 from mailcue_server.events.memory import MemoryBus
-from mailcue_server.store import mailboxes, messages, uids
+from mailcue_server.store import ingest, mailboxes, messages, uids
 from mailcue_server.store.db import Database
+from mailcue_server.store.ingest import Incoming
 from mailcue_server.store.mail_models import Folder, Message
-from mailcue_server.store.messages import Incoming
 
 pytest_plugins = ["mail_db"]  # the parametrised ``db`` fixture (tests/store/mail_db.py)
 
@@ -49,7 +49,7 @@ async def test_concurrent_writers_get_strictly_increasing_uids_visible_in_order(
                 Incoming(raw=mail(writer, n), recipients=(ADDRESS,))
                 for n in range(start, start + BATCH)
             ]
-            await messages.ingest_many(batch, bus=bus)
+            await ingest.ingest_many(batch, bus=bus)
 
     async def watcher() -> None:
         nonlocal polls
