@@ -1,4 +1,4 @@
-"""The composition root: builds settings, database and services once, starts and stops servers.
+"""The composition root: builds settings, database, bus and services once; starts and stops them.
 
 ``MailcueServer`` is what ``mailcue serve`` runs and what tests start on port
 0. Everything is passed down from here; nothing lives in module globals.
@@ -17,12 +17,23 @@ from fastapi import FastAPI
 
 from mailcue_server.api.app import create_app
 from mailcue_server.config import Settings, resolve_secret_key
+from mailcue_server.events.bus import EventBus
+from mailcue_server.events.memory import MemoryBus
+from mailcue_server.events.redis import RedisBus
 from mailcue_server.resolvers.context import Services
 from mailcue_server.resolvers.rate_limit import LoginLimiter
 from mailcue_server.resolvers.tokens import TokenService
 from mailcue_server.store.bootstrap import ensure_admin
 from mailcue_server.store.credentials import SecretBox
 from mailcue_server.store.db import Database
+from mailcue_server.store.ingest import IngestQueue
+from mailcue_server.workers.pop3.server import Pop3Server
+from mailcue_server.workers.pop3.store_backend import StorePop3Backend
+from mailcue_server.workers.smtp.server import Listener as SmtpListener
+from mailcue_server.workers.smtp.server import SmtpServer, TlsMode
+from mailcue_server.workers.smtp.sink import ListenerKind
+from mailcue_server.workers.smtp.store_sink import StoreSink
+from mailcue_server.workers.tls import TlsManager
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +46,11 @@ def build_services(settings: Settings, secret_key: str) -> Services:
         limiter=LoginLimiter(settings.login_max_attempts, settings.login_window_seconds),
         totp_box=SecretBox(secret_key, "totp"),
     )
+
+
+def build_bus(settings: Settings) -> EventBus:
+    """Redis pub/sub when configured (several nodes), else the in-process bus."""
+    return RedisBus(settings.redis_url) if settings.redis_url else MemoryBus()
 
 
 class _EmbeddedUvicorn(uvicorn.Server):
@@ -69,13 +85,18 @@ class Listener:
 
 @dataclass
 class MailcueServer:
-    """One MailCue node: database, services and every listener."""
+    """One MailCue node: database, bus, services and every listener."""
 
     settings: Settings
     db: Database | None = None
+    bus: EventBus | None = None
+    tls: TlsManager | None = None
     services: Services | None = None
     http_app: FastAPI | None = None
     listeners: dict[str, Listener] = field(default_factory=dict)
+    _ingest: IngestQueue | None = None
+    _smtp: SmtpServer | None = None
+    _pop3: list[Pop3Server] = field(default_factory=list)
     _http: uvicorn.Server | None = None
     _http_task: asyncio.Task[None] | None = None
 
@@ -90,11 +111,70 @@ class MailcueServer:
         await ensure_admin(
             settings.admin_user, settings.admin_password, settings.effective_admin_email
         )
+        self.bus = build_bus(settings)
+        self.tls = TlsManager(settings.data_dir / "tls", settings.effective_hostname)
+        self.tls.load()
         self.services = build_services(settings, secret_key)
         self.http_app = create_app(self.services)
+        await self._start_mail(self.bus, self.tls)
         await self._start_http()
         for listener in self.listeners.values():
             log.info("listening: %-10s %s", listener.name, listener.url)
+
+    async def _start_mail(self, bus: EventBus, tls: TlsManager) -> None:
+        settings = self.settings
+        test_mode = not settings.is_production
+        self._ingest = IngestQueue(bus=bus, create_mailboxes=test_mode)
+        await self._ingest.start()
+        host = settings.bind
+        smtp_listeners = [
+            SmtpListener(
+                kind=ListenerKind.SMTP, host=host, port=settings.smtp_port, tls=TlsMode.STARTTLS
+            ),
+            SmtpListener(
+                kind=ListenerKind.SUBMISSION,
+                host=host,
+                port=settings.submission_port,
+                tls=TlsMode.STARTTLS,
+                require_auth=True,
+                allow_plaintext_auth=test_mode,
+            ),
+            SmtpListener(
+                kind=ListenerKind.SMTPS,
+                host=host,
+                port=settings.smtps_port,
+                tls=TlsMode.IMPLICIT,
+                require_auth=True,
+            ),
+        ]
+        if settings.lmtp_port is not None:
+            smtp_listeners.append(
+                SmtpListener(kind=ListenerKind.LMTP, host=host, port=settings.lmtp_port)
+            )
+        self._smtp = SmtpServer(
+            StoreSink(self._ingest, accept_any_recipient=test_mode),
+            smtp_listeners,
+            hostname=settings.effective_hostname,
+            tls_context=tls.server_context(),
+            max_message_size=settings.max_message_size,
+        )
+        ports = await self._smtp.start()
+        for spec, port in zip(smtp_listeners, ports, strict=True):
+            self.listeners[str(spec.kind)] = Listener(str(spec.kind), host, port)
+        pop3_backend = StorePop3Backend(bus)
+        plain = Pop3Server(
+            pop3_backend,
+            host=host,
+            port=settings.pop3_port,
+            starttls_context=tls.server_context(),
+            allow_plaintext_auth=test_mode,
+        )
+        implicit = Pop3Server(
+            pop3_backend, host=host, port=settings.pop3s_port, ssl_context=tls.server_context()
+        )
+        for name, server in (("pop3", plain), ("pop3s", implicit)):
+            self.listeners[name] = Listener(name, host, await server.start())
+            self._pop3.append(server)
 
     async def _start_http(self) -> None:
         sock = bind_socket(self.settings.bind, self.settings.http_port)
@@ -120,12 +200,28 @@ class MailcueServer:
     def http_url(self) -> str:
         return self.listeners["http"].url
 
+    def port(self, name: str) -> int:
+        """The bound port of a listener (``smtp``, ``submission``, ``pop3``...)."""
+        return self.listeners[name].port
+
     async def stop(self) -> None:
-        """Stop accepting, let open requests finish, close the database."""
+        """Stop accepting, let open sessions and queued deliveries finish, close the rest."""
+        if self._smtp is not None:
+            await self._smtp.close(grace=10)
+            self._smtp = None
+        for server in self._pop3:
+            await server.close()
+        self._pop3.clear()
         if self._http is not None and self._http_task is not None:
             self._http.should_exit = True
             await self._http_task
             self._http = None
+        if self._ingest is not None:
+            await self._ingest.close()
+            self._ingest = None
+        if self.bus is not None:
+            await self.bus.close()
+            self.bus = None
         if self.db is not None:
             await self.db.close()
             self.db = None

@@ -65,6 +65,7 @@ class Settings(BaseSettings):
     pop3_port: Port = Field(default=1110, ge=0, le=65535)
     pop3s_port: Port = Field(default=1995, ge=0, le=65535)
     lmtp_port: Port | None = Field(default=None, ge=0, le=65535)
+    max_message_size: int = Field(default=25 * 1024 * 1024, ge=1024)
     login_max_attempts: int = Field(default=5, ge=1)
     login_window_seconds: int = Field(default=300, ge=1)
     log_level: str = "INFO"
