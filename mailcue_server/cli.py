@@ -91,6 +91,24 @@ async def _create_admin(settings: Settings, username: str, email: str, password:
         await db.close()
 
 
+async def _create_mailbox(settings: Settings, address: str, password: str) -> None:
+    from mailcue_server.events.memory import MemoryBus
+    from mailcue_server.store import mailboxes
+    from mailcue_server.store.db import Database
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.effective_database_url)
+    await db.open()
+    try:
+        await db.migrate()
+        bus = MemoryBus()  # no server runs in this process: nobody listens
+        mailbox = await mailboxes.create_mailbox(address, bus=bus, password=password or None)
+        await bus.close()
+        print(f"created mailbox {mailbox.address!r}")
+    finally:
+        await db.close()
+
+
 async def _makemigrations(settings: Settings, check: bool) -> int:
     """Write (or with ``check``, only report) migrations for model changes."""
     from mailcue_server.store.db import Database
@@ -127,6 +145,9 @@ def _parser() -> argparse.ArgumentParser:
     admin.add_argument(
         "--password", help="default: $MAILCUE_NEW_ADMIN_PASSWORD or an interactive prompt"
     )
+    box = sub.add_parser("create-mailbox", help="create a mailbox (before or without serve)")
+    box.add_argument("--address", required=True)
+    box.add_argument("--password", default="", help="for IMAP, POP3 and SMTP AUTH")
     make = sub.add_parser("makemigrations", help="write migrations for model changes (dev)")
     make.add_argument("--check", action="store_true", help="fail if a migration is missing")
     return parser
@@ -148,6 +169,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 or (getpass.getpass("Password for the new admin: "))
             )
             asyncio.run(_create_admin(settings, args.username, args.email, password))
+        elif args.command == "create-mailbox":
+            asyncio.run(_create_mailbox(settings, args.address, args.password))
         elif args.command == "makemigrations":
             return asyncio.run(_makemigrations(settings, args.check))
     except (ConfigError, MailcueError) as exc:
