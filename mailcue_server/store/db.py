@@ -8,8 +8,9 @@ render them for the engine at apply time.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from tortoise.connection import get_connection
@@ -23,6 +24,9 @@ MODELS_MODULES = ("mailcue_server.store.models", "mailcue_server.store.mail_mode
 MIGRATIONS_MODULE = "mailcue_server.migrations"
 
 log = logging.getLogger(__name__)
+
+# Any fixed 64-bit number; all MailCue nodes of one database agree on it.
+_MIGRATION_LOCK_KEY = 0x6D61696C637565
 
 
 def normalise_url(url: str) -> str:
@@ -108,8 +112,28 @@ class Database:
 
         connection = get_connection(connection_name(self.url))
         executor = MigrationExecutor(connection, self._apps_config())
-        await executor.migrate(progress=progress)
+        async with self._migration_lock():
+            await executor.migrate(progress=progress)
         return applied
+
+    @contextlib.asynccontextmanager
+    async def _migration_lock(self) -> AsyncIterator[None]:
+        """On PostgreSQL, nodes starting together migrate one after the other.
+
+        A session-level advisory lock on a connection of its own: the second
+        node waits, then finds nothing left to apply. SQLite is one process.
+        """
+        if self.engine != "postgresql":
+            yield
+            return
+        import asyncpg
+
+        lock = await asyncpg.connect(self.url)
+        try:
+            await lock.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK_KEY)
+            yield
+        finally:
+            await lock.close()  # closing the session releases the lock
 
     async def pending_model_changes(self) -> Sequence[str]:
         """Names of migrations ``makemigrations`` would write now (empty = in sync)."""

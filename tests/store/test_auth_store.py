@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -96,3 +97,18 @@ async def test_api_keys_are_found_by_hash_only(engine: Engine) -> None:
         found.is_active = False
         await api_keys.save(found, "is_active")
         assert await api_keys.find_active("mc_secret-value") is None
+
+
+async def test_nodes_migrating_together_take_turns(tmp_path: Path) -> None:
+    """Two nodes starting at once on a fresh PostgreSQL: both end up migrated, no error."""
+    async with fresh_postgres_database() as url:
+        first, second = Database(url), Database(url)
+        await first.open()
+        await second.open()
+        try:
+            applied = await asyncio.gather(first.migrate(), second.migrate())
+            assert sorted(len(names) for names in applied)[0] == 0  # the later one found all done
+            assert await first.pending_model_changes() == []
+        finally:
+            await first.close()
+            await second.close()
