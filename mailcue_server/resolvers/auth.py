@@ -68,7 +68,7 @@ async def login_two_factor(ctx: Context, data: TwoFactorVerifyRequest) -> TokenR
     limiter = ctx.services.limiter
     key = LoginLimiter.key(ctx.client_ip, f"2fa:{user_id}")
     limiter.check(key)
-    user = await User.get_or_none(id=user_id, is_active=True)
+    user = await users.get_active(user_id)
     if user is None or not totp.code_matches(ctx, user, data.code):
         limiter.fail(key)
         raise Unauthenticated("Invalid two-factor code")
@@ -105,7 +105,7 @@ async def refresh(ctx: Context, refresh_token: str | None) -> TokenResponse:
         session = await auth_sessions.rotate(refresh_token, now=ctx.now())
     except auth_sessions.RefreshRejected:
         raise Unauthenticated("Invalid or expired refresh token") from None
-    user = await User.get_or_none(id=session.user_id, is_active=True)  # type: ignore[attr-defined]
+    user = await users.get_active(session.user_id)  # type: ignore[attr-defined]
     if user is None:
         raise Unauthenticated("Invalid or expired refresh token")
     return await _issue_tokens(ctx, user, session)

@@ -10,8 +10,7 @@ from datetime import timedelta
 
 from mailcue_server.errors import Unauthenticated
 from mailcue_server.resolvers.context import Principal, Services
-from mailcue_server.store import api_keys, auth_sessions
-from mailcue_server.store.models import User
+from mailcue_server.store import api_keys, auth_sessions, users
 
 API_KEY_PREFIX = "mc_"
 # last_used_at is informative; writing it on every request would serialise reads.
@@ -40,7 +39,7 @@ async def _from_access_token(services: Services, token: str) -> Principal:
     claims = services.tokens.read_access(token)
     if claims is None or not await auth_sessions.is_active(claims.session_id):
         raise Unauthenticated("Invalid or expired token")
-    user = await User.get_or_none(id=claims.user_id, is_active=True)
+    user = await users.get_active(claims.user_id)
     if user is None:
         raise Unauthenticated("Invalid or expired token")
     return Principal(

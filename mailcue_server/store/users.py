@@ -14,6 +14,11 @@ async def get_by_username(username: str) -> User | None:
     return await User.get_or_none(username=username)
 
 
+async def get_active(user_id: UUID | str) -> User | None:
+    """The user if they exist and are not deactivated."""
+    return await User.get_or_none(id=user_id, is_active=True)
+
+
 async def get(user_id: UUID | str) -> User:
     user = await User.get_or_none(id=user_id)
     if user is None:
