@@ -27,6 +27,7 @@ from mailcue_server.store.bootstrap import ensure_admin
 from mailcue_server.store.credentials import SecretBox
 from mailcue_server.store.db import Database
 from mailcue_server.store.ingest import IngestQueue
+from mailcue_server.workers.imap.server import ImapServer
 from mailcue_server.workers.pop3.server import Pop3Server
 from mailcue_server.workers.pop3.store_backend import StorePop3Backend
 from mailcue_server.workers.smtp.server import Listener as SmtpListener
@@ -97,6 +98,7 @@ class MailcueServer:
     _ingest: IngestQueue | None = None
     _smtp: SmtpServer | None = None
     _pop3: list[Pop3Server] = field(default_factory=list)
+    _imap: list[ImapServer] = field(default_factory=list)
     _http: uvicorn.Server | None = None
     _http_task: asyncio.Task[None] | None = None
 
@@ -175,6 +177,26 @@ class MailcueServer:
         for name, server in (("pop3", plain), ("pop3s", implicit)):
             self.listeners[name] = Listener(name, host, await server.start())
             self._pop3.append(server)
+        await self._start_imap(bus, tls)
+
+    async def _start_imap(self, bus: EventBus, tls: TlsManager) -> None:
+        settings = self.settings
+        for name, port, implicit_tls in (
+            ("imap", settings.imap_port, False),
+            ("imaps", settings.imaps_port, True),
+        ):
+            imap = ImapServer(
+                bus=bus,
+                host=settings.bind,
+                port=port,
+                tls_context=tls.server_context(),
+                implicit_tls=implicit_tls,
+                allow_plaintext_auth=not settings.is_production,
+                hostname=settings.effective_hostname,
+                max_message_size=settings.max_message_size,
+            )
+            self.listeners[name] = Listener(name, settings.bind, await imap.start())
+            self._imap.append(imap)
 
     async def _start_http(self) -> None:
         sock = bind_socket(self.settings.bind, self.settings.http_port)
@@ -212,6 +234,9 @@ class MailcueServer:
         for server in self._pop3:
             await server.close()
         self._pop3.clear()
+        for imap in self._imap:
+            await imap.close()
+        self._imap.clear()
         if self._http is not None and self._http_task is not None:
             self._http.should_exit = True
             await self._http_task

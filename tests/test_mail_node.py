@@ -162,3 +162,39 @@ async def test_received_event_follows_the_commit(server: MailcueServer) -> None:
     assert event.uid is not None
     stored = await messages.get_by_uid(address, INBOX, event.uid)
     assert stored.subject == "event"
+
+
+async def test_imap_sees_smtp_mail_and_idle_wakes_within_a_second(
+    server: MailcueServer,
+) -> None:
+    import aioimaplib
+
+    assert server.bus is not None
+    address = "idler@mailcue.local"
+    await mailboxes.create_mailbox(address, bus=server.bus, password=PASSWORD)
+    raw = _message("seen over imap", address)
+    await _smtp_send(server, raw, [address])
+
+    client = aioimaplib.IMAP4_SSL(
+        host="127.0.0.1", port=server.port("imaps"), ssl_context=_client_tls(server)
+    )
+    await client.wait_hello_from_server()
+    assert (await client.login(address, PASSWORD)).result == "OK"
+    assert (await client.select("INBOX")).result == "OK"
+    fetched = await client.fetch("1", "(BODY.PEEK[])")
+    assert fetched.result == "OK"
+    assert any(isinstance(line, bytearray) and bytes(line).endswith(raw) for line in fetched.lines)
+
+    idle = await client.idle_start(timeout=10)
+    loop = asyncio.get_running_loop()
+    sent_at = loop.time()
+    await _smtp_send(server, _message("wake up", address), [address])
+    pushed = await asyncio.wait_for(client.wait_server_push(), timeout=5)
+    woke_after = loop.time() - sent_at
+    client.idle_done()
+    await asyncio.wait_for(idle, 5)
+    assert any(
+        b"EXISTS" in (line if isinstance(line, bytes) else str(line).encode()) for line in pushed
+    )
+    assert woke_after < 1.0
+    await client.logout()

@@ -1,0 +1,13 @@
+"""IMAP4rev1 server (RFC 3501) over the mail store, built on pymap.
+
+``server`` is the listener and ``connection`` one client's byte stream;
+``extensions`` holds the commands and state rules pymap lacks (and the only
+use of its private API); ``login`` checks credentials and ``backend`` is the
+per-connection session; ``mailboxes`` maps folders onto the store;
+``message``, ``fetch``, ``search``, ``mime`` and ``structure`` answer FETCH
+and SEARCH from the exact stored bytes.
+"""
+
+from mailcue_server.workers.imap.server import ImapServer
+
+__all__ = ["ImapServer"]

@@ -1,0 +1,140 @@
+"""IMAP LOGIN and AUTHENTICATE against mailbox credentials (pymap's login interfaces).
+
+Credentials are a mailbox address and its password, checked by
+``store.mailboxes.check_password`` (Argon2; an unknown address costs the same
+time). pysasl parses LOGIN and AUTHENTICATE PLAIN/LOGIN (RFC 3501 sections
+6.2.2 and 6.2.3, RFC 4616) and hands the secret to our identity object.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import NoReturn
+
+from pymap.exceptions import AuthorizationFailure, InvalidAuth, NotSupportedError
+from pymap.interfaces.login import IdentityInterface, LoginInterface
+from pymap.interfaces.token import TokenCredentials, TokensInterface
+from pymap.user import UserMetadata
+from pysasl.creds.server import ServerCredentials
+
+from mailcue_server.store import mailboxes as mailbox_store
+from mailcue_server.workers.imap.backend import Session
+from mailcue_server.workers.imap.config import ImapConfig
+
+log = logging.getLogger(__name__)
+
+
+class Login(LoginInterface):
+    """Checks mailbox credentials against the store."""
+
+    def __init__(self, config: ImapConfig) -> None:
+        self._config = config
+        self._tokens = _NoTokens()
+
+    @property
+    def tokens(self) -> TokensInterface:
+        return self._tokens
+
+    async def authenticate(self, credentials: ServerCredentials) -> Identity:
+        capture = _SecretCapture(credentials.authcid)
+        credentials.verify(capture)  # pysasl passes the secret to compare_secret
+        if capture.secret is None:
+            raise InvalidAuth()
+        mailbox = await mailbox_store.check_password(credentials.authcid, capture.secret)
+        if mailbox is None:
+            log.info("IMAP login failed for %r", credentials.authcid)
+            raise InvalidAuth()
+        return Identity(mailbox.address, self._config)
+
+    async def authorize(self, authenticated: IdentityInterface, authzid: str) -> Identity:
+        if not isinstance(authenticated, Identity):
+            raise AuthorizationFailure()
+        if authzid and mailbox_store.normalise_address(authzid) != authenticated.name:
+            raise AuthorizationFailure()
+        return authenticated
+
+
+class _SecretCapture:
+    """A pysasl identity that records the secret instead of comparing it.
+
+    pysasl's ``verify`` is synchronous, but our check is an async Argon2 call:
+    take the secret here, then check it against the store.
+    """
+
+    def __init__(self, authcid: str) -> None:
+        self.authcid = authcid
+        self.secret: str | None = None
+
+    def compare_authcid(self, authcid: str) -> bool:
+        return authcid == self.authcid
+
+    def compare_secret(self, secret: str) -> bool:
+        self.secret = secret
+        return True
+
+    def get_clear_secret(self) -> None:
+        return None
+
+
+class _NoTokens(TokensInterface):
+    """Bearer tokens are not offered over IMAP."""
+
+    def get_login_token(
+        self,
+        identifier: str,
+        authcid: str,
+        key: bytes,
+        *,
+        authzid: str | None = None,
+        location: str | None = None,
+        expiration: datetime | None = None,
+    ) -> None:
+        return None
+
+    def get_admin_token(
+        self,
+        admin_key: bytes | None,
+        *,
+        authzid: str | None = None,
+        location: str | None = None,
+        expiration: datetime | None = None,
+    ) -> None:
+        return None
+
+    def parse(self, authzid: str, token: str, *, admin_keys: object = None) -> TokenCredentials:
+        raise ValueError("tokens are not supported")
+
+
+class Identity(IdentityInterface):
+    """A logged-in mailbox."""
+
+    def __init__(self, address: str, config: ImapConfig) -> None:
+        self._address = address
+        self._config = config
+
+    @property
+    def name(self) -> str:
+        return self._address
+
+    @property
+    def roles(self) -> frozenset[str]:
+        return frozenset()
+
+    @asynccontextmanager
+    async def new_session(self) -> AsyncIterator[Session]:
+        yield Session(self._address, self._config)
+
+    async def new_token(self, *, expiration: datetime | None = None) -> None:
+        return None
+
+    async def get(self) -> NoReturn:
+        raise NotSupportedError()
+
+    async def set(self, metadata: UserMetadata) -> NoReturn:
+        raise NotSupportedError()
+
+    async def delete(self) -> NoReturn:
+        raise NotSupportedError()

@@ -1,0 +1,192 @@
+"""The IMAP/IMAPS listener: accepts connections on the app's loop and shuts down cleanly.
+
+One :class:`ImapServer` is one listening socket: plain with STARTTLS
+(RFC 3501 section 6.2.1, default port 1143) or implicit TLS (RFC 8314
+section 3.3, default port 1993). Each connection runs pymap's command loop
+(``connection.py``) with our state machine (``extensions.py``) and backend
+(``backend.py``) in the task ``asyncio.start_server`` gives it, so it sees
+the caller's database context. A failing connection is logged and closed
+without touching the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from contextlib import AsyncExitStack
+from uuid import uuid4
+
+from proxyprotocol.sock import SocketInfo
+from pymap.context import connection_exit
+
+from mailcue_server.events.bus import EventBus
+from mailcue_server.workers.imap.config import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    IDLE_RECHECK_SECONDS,
+    ImapConfig,
+)
+from mailcue_server.workers.imap.connection import HANDSHAKE_TIMEOUT, MAX_LINE, ImapConnection
+from mailcue_server.workers.imap.extensions import ImapState
+from mailcue_server.workers.imap.login import Login
+
+__all__ = ["ImapServer"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_IDLE_TIMEOUT = 31 * 60.0
+"""RFC 3501 section 5.4: an autologout timer must allow at least 30 minutes."""
+
+
+class ImapServer:
+    """An IMAP4rev1 listener over the mail store.
+
+    Args:
+        bus: The event bus the store publishes on; IDLE wakes from it.
+        host: Address to bind; ``""`` binds every interface.
+        port: Port to bind; 0 picks a free one (:meth:`start` returns it).
+        tls_context: Server TLS context (``TlsManager.server_context()``), or
+            ``None`` for a listener without TLS.
+        implicit_tls: TLS from the first byte (IMAPS); otherwise STARTTLS is
+            offered when ``tls_context`` is given.
+        allow_plaintext_auth: Accept LOGIN/AUTHENTICATE before TLS (test mode);
+            otherwise the plain listener answers LOGINDISABLED until STARTTLS.
+        hostname: The name in the greeting.
+        max_message_size: The largest APPEND accepted (APPENDLIMIT, RFC 7889).
+        idle_timeout: Seconds a silent client may stay connected.
+        idle_recheck: Seconds between folder re-reads while a client IDLEs.
+
+    Raises:
+        ValueError: ``implicit_tls`` without a ``tls_context``.
+    """
+
+    def __init__(
+        self,
+        *,
+        bus: EventBus,
+        host: str = "127.0.0.1",
+        port: int = 1143,
+        tls_context: ssl.SSLContext | None = None,
+        implicit_tls: bool = False,
+        allow_plaintext_auth: bool = False,
+        hostname: str = "localhost",
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        idle_recheck: float = IDLE_RECHECK_SECONDS,
+    ) -> None:
+        if implicit_tls and tls_context is None:
+            raise ValueError("implicit TLS needs a TLS context")
+        self._config = ImapConfig(
+            bus=bus,
+            hostname=hostname,
+            ssl_context=tls_context,
+            starttls=not implicit_tls,
+            implicit_tls=implicit_tls,
+            allow_plaintext_auth=allow_plaintext_auth,
+            max_message_size=max_message_size,
+            idle_recheck=idle_recheck,
+        )
+        self._login = Login(self._config)
+        self._commands = self._config.commands
+        self._host = host
+        self._port = port
+        self._tls_context = tls_context if implicit_tls else None
+        self._idle_timeout = idle_timeout
+        self._server: asyncio.Server | None = None
+        self._closing = False
+        self._connections: dict[asyncio.Task[None], ImapConnection] = {}
+
+    @property
+    def port(self) -> int:
+        """The bound port once started (the configured one before)."""
+        return self._port
+
+    async def start(self) -> int:
+        """Bind and start accepting connections.
+
+        Returns:
+            The bound port (the first socket's, if the host has several addresses).
+
+        Raises:
+            RuntimeError: Already started.
+            OSError: The address could not be bound.
+        """
+        if self._server is not None:
+            raise RuntimeError("IMAP server already started")
+        self._closing = False
+        self._server = await asyncio.start_server(
+            self._serve,
+            self._host or None,
+            self._port,
+            ssl=self._tls_context,
+            ssl_handshake_timeout=HANDSHAKE_TIMEOUT if self._tls_context else None,
+            limit=MAX_LINE,
+        )
+        self._port = int(self._server.sockets[0].getsockname()[1])
+        kind = "IMAPS" if self._tls_context else "IMAP"
+        log.info("%s listening on %s port %d", kind, self._host or "*", self._port)
+        return self._port
+
+    async def close(self, grace: float = 5.0) -> None:
+        """Stop accepting, then end every connection with ``BYE``.
+
+        Connections waiting for a command or IDLE-ing end at once; one in the
+        middle of a command gets up to ``grace`` seconds to finish it.
+        """
+        server, self._server = self._server, None
+        if server is None:
+            return
+        self._closing = True
+        server.close()
+        for task, connection in list(self._connections.items()):
+            if connection.waiting:
+                task.cancel()
+        if self._connections:
+            _, pending = await asyncio.wait(set(self._connections), timeout=grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        await server.wait_closed()
+        log.info("IMAP listener on port %d closed", self._port)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """One connection from greeting to close: the connection boundary."""
+        task = asyncio.current_task()
+        if task is None:  # pragma: no cover - start_server always runs us in a task
+            raise RuntimeError("IMAP connection handler outside a task")
+        peername = writer.get_extra_info("peername")
+        peer = f"{peername[0]}:{peername[1]}" if peername else "-"
+        connection = ImapConnection(
+            self._commands,
+            self._config,
+            reader,
+            writer,
+            SocketInfo.get(writer, None, unique_id=uuid4().bytes),
+            idle_timeout=self._idle_timeout,
+            max_append=self._config.max_message_size,
+        )
+        self._connections[task] = connection
+        try:
+            if not self._closing:
+                async with AsyncExitStack() as stack:
+                    connection_exit.set(stack)
+                    await connection.run(ImapState(self._login, self._config))
+        except (OSError, EOFError) as exc:  # resets, TLS failures, timeouts
+            log.info("IMAP connection %s ended: %s", peer, type(exc).__name__)
+        except Exception:
+            log.exception("IMAP connection %s failed", peer)
+        finally:
+            self._connections.pop(task, None)
+            await _shut(writer, abort=self._closing)
+
+
+async def _shut(writer: asyncio.StreamWriter, *, abort: bool) -> None:
+    """Close politely (TLS close_notify included), or at once while the server shuts down."""
+    if abort:
+        writer.transport.abort()
+        return
+    writer.close()
+    with contextlib.suppress(OSError, TimeoutError):
+        async with asyncio.timeout(5):
+            await writer.wait_closed()
