@@ -27,6 +27,7 @@ from email.policy import compat32
 from email.utils import getaddresses, parsedate_to_datetime
 
 PREVIEW_CHARS = 200
+BODY_TEXT_CHARS = 64 * 1024
 PREVIEW_SCAN_BYTES = 64 * 1024
 MAX_DEPTH = 8
 MAX_PARTS = 200
@@ -74,6 +75,8 @@ class IndexFields:
         preview: The first :data:`PREVIEW_CHARS` characters of the text, whitespace collapsed.
         is_signed: PGP/MIME, S/MIME or inline PGP signature.
         is_encrypted: PGP/MIME, S/MIME or inline PGP encryption.
+        body_text: The first :data:`BODY_TEXT_CHARS` characters of the same text, for
+            full-text search.
     """
 
     message_id: str
@@ -90,6 +93,7 @@ class IndexFields:
     preview: str
     is_signed: bool
     is_encrypted: bool
+    body_text: str
 
 
 @dataclass
@@ -124,6 +128,7 @@ def index_message(raw: bytes) -> IndexFields:
     scan = _BodyScan()
     _walk(fields, body, 0, scan, in_related=False)
     preview_source = scan.plain if scan.plain is not None else _html_to_text(scan.html or "")
+    text = _WHITESPACE.sub(" ", preview_source).strip()
     return IndexFields(
         message_id=_clean(message_id),
         subject=_clean(_text(_first(fields, "subject"))),
@@ -136,9 +141,10 @@ def index_message(raw: bytes) -> IndexFields:
         references=tuple(_clean(ref) for ref in references),
         thread_id=thread_id(message_id, in_reply_to, references, raw),
         has_attachments=scan.has_attachments,
-        preview=_clean(_WHITESPACE.sub(" ", preview_source).strip()[:PREVIEW_CHARS]),
+        preview=_clean(text[:PREVIEW_CHARS]),
         is_signed=scan.is_signed,
         is_encrypted=scan.is_encrypted,
+        body_text=_clean(text[:BODY_TEXT_CHARS]),
     )
 
 

@@ -114,6 +114,11 @@ class Message(Model):
     preview = fields.TextField(default="")
     is_signed = fields.BooleanField(default=False)
     is_encrypted = fields.BooleanField(default=False)
+    # The text full-text search indexes (``IndexFields.body_text``), kept in
+    # step with the engine's index by ``migrations/0003_search_index.py``. On
+    # disk it follows ``raw`` (a column added later goes last); listings don't
+    # load it (``LISTED_FIELDS``).
+    body_text = fields.TextField(default="", db_default="")
     # The exact bytes received. Last column on purpose: SQLite keeps a large
     # value in a chain of overflow pages, and reading any column stored after
     # it walks that chain. (``raw`` is taken by ``Model.raw()``.)
@@ -124,7 +129,18 @@ class Message(Model):
     class Meta:
         table = "messages"
         unique_together = (("folder", "uid"),)
-        indexes = (("folder_id", "internal_date"), ("message_id",))
+        # A listing's order, and the flags and attachment tests of a search, come from
+        # the first index alone: no sort, and no read of the (large) rows.
+        indexes = (
+            ("folder_id", "internal_date", "uid", "flags", "has_attachments"),
+            ("message_id",),
+        )
+
+
+LISTED_FIELDS = tuple(
+    name for name in Message._meta.fields_map if name not in ("raw_bytes", "body_text", "folder")
+)
+"""The columns listings load: all but the raw bytes and the search text."""
 
 
 class SystemFlag(IntFlag):

@@ -54,6 +54,7 @@ def new_row(
         preview=fields.preview,
         is_signed=fields.is_signed,
         is_encrypted=fields.is_encrypted,
+        body_text=fields.body_text,
         raw_bytes=raw,
     )
 

@@ -21,15 +21,16 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 
 from mailcue_server.errors import Invalid, NotFound
 from mailcue_server.events.bus import Event, EventBus, EventType, publish_quietly
 from mailcue_server.mail.index import index_message
+from mailcue_server.mail.search_query import parse_search
 from mailcue_server.store import uids
 from mailcue_server.store.mail_models import (
     INBOX,
+    LISTED_FIELDS,
     Folder,
     Mailbox,
     Message,
@@ -43,16 +44,15 @@ from mailcue_server.store.mailboxes import (
     normalise_address,
 )
 from mailcue_server.store.message_rows import Stored, new_row, received_event
+from mailcue_server.store.search import search_folder
 
 log = logging.getLogger(__name__)
 
 QUERY_CHUNK = 1000
 """UIDs per ``IN (...)`` query: far below SQLite's and asyncpg's parameter limits."""
 
-SUMMARY_FIELDS = tuple(
-    name for name in Message._meta.fields_map if name not in ("raw_bytes", "folder")
-)
-"""Every column but the raw bytes: what listings load."""
+SUMMARY_FIELDS = LISTED_FIELDS
+"""Every column but the raw bytes and the search text: what listings load."""
 
 # Every bitmask with \Deleted set: filters on one bit the same way on every engine.
 _DELETED_VALUES = [value for value in range(max(SystemFlag) * 2) if value & SystemFlag.DELETED]
@@ -142,7 +142,8 @@ async def append(
         taken = await uids.reserve(target.id, count=1, unseen=unseen, size=len(raw))
         if taken is None:
             raise NotFound(f"Folder '{folder}' of mailbox '{mailbox}' not found")
-        when = internal_date or datetime.now(UTC)
+        # UTC always: SQLite compares and sorts the stored text.
+        when = (internal_date or datetime.now(UTC)).astimezone(UTC)
         await new_row(taken, taken.first_uid, raw, fields, bits, keywords, when).save()
     name = target.name
     event = received_event(address, name, taken.first_uid, fields, len(raw), source)
@@ -280,7 +281,7 @@ async def _transfer(
 def _copy_row(original: Message, folder: uids.LockedFolder, uid: int) -> Message:
     values = {name: getattr(original, name) for name in SUMMARY_FIELDS if name != "id"}
     values.update(folder_id=folder.id, uid=uid, modseq=folder.modseq())
-    return Message(**values, raw_bytes=original.raw_bytes)
+    return Message(**values, body_text=original.body_text, raw_bytes=original.raw_bytes)
 
 
 async def delete(mailbox: str, folder: str, uids_: Sequence[int], *, bus: EventBus) -> list[int]:
@@ -346,7 +347,10 @@ async def purge_mailbox(address: str, *, bus: EventBus) -> int:
     mailbox = await get_mailbox(address)
     async with uids.write_transaction():
         locked = await uids.lock_mailbox_folders(mailbox.id)
-        removed = await Message.filter(folder_id__in=list(locked)).delete()
+        # Counted before: on SQLite the row count Tortoise reports for a DELETE includes
+        # the rows the full-text index's triggers change (sqlite3_total_changes).
+        removed = await Message.filter(folder_id__in=list(locked)).count()
+        await Message.filter(folder_id__in=list(locked)).delete()
         for folder in locked.values():
             if folder.folder.message_count:
                 folder.modseq()
@@ -415,25 +419,25 @@ async def list_page(
         offset: Messages to skip.
         limit: Most messages to return.
         sort: Newest first, oldest first, or grouped by thread.
-        search: Case-insensitive text to find in the subject, the sender or the preview.
+        search: A search in the language of ``mail/search_query.py`` (words, phrases,
+            ``from:``, ``is:unread``, ``before:``...), run on the full-text index.
+
+    Raises:
+        NotFound: No such mailbox or folder.
+        Invalid: The search cannot be parsed.
     """
     target = await get_folder(mailbox, folder)
-    query = Message.filter(folder_id=target.id)
-    if search:
-        query = query.filter(
-            Q(subject__icontains=search)
-            | Q(from_addr__icontains=search)
-            | Q(from_name__icontains=search)
-            | Q(preview__icontains=search)
-        )
-    total = await query.count() if search else target.message_count
     order = {
         Sort.DATE_DESC: ("-internal_date", "-uid"),
         Sort.DATE_ASC: ("internal_date", "uid"),
         Sort.THREAD: ("thread_id", "internal_date", "uid"),
     }[Sort(sort)]
-    messages = await query.order_by(*order).offset(offset).limit(limit).only(*SUMMARY_FIELDS)
-    return Page(total=total, messages=list(messages))
+    query = parse_search(search or "")
+    if not query.is_empty:
+        found = await search_folder(target.id, query, offset=offset, limit=limit, order=order)
+        return Page(total=found.total, messages=found.messages)
+    listed = Message.filter(folder_id=target.id).order_by(*order).offset(offset).limit(limit)
+    return Page(total=target.message_count, messages=list(await listed.only(*SUMMARY_FIELDS)))
 
 
 async def folder_status(mailbox: str, folder: str = INBOX) -> FolderStatus:
