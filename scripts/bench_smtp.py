@@ -1,0 +1,440 @@
+"""Measure SMTP ingest of a real ``mailcue serve``: accepted msg/s, visibility delay, peak RSS.
+
+Usage: python scripts/bench_smtp.py [--messages 5000] [--size 2048] [--connections 8]
+                                    [--database-url postgres://...] [--profile out.svg]
+
+One run: a fresh data dir, ``mailcue create-mailbox`` for the bench address,
+then ``mailcue serve`` as a child process on free ports. Every message is
+built before the clock starts; each of ``--connections`` aiosmtplib clients
+connects and greets, then all start together and send their share over their
+one connection. Figures:
+
+- accepted msg/s: from the first MAIL to the last 250 after DATA;
+- visibility delay: from the last 250 until the mailbox shows every message
+  (IMAP SELECT INBOX ``EXISTS`` when the node has an IMAP listener, else POP3
+  ``STAT``; the report says which);
+- peak RSS: the server's ``VmHWM`` from ``/proc/<pid>/status``;
+- CPU seconds that the server and this client process used while sending
+  (on a small machine the client competes with the server for the cores).
+
+``--database-url`` runs the node on that database instead of a SQLite file; it
+should be an empty database (the counts allow for mail already there).
+``--profile FILE`` runs ``py-spy record`` on the server while the mail is sent
+(``.svg`` writes a flame graph, anything else py-spy's raw collapsed stacks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import imaplib
+import os
+import poplib
+import queue
+import re
+import resource
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from pathlib import Path
+
+import aiosmtplib
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ADDRESS = "bench@mailcue.local"
+PASSWORD = "bench-password-" + secrets.token_hex(4)
+PORT_VARIABLES = ("HTTP", "SMTP", "SUBMISSION", "SMTPS", "IMAP", "IMAPS", "POP3", "POP3S")
+LISTENING = re.compile(r"listening: (\S+)\s+(\S+):(\d+)\s*$")
+START_TIMEOUT = 60.0
+VISIBILITY_TIMEOUT = 120.0
+WORDS = (
+    "invoice", "shipment", "account", "order", "confirm", "password", "reset", "welcome",
+    "weekly", "digest", "report", "meeting", "agenda", "update", "release", "notes",
+    "customer", "support", "ticket", "status",
+)  # fmt: skip
+
+
+def _env(data_dir: Path, database_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("MAILCUE_")}
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    env["MAILCUE_DATA_DIR"] = str(data_dir)
+    env.update({f"MAILCUE_{name}_PORT": "0" for name in PORT_VARIABLES})
+    if database_url:
+        env["MAILCUE_DATABASE_URL"] = database_url
+    return env
+
+
+def _mailcue(*args: str) -> list[str]:
+    return [sys.executable, "-m", "mailcue_server.cli", *args]
+
+
+class Node:
+    """``mailcue serve`` as a child process; a thread drains its stderr into a queue."""
+
+    def __init__(self, env: dict[str, str], cwd: Path) -> None:
+        self.proc = subprocess.Popen(
+            _mailcue("serve"),
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self.ports: dict[str, int] = {}
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self._queue.put(line.rstrip("\n"))
+        self._queue.put(None)
+
+    def wait_listening(self) -> None:
+        """Collect ``listening: <name> host:port`` lines; HTTP is logged last."""
+        deadline = time.monotonic() + START_TIMEOUT
+        while "http" not in self.ports:
+            try:
+                line = self._queue.get(timeout=max(deadline - time.monotonic(), 0.01))
+            except queue.Empty:
+                raise SystemExit(
+                    "serve did not listen in time:\n" + "\n".join(self.lines)
+                ) from None
+            if line is None:
+                raise SystemExit("serve exited during start-up:\n" + "\n".join(self.lines))
+            self.lines.append(line)
+            if match := LISTENING.search(line):
+                self.ports[match.group(1)] = int(match.group(3))
+
+    def status(self, key: str) -> float:
+        """A ``/proc/<pid>/status`` memory figure (``VmHWM``, ``VmRSS``) in MiB."""
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time of the server so far."""
+        stat = Path(f"/proc/{self.proc.pid}/stat").read_text()
+        fields = stat.rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                return self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        return self.proc.wait()
+
+
+def build_message(n: int, size: int, stamp: str) -> bytes:
+    """A plausible transactional mail of about ``size`` bytes with CRLF line ends."""
+    subject = " ".join(WORDS[(n + k) % len(WORDS)] for k in range(5))
+    head = (
+        f"Return-Path: <noreply@shop.example>\r\n"
+        f"From: Example Shop <noreply@shop.example>\r\n"
+        f"To: Bench Reader <{ADDRESS}>\r\n"
+        f"Reply-To: support@shop.example\r\n"
+        f"Subject: [bench {n}] {subject}\r\n"
+        f"Date: {stamp}\r\n"
+        f"Message-ID: <bench.{n}.{secrets.token_hex(8)}@shop.example>\r\n"
+        f"MIME-Version: 1.0\r\n"
+        f"Content-Type: text/plain; charset=utf-8\r\n"
+        f"Content-Transfer-Encoding: 7bit\r\n"
+        f"X-Mailer: bench_smtp.py\r\n"
+        f"List-Unsubscribe: <mailto:unsubscribe@shop.example?subject=bench-{n}>\r\n"
+        f"\r\n"
+    ).encode()
+    lines: list[str] = []
+    length = len(head)
+    k = n
+    while length < size:
+        line = " ".join(WORDS[(k + j * 7) % len(WORDS)] for j in range(11)).capitalize() + "."
+        lines.append(line)
+        length += len(line) + 2
+        k += 3
+    return head + ("\r\n".join(lines) + "\r\n").encode()
+
+
+@dataclass
+class SendStats:
+    started: float = 0.0
+    finished: float = 0.0
+    accepted: int = 0
+    failures: list[str] = field(default_factory=list)
+
+
+async def send_all(port: int, batches: list[list[bytes]]) -> SendStats:
+    """Every batch over its own connection; all begin at once after every EHLO is done."""
+    stats = SendStats()
+    ready = asyncio.Barrier(len(batches) + 1)
+    go = asyncio.Event()
+    last = [0.0] * len(batches)
+
+    async def worker(index: int, batch: list[bytes]) -> None:
+        # Plain SMTP, the way an application in a test setup sends (aiosmtplib would
+        # otherwise try STARTTLS and fail to verify our local CA).
+        client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=120, start_tls=False)
+        try:
+            await client.connect()
+            await client.ehlo()
+        except BaseException:
+            await ready.abort()  # the others would wait for this worker forever
+            raise
+        await ready.wait()
+        await go.wait()
+        try:
+            for raw in batch:
+                try:
+                    await client.sendmail("noreply@shop.example", [ADDRESS], raw)
+                except aiosmtplib.SMTPException as exc:
+                    stats.failures.append(repr(exc))
+                else:
+                    stats.accepted += 1
+                    last[index] = time.perf_counter()
+        finally:
+            await client.quit()
+
+    tasks = [asyncio.create_task(worker(i, b)) for i, b in enumerate(batches)]
+    await ready.wait()
+    stats.started = time.perf_counter()
+    go.set()
+    await asyncio.gather(*tasks)
+    stats.finished = max(last)
+    return stats
+
+
+class ImapProbe:
+    """One IMAP session, logged in before the mail is sent; each poll is a fresh SELECT.
+
+    Logging in costs a password hash (Argon2, a few hundred ms), which is not
+    what the visibility delay is about; SELECT re-reads the mailbox every time.
+    """
+
+    how = "IMAP SELECT INBOX (EXISTS) on a session logged in beforehand"
+
+    def __init__(self, port: int) -> None:
+        self._client = imaplib.IMAP4("127.0.0.1", port, timeout=30)
+        self._client.login(ADDRESS, PASSWORD)
+
+    def count(self) -> int:
+        status, data = self._client.select("INBOX", readonly=True)
+        if status != "OK" or not data or not isinstance(data[0], bytes):
+            raise RuntimeError(f"SELECT INBOX failed: {status} {data!r}")
+        return int(data[0])
+
+    def close(self) -> None:
+        self._client.logout()
+
+
+class Pop3Probe:
+    """POP3 fixes the maildrop at login (RFC 1939), so every poll logs in again."""
+
+    how = "POP3 STAT, a new login per poll (this node has no IMAP listener)"
+
+    def __init__(self, port: int) -> None:
+        self._port = port
+
+    def count(self) -> int:
+        client = poplib.POP3("127.0.0.1", self._port, timeout=30)
+        try:
+            client.user(ADDRESS)
+            client.pass_(PASSWORD)
+            messages, _size = client.stat()
+            return int(messages)
+        finally:
+            client.quit()
+
+    def close(self) -> None:
+        pass
+
+
+def probe_for(node: Node) -> ImapProbe | Pop3Probe:
+    """IMAP when the node logged a ``listening: imap`` line, else POP3."""
+    if "imap" in node.ports:
+        return ImapProbe(node.ports["imap"])
+    return Pop3Probe(node.ports["pop3"])
+
+
+def wait_visible(probe: ImapProbe | Pop3Probe, expected: int) -> tuple[float, int, int]:
+    """Poll until the count reaches ``expected``. Returns (finished at, polls, last count)."""
+    deadline = time.perf_counter() + VISIBILITY_TIMEOUT
+    polls = 0
+    count = -1
+    while time.perf_counter() < deadline:
+        count = probe.count()
+        polls += 1
+        if count >= expected:
+            return time.perf_counter(), polls, count
+        time.sleep(0.005)
+    raise SystemExit(f"only {count} of {expected} messages visible after {VISIBILITY_TIMEOUT} s")
+
+
+def start_profiler(pid: int, output: Path) -> subprocess.Popen[bytes]:
+    """``py-spy record`` on ``pid``, given a second to attach (it prints no ready line)."""
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    fmt = "flamegraph" if output.suffix == ".svg" else "raw"
+    profiler = subprocess.Popen(
+        [py_spy, "record", "--pid", str(pid), "--rate", "250", "-f", fmt, "-o", str(output)],
+        stdout=subprocess.DEVNULL,
+        stderr=output.with_name(output.name + ".log").open("wb"),
+    )
+    time.sleep(1.0)
+    return profiler
+
+
+def stop_profiler(profiler: subprocess.Popen[bytes], output: Path) -> None:
+    profiler.send_signal(signal.SIGINT)
+    try:
+        code = profiler.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        profiler.kill()
+        code = profiler.wait()
+    if code != 0:
+        print(f"py-spy failed ({code}); see {output.name}.log")
+
+
+@dataclass
+class Figures:
+    sent: SendStats
+    probe_how: str
+    poll_ms: float
+    full_poll_ms: float
+    visible_ms: float
+    polls: int
+    new: int
+    rss_idle: float
+    rss_peak: float
+    cpu_server: float
+    cpu_client: float
+    exit_code: int = 0
+
+
+def create_bench_mailbox(env: dict[str, str], cwd: Path) -> None:
+    created = subprocess.run(
+        _mailcue("create-mailbox", "--address", ADDRESS, "--password", PASSWORD),
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if created.returncode != 0:
+        raise SystemExit(f"create-mailbox failed:\n{created.stdout}{created.stderr}")
+
+
+def measure(node: Node, batches: list[list[bytes]], profile: str) -> Figures:
+    """Send every batch, then wait until all of it is visible; the node keeps running."""
+    probe = probe_for(node)
+    try:
+        began = time.perf_counter()
+        before = probe.count()
+        poll_ms = (time.perf_counter() - began) * 1000
+        rss_idle = node.status("VmRSS")
+        profiler = start_profiler(node.proc.pid, Path(profile)) if profile else None
+        cpu_server = node.cpu_seconds()
+        cpu_client = resource.getrusage(resource.RUSAGE_SELF)
+        sent = asyncio.run(send_all(node.ports["smtp"], batches))
+        cpu_server = node.cpu_seconds() - cpu_server
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        if profiler is not None:
+            stop_profiler(profiler, Path(profile))
+        visible_at, polls, count = wait_visible(probe, before + sent.accepted)
+        began = time.perf_counter()
+        probe.count()
+        full_poll_ms = (time.perf_counter() - began) * 1000
+    finally:
+        probe.close()
+    return Figures(
+        sent=sent,
+        probe_how=probe.how,
+        poll_ms=poll_ms,
+        full_poll_ms=full_poll_ms,
+        visible_ms=(visible_at - sent.finished) * 1000,
+        polls=polls,
+        new=count - before,
+        rss_idle=rss_idle,
+        rss_peak=node.status("VmHWM"),
+        cpu_server=cpu_server,
+        cpu_client=(usage.ru_utime - cpu_client.ru_utime) + (usage.ru_stime - cpu_client.ru_stime),
+    )
+
+
+def report(args: argparse.Namespace, mails: list[bytes], figures: Figures) -> None:
+    sent = figures.sent
+    elapsed = sent.finished - sent.started
+    mean_size = sum(map(len, mails)) / len(mails)
+    engine = "PostgreSQL" if args.database_url else "SQLite (WAL)"
+    print(
+        f"{args.messages} msgs x {mean_size:.0f} B over {args.connections} connections, "
+        f"{engine}, python {sys.version.split()[0]}, {os.cpu_count()} CPUs"
+    )
+    print(
+        f"  accepted   {sent.accepted} in {elapsed:.2f} s = "
+        f"{sent.accepted / elapsed:,.0f} msg/s (first MAIL to last 250)"
+    )
+    if sent.failures:
+        print(f"  failures   {len(sent.failures)}, first: {sent.failures[0]}")
+    print(
+        f"  visible    {figures.visible_ms:.1f} ms after the last 250, {figures.new} new "
+        f"({figures.polls} poll(s); {figures.probe_how}; "
+        f"one poll takes {figures.poll_ms:.1f} ms before the mail, "
+        f"{figures.full_poll_ms:.1f} ms after)"
+    )
+    print(f"  server RSS {figures.rss_idle:.0f} MiB idle, peak (VmHWM) {figures.rss_peak:.0f} MiB")
+    print(
+        f"  CPU while sending: server {figures.cpu_server:.2f} s "
+        f"({figures.cpu_server / elapsed:.0%} of one core), "
+        f"client {figures.cpu_client:.2f} s ({figures.cpu_client / elapsed:.0%})"
+    )
+    if args.profile:
+        print(f"  profile    {args.profile}")
+    if figures.exit_code != 0:
+        print(f"  serve exited with {figures.exit_code} after SIGTERM")
+
+
+def run(args: argparse.Namespace, work: Path) -> None:
+    env = _env(work / "data", args.database_url)
+    create_bench_mailbox(env, work)
+    stamp = format_datetime(datetime.now(UTC))
+    mails = [build_message(n, args.size, stamp) for n in range(args.messages)]
+    batches = [mails[i :: args.connections] for i in range(args.connections)]
+    node = Node(env, work)
+    try:
+        node.wait_listening()
+        figures = measure(node, batches, args.profile)
+    finally:
+        code = node.stop()
+    figures.exit_code = code
+    report(args, mails, figures)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--messages", type=int, default=5000)
+    parser.add_argument("--size", type=int, default=2048, help="approximate bytes per message")
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--database-url", default="", help="an empty database (default: SQLite)")
+    parser.add_argument("--profile", default="", help="py-spy output while sending (.svg or raw)")
+    args = parser.parse_args()
+    if args.messages < args.connections or args.connections < 1:
+        parser.error("need at least one message per connection")
+    with tempfile.TemporaryDirectory(prefix="mailcue-bench-") as tmp:
+        run(args, Path(tmp))
+
+
+if __name__ == "__main__":
+    main()
