@@ -136,7 +136,7 @@ def index_message(raw: bytes) -> IndexFields:
         from_name=_clean(sender[0][0]) if sender else "",
         to_addrs=tuple(_clean(addr) for _, addr in _addresses(fields, "to")),
         cc_addrs=tuple(_clean(addr) for _, addr in _addresses(fields, "cc")),
-        date=_date(_first(fields, "date")),
+        date=parse_date(_first(fields, "date")),
         in_reply_to=_clean(in_reply_to) if in_reply_to else None,
         references=tuple(_clean(ref) for ref in references),
         thread_id=thread_id(message_id, in_reply_to, references, raw),
@@ -395,7 +395,8 @@ def _simple_addresses(values: list[str]) -> list[tuple[str, str]] | None:
     return pairs
 
 
-def _date(value: str) -> datetime | None:
+def parse_date(value: str) -> datetime | None:
+    """A Date header as an aware UTC datetime, or ``None`` when absent or unreadable."""
     if not value:
         return None
     try:

@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from email import errors
 from email.headerregistry import AddressHeader, BaseHeader
 from email.message import Message
-from email.utils import getaddresses, parsedate_to_datetime
+from email.utils import getaddresses
 from typing import Literal
 
 from mailcue_server.mail import parts, tree
+from mailcue_server.mail.index import parse_date
 
 Disposition = Literal["attachment", "inline"]
 
@@ -196,7 +197,7 @@ def parse_detail(raw: bytes) -> MessageDetail:
         cc=_mailboxes(message, "cc"),
         bcc=_mailboxes(message, "bcc"),
         reply_to=_mailboxes(message, "reply-to"),
-        date=_date(_first(headers, "date")),
+        date=parse_date(_first(headers, "date")),
         in_reply_to=in_reply_to.group(0) if in_reply_to else None,
         references=tuple(_MSG_ID.findall(references)),
         text_body=scan.text,
@@ -285,18 +286,6 @@ def _mailboxes(message: Message, name: str) -> tuple[Mailbox, ...]:
         for display, address in pairs
         if address and address != "<>"
     )
-
-
-def _date(value: str) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)  # RFC 5322 section 3.3 "-0000": zone unknown
-    return parsed.astimezone(UTC)
 
 
 def _walk(node: Message, part_id: str, depth: int, scan: _Scan, *, resource: bool) -> None:
