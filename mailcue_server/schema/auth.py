@@ -8,7 +8,7 @@ import strawberry
 
 from mailcue_server.resolvers import api_keys, auth, totp, users
 from mailcue_server.schema.context import Info
-from mailcue_server.schema.errors import attempt, query
+from mailcue_server.schema.errors import attempt, attempt_done, query
 from mailcue_server.schema.types.auth import (
     AdminResetPasswordRequest,
     APIKeyCreatedResponse,
@@ -83,8 +83,7 @@ class AuthMutation:
 
     @strawberry.mutation(description="Revoke the current session (or the refresh token's).")
     async def logout(self, info: Info, refresh_token: str | None = None) -> DoneResult:
-        message = await attempt(auth.logout(info.context.ctx, refresh_token))
-        return message if isinstance(message, OperationError) else Done(message=message)
+        return await attempt_done(auth.logout(info.context.ctx, refresh_token))
 
     @strawberry.mutation
     async def register_user(self, info: Info, input: RegisterRequest) -> UserResult:
@@ -98,13 +97,11 @@ class AuthMutation:
     async def reset_user_password(
         self, info: Info, input: AdminResetPasswordRequest
     ) -> DoneResult:
-        message = await attempt(users.admin_reset_password(info.context.ctx, input))
-        return message if isinstance(message, OperationError) else Done(message=message)
+        return await attempt_done(users.admin_reset_password(info.context.ctx, input))
 
     @strawberry.mutation
     async def change_password(self, info: Info, input: ChangePasswordRequest) -> DoneResult:
-        message = await attempt(auth.change_password(info.context.ctx, input))
-        return message if isinstance(message, OperationError) else Done(message=message)
+        return await attempt_done(auth.change_password(info.context.ctx, input))
 
     @strawberry.mutation
     async def setup_totp(self, info: Info) -> SetupTotpResult:
@@ -112,13 +109,11 @@ class AuthMutation:
 
     @strawberry.mutation
     async def confirm_totp(self, info: Info, input: TOTPConfirmRequest) -> DoneResult:
-        message = await attempt(totp.confirm(info.context.ctx, input))
-        return message if isinstance(message, OperationError) else Done(message=message)
+        return await attempt_done(totp.confirm(info.context.ctx, input))
 
     @strawberry.mutation
     async def disable_totp(self, info: Info, input: TOTPDisableRequest) -> DoneResult:
-        message = await attempt(totp.disable(info.context.ctx, input))
-        return message if isinstance(message, OperationError) else Done(message=message)
+        return await attempt_done(totp.disable(info.context.ctx, input))
 
     @strawberry.mutation
     async def create_api_key(self, info: Info, input: APIKeyCreateRequest) -> CreateApiKeyResult:
@@ -132,5 +127,4 @@ class AuthMutation:
 
     @strawberry.mutation
     async def revoke_api_key(self, info: Info, id: str) -> DoneResult:
-        result = await attempt(api_keys.revoke_api_key(info.context.ctx, id))
-        return result if isinstance(result, OperationError) else Done(message="API key revoked")
+        return await attempt_done(api_keys.revoke_api_key(info.context.ctx, id), "API key revoked")

@@ -22,7 +22,7 @@ from mailcue_server.errors import (
     RateLimited,
     Unauthenticated,
 )
-from mailcue_server.schema.types.common import ErrorCode, OperationError
+from mailcue_server.schema.types.common import Done, ErrorCode, OperationError
 
 T = TypeVar("T")
 
@@ -54,6 +54,14 @@ async def attempt(call: Awaitable[T]) -> T | OperationError:
         return await call
     except MailcueError as exc:
         return to_operation_error(exc)
+
+
+async def attempt_done(call: Awaitable[str | None], done: str = "OK") -> Done | OperationError:
+    """Like :func:`attempt` for resolvers that return a message (or nothing)."""
+    result = await attempt(call)
+    if isinstance(result, OperationError):
+        return result
+    return Done(message=result or done)
 
 
 async def query(call: Awaitable[T]) -> T:

@@ -125,7 +125,7 @@ class ImapServer:
         )
         self._port = int(self._server.sockets[0].getsockname()[1])
         kind = "IMAPS" if self._tls_context else "IMAP"
-        log.info("%s listening on %s port %d", kind, self._host or "*", self._port)
+        log.debug("%s listening on %s port %d", kind, self._host or "*", self._port)
         return self._port
 
     async def close(self, grace: float = 5.0) -> None:

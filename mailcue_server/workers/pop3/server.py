@@ -108,7 +108,7 @@ class Pop3Server:
         )
         self._port = int(self._server.sockets[0].getsockname()[1])
         kind = "POP3S" if self._ssl_context else "POP3"
-        logger.info("%s listening on %s port %d", kind, self._host or "*", self._port)
+        logger.debug("%s listening on %s port %d", kind, self._host or "*", self._port)
         return self._port
 
     async def close(self, grace: float = 5.0) -> None:

@@ -272,7 +272,7 @@ class SmtpHandler:
             # The boundary of one delivery (STYLE rule 24): log it, answer 451.
             log.exception("delivery %s from %s failed", txn_id, delivery.peer)
             return False
-        log.info("delivered %s to %d recipient(s)", txn_id, len(delivery.rcpt_tos))
+        log.debug("delivered %s to %d recipient(s)", txn_id, len(delivery.rcpt_tos))
         return True
 
     async def auth_PLAIN(  # noqa: N802 - aiosmtpd looks hooks up by this name

@@ -293,7 +293,7 @@ class SmtpServer:
         except BaseException:
             await self.close(grace=0)
             raise
-        log.info("SMTP listening: %s", self._describe())
+        log.debug("SMTP listening: %s", self._describe())
         return self.ports
 
     async def close(self, *, grace: float = 30.0) -> None:
