@@ -12,12 +12,7 @@ from mailcue_server.errors import Invalid, NotFound, Unauthenticated
 from mailcue_server.resolvers import totp
 from mailcue_server.resolvers.context import Context
 from mailcue_server.resolvers.rate_limit import LoginLimiter
-from mailcue_server.resolvers.users import (
-    MAX_PASSWORD_LENGTH,
-    USERNAME_MAX,
-    check_new_password,
-    user_view,
-)
+from mailcue_server.resolvers.users import check_new_password, user_view
 from mailcue_server.schema.types.auth import (
     ChangePasswordRequest,
     LoginRequest,
@@ -41,15 +36,10 @@ async def login(ctx: Context, data: LoginRequest) -> TokenResponse | LoginStepRe
         Unauthenticated: wrong password, unknown or deactivated user (one message).
     """
     limiter = ctx.services.limiter
-    key = LoginLimiter.key(ctx.client_ip, data.username[:USERNAME_MAX])
+    key = LoginLimiter.key(ctx.client_ip, data.username[: users.USERNAME_MAX])
     limiter.check(key)
-    # Oversized input can't match an account; it still pays for a hash check below.
-    plausible = len(data.username) <= USERNAME_MAX and len(data.password) <= MAX_PASSWORD_LENGTH
-    user = await users.get_by_username(data.username) if plausible else None
-    password_ok = await verify_password(
-        user.password_hash if user else None, data.password[:MAX_PASSWORD_LENGTH]
-    )
-    if user is None or not password_ok or not user.is_active:
+    user = await users.check_password(data.username, data.password)
+    if user is None:
         limiter.fail(key)
         raise Unauthenticated(BAD_CREDENTIALS)
     limiter.succeed(key)

@@ -15,10 +15,9 @@ from mailcue_server.schema.types.auth import (
 from mailcue_server.store import auth_sessions, users
 from mailcue_server.store.credentials import hash_password
 from mailcue_server.store.models import User
+from mailcue_server.store.users import MAX_PASSWORD_LENGTH, USERNAME_MAX
 
 MIN_PASSWORD_LENGTH = 8
-MAX_PASSWORD_LENGTH = 1024
-USERNAME_MAX = 64
 
 
 def user_view(user: User) -> UserResponse:

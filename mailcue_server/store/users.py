@@ -7,11 +7,29 @@ from uuid import UUID
 from tortoise.exceptions import IntegrityError
 
 from mailcue_server.errors import Conflict, NotFound
+from mailcue_server.store.credentials import verify_password
 from mailcue_server.store.models import User
+
+USERNAME_MAX = 64
+MAX_PASSWORD_LENGTH = 1024
 
 
 async def get_by_username(username: str) -> User | None:
     return await User.get_or_none(username=username)
+
+
+async def check_password(username: str, password: str) -> User | None:
+    """The active user if the password is right.
+
+    An unknown, oversized or deactivated username costs the same Argon2 check
+    as a wrong password, so neither answer nor timing tells them apart.
+    """
+    plausible = len(username) <= USERNAME_MAX and len(password) <= MAX_PASSWORD_LENGTH
+    user = await get_by_username(username) if plausible else None
+    ok = await verify_password(
+        user.password_hash if user else None, password[:MAX_PASSWORD_LENGTH]
+    )
+    return user if ok and user is not None and user.is_active else None
 
 
 async def get_active(user_id: UUID | str) -> User | None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 from mailcue_server.errors import Invalid
 from mailcue_server.mail.addresses import canonical_address
 from mailcue_server.store import mailboxes, users
-from mailcue_server.store.credentials import verify_password
 from mailcue_server.store.ingest import Incoming, IngestQueue
 from mailcue_server.workers.smtp.sink import Delivery, RecipientVerdict
 
@@ -55,6 +54,5 @@ class StoreSink:
             mailbox = await mailboxes.check_password(username, password)
             if mailbox is not None:
                 return mailbox.address
-        user = await users.get_by_username(username) if len(username) <= 64 else None
-        ok = await verify_password(user.password_hash if user else None, password)
-        return user.username if ok and user is not None and user.is_active else None
+        user = await users.check_password(username, password)
+        return user.username if user is not None else None
