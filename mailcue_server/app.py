@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import socket
 from dataclasses import dataclass, field
 
@@ -20,7 +21,7 @@ from mailcue_server.config import Settings, resolve_secret_key
 from mailcue_server.events.bus import EventBus
 from mailcue_server.events.memory import MemoryBus
 from mailcue_server.events.redis import RedisBus
-from mailcue_server.resolvers.context import Services
+from mailcue_server.resolvers.context import Services, SmtpTarget
 from mailcue_server.resolvers.rate_limit import LoginLimiter
 from mailcue_server.resolvers.tokens import TokenService
 from mailcue_server.store.bootstrap import ensure_admin
@@ -38,14 +39,18 @@ from mailcue_server.workers.tls import TlsManager
 
 log = logging.getLogger(__name__)
 
+# Not a valid user name or address, so no account can collide with it.
+API_SUBMITTER = "~mailcue-api"
 
-def build_services(settings: Settings, secret_key: str) -> Services:
+
+def build_services(settings: Settings, secret_key: str, bus: EventBus) -> Services:
     return Services(
         settings=settings,
         secret_key=secret_key,
         tokens=TokenService(secret_key, settings.access_token_expire_minutes),
         limiter=LoginLimiter(settings.login_max_attempts, settings.login_window_seconds),
         totp_box=SecretBox(secret_key, "totp"),
+        bus=bus,
     )
 
 
@@ -70,6 +75,13 @@ def bind_socket(host: str, port: int) -> socket.socket:
     sock.listen(512)
     sock.setblocking(False)
     return sock
+
+
+def _loopback_for(bind: str) -> str:
+    """The address to reach our own listener bound on ``bind`` (a wildcard means loopback)."""
+    if bind in ("0.0.0.0", ""):  # noqa: S104 - comparing, not binding
+        return "127.0.0.1"
+    return "::1" if bind == "::" else bind
 
 
 @dataclass
@@ -116,7 +128,7 @@ class MailcueServer:
         self.bus = build_bus(settings)
         self.tls = TlsManager(settings.data_dir / "tls", settings.effective_hostname)
         self.tls.load()
-        self.services = build_services(settings, secret_key)
+        self.services = build_services(settings, secret_key, self.bus)
         self.http_app = create_app(self.services)
         await self._start_mail(self.bus, self.tls)
         await self._start_http()
@@ -153,8 +165,13 @@ class MailcueServer:
             smtp_listeners.append(
                 SmtpListener(kind=ListenerKind.LMTP, host=host, port=settings.lmtp_port)
             )
+        api_password = secrets.token_urlsafe(32)
         self._smtp = SmtpServer(
-            StoreSink(self._ingest, accept_any_recipient=test_mode),
+            StoreSink(
+                self._ingest,
+                accept_any_recipient=test_mode,
+                api_credential=(API_SUBMITTER, api_password),
+            ),
             smtp_listeners,
             hostname=settings.effective_hostname,
             tls_context=tls.server_context(),
@@ -163,6 +180,13 @@ class MailcueServer:
         ports = await self._smtp.start()
         for spec, port in zip(smtp_listeners, ports, strict=True):
             self.listeners[str(spec.kind)] = Listener(str(spec.kind), host, port)
+        if self.services is not None:
+            self.services.submission = SmtpTarget(
+                host=_loopback_for(host),
+                port=self.listeners[str(ListenerKind.SUBMISSION)].port,
+                username=API_SUBMITTER,
+                password=api_password,
+            )
         pop3_backend = StorePop3Backend(bus)
         plain = Pop3Server(
             pop3_backend,

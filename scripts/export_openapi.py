@@ -38,6 +38,7 @@ def build_openapi() -> dict[str, Any]:
     from mailcue_server.api.app import create_app
     from mailcue_server.app import build_services
     from mailcue_server.config import Settings, load_settings
+    from mailcue_server.events.memory import MemoryBus
 
     # Every field explicit, so MAILCUE_* variables in the caller's shell can't leak in.
     values: dict[str, Any] = {
@@ -46,7 +47,7 @@ def build_openapi() -> dict[str, Any]:
     }
     values["secret_key"] = DUMMY_SECRET
     settings = load_settings(_env_file=None, **values)
-    app = create_app(build_services(settings, DUMMY_SECRET))
+    app = create_app(build_services(settings, DUMMY_SECRET, MemoryBus()))
     document = app.openapi()
     ordered: dict[str, Any] = {}
     for key, value in document.items():

@@ -14,6 +14,7 @@ from uuid import UUID
 
 from mailcue_server.config import Settings
 from mailcue_server.errors import Forbidden, MissingScope, Unauthenticated
+from mailcue_server.events.bus import EventBus
 from mailcue_server.resolvers.rate_limit import LoginLimiter
 from mailcue_server.resolvers.scopes import BY_VALUE, FULL_ACCESS
 from mailcue_server.resolvers.tokens import TokenService
@@ -72,6 +73,21 @@ class Principal:
         return self.allowed_mailboxes is None or address.lower() in self.allowed_mailboxes
 
 
+@dataclass(frozen=True)
+class SmtpTarget:
+    """Where the API hands mail it sends: our own submission listener.
+
+    ``username``/``password`` is a per-process credential the submission
+    listener accepts from the API only (the resolver has already checked who
+    may send from which address).
+    """
+
+    host: str
+    port: int
+    username: str
+    password: str
+
+
 @dataclass
 class Services:
     """Long-lived collaborators built once by the composition root."""
@@ -81,7 +97,10 @@ class Services:
     tokens: TokenService
     limiter: LoginLimiter
     totp_box: SecretBox
+    bus: EventBus
     clock: Callable[[], datetime] = utcnow
+    # Set once the mail listeners are up (None while only HTTP runs, as in spec export).
+    submission: SmtpTarget | None = None
 
 
 @dataclass

@@ -51,6 +51,9 @@ class Mailbox(Model):
         "mailcue.User", related_name="mailboxes", null=True, on_delete=fields.SET_NULL
     )
     quota_bytes: int | None = fields.BigIntField(null=True)
+    signature = fields.TextField(default="", db_default="")
+    # "standard" or "deliverability" (the REST contract's MailboxResponse.purpose).
+    purpose = fields.CharField(max_length=16, default="standard", db_default="standard")
     # The last UIDVALIDITY handed to one of this mailbox's folders: a folder
     # deleted and created again must get a new one (RFC 9051 section 2.3.1.1).
     last_uid_validity = fields.BigIntField(default=0)

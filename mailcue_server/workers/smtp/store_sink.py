@@ -8,6 +8,8 @@ through the group-commit :class:`~mailcue_server.store.ingest.IngestQueue`, so
 
 from __future__ import annotations
 
+import hmac
+
 from mailcue_server.errors import Invalid
 from mailcue_server.mail.addresses import canonical_address
 from mailcue_server.store import mailboxes, users
@@ -21,11 +23,20 @@ class StoreSink:
     Args:
         queue: The running ingest queue that commits deliveries.
         accept_any_recipient: Test mode's catch-all.
+        api_credential: The username and password the HTTP API submits with
+            (``POST /emails/send``); made per process, never stored.
     """
 
-    def __init__(self, queue: IngestQueue, *, accept_any_recipient: bool) -> None:
+    def __init__(
+        self,
+        queue: IngestQueue,
+        *,
+        accept_any_recipient: bool,
+        api_credential: tuple[str, str] | None = None,
+    ) -> None:
         self._queue = queue
         self._catch_all = accept_any_recipient
+        self._api_credential = api_credential
 
     async def check_recipient(
         self, address: str, *, authenticated: str | None
@@ -50,6 +61,9 @@ class StoreSink:
 
     async def authenticate(self, username: str, password: str) -> str | None:
         """A mailbox address and its password, or a user account's username and password."""
+        if self._api_credential is not None and username == self._api_credential[0]:
+            expected = self._api_credential[1].encode()
+            return username if hmac.compare_digest(password.encode(), expected) else None
         if "@" in username:
             mailbox = await mailboxes.check_password(username, password)
             if mailbox is not None:
