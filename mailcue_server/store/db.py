@@ -20,7 +20,12 @@ from tortoise.migrations.executor import MigrationExecutor
 from tortoise.migrations.writer import MigrationWriter
 
 APP_LABEL = "mailcue"
-MODELS_MODULES = ("mailcue_server.store.models", "mailcue_server.store.mail_models")
+MODELS_MODULES = (
+    "mailcue_server.store.models",
+    "mailcue_server.store.mail_models",
+    "mailcue_server.store.gpg_models",
+    "mailcue_server.store.domain_models",
+)
 MIGRATIONS_MODULE = "mailcue_server.migrations"
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,1 @@
+"""Managed domains and aliases (filled in by the domains work)."""

@@ -1,0 +1,1 @@
+"""OpenPGP keys of mailboxes (filled in by the GPG work)."""
