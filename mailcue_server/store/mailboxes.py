@@ -41,6 +41,7 @@ async def create_mailbox(
     password: str | None = None,
     owner_id: UUID | str | None = None,
     quota_bytes: int | None = None,
+    purpose: str = "standard",
 ) -> Mailbox:
     """Create a mailbox with its default folders.
 
@@ -51,6 +52,7 @@ async def create_mailbox(
         password: Plain password for IMAP/POP3/SMTP AUTH (stored as Argon2id), or none.
         owner_id: The owning user.
         quota_bytes: Storage limit, or ``None`` for no limit.
+        purpose: ``standard`` or ``deliverability``.
 
     Raises:
         Invalid: The address is not valid.
@@ -68,6 +70,7 @@ async def create_mailbox(
                 password_hash=password_hash,
                 owner_id=owner_id,
                 quota_bytes=quota_bytes,
+                purpose=purpose,
             )
             first = await uids.allocate_uid_validities(mailbox.id, len(DEFAULT_FOLDERS))
             await Folder.bulk_create(
@@ -131,10 +134,27 @@ async def set_password(address: str, password: str | None) -> None:
     await mailbox.save(update_fields=["password_hash"])
 
 
-async def set_display_name(address: str, display_name: str) -> None:
+async def set_display_name(address: str, display_name: str) -> Mailbox:
     mailbox = await get_mailbox(address)
     mailbox.display_name = display_name
     await mailbox.save(update_fields=["display_name"])
+    return mailbox
+
+
+async def set_signature(address: str, signature: str) -> Mailbox:
+    mailbox = await get_mailbox(address)
+    mailbox.signature = signature
+    await mailbox.save(update_fields=["signature"])
+    return mailbox
+
+
+async def count_owned(owner_id: UUID | str) -> int:
+    """How many mailboxes a user owns (their ``max_mailboxes`` quota counts these)."""
+    return await Mailbox.filter(owner_id=owner_id).count()
+
+
+async def get_by_id(mailbox_id: UUID | str) -> Mailbox | None:
+    return await Mailbox.get_or_none(id=mailbox_id)
 
 
 async def get_folder(address: str, name: str = INBOX) -> Folder:

@@ -39,6 +39,7 @@ from mailcue_server.store.mail_models import (
     encode_flags,
 )
 from mailcue_server.store.mailboxes import (
+    folder_name,
     get_folder,
     get_mailbox,
     normalise_address,
@@ -93,6 +94,7 @@ class FolderStatus:
     uid_validity: int
     highest_modseq: int
     size_bytes: int
+    special_use: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +106,25 @@ class MailboxCounts:
     junk: int
     size_bytes: int
     folders: tuple[FolderStatus, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class Appending:
+    """One message to store straight into a folder (IMAP APPEND, API inject).
+
+    Attributes:
+        mailbox: The mailbox address.
+        folder: The folder name.
+        raw: The exact bytes to store.
+        flags: IMAP flag names to set.
+        internal_date: The internal date; now when ``None``.
+    """
+
+    mailbox: str
+    folder: str
+    raw: bytes
+    flags: tuple[str, ...] = ()
+    internal_date: datetime | None = None
 
 
 async def append(
@@ -133,22 +154,64 @@ async def append(
     Raises:
         NotFound: No such mailbox or folder.
     """
-    target = await get_folder(mailbox, folder)
-    address = normalise_address(mailbox)
-    fields = index_message(raw)
-    bits, keywords = encode_flags(flags)
-    unseen = 0 if bits & SystemFlag.SEEN else 1
+    item = Appending(mailbox, folder, raw, tuple(flags), internal_date)
+    [stored] = await append_many([item], bus=bus, source=source)
+    return stored
+
+
+async def append_many(
+    items: Sequence[Appending], *, bus: EventBus, source: str = "append"
+) -> list[Stored]:
+    """Store several messages in one transaction (bulk inject): all of them or none.
+
+    Returns:
+        Where each landed, in order.
+
+    Raises:
+        NotFound: A mailbox or folder does not exist (nothing is stored).
+    """
+    folders: dict[tuple[str, str], Folder] = {}
+    for item in items:
+        key = (normalise_address(item.mailbox), folder_name(item.folder))
+        if key not in folders:
+            folders[key] = await get_folder(item.mailbox, item.folder)
+    prepared = []
+    for item in items:
+        target = folders[(normalise_address(item.mailbox), folder_name(item.folder))]
+        bits, keywords = encode_flags(item.flags)
+        prepared.append((item, target, index_message(item.raw), bits, keywords))
+    plan: dict[int, list[int]] = {}  # folder id -> [count, unseen, size]
+    for item, target, _, bits, _ in prepared:
+        totals = plan.setdefault(target.id, [0, 0, 0])
+        totals[0] += 1
+        totals[1] += 0 if bits & SystemFlag.SEEN else 1
+        totals[2] += len(item.raw)
+    now = datetime.now(UTC)
+    stored: list[Stored] = []
+    events: list[Event] = []
     async with uids.write_transaction():
-        taken = await uids.reserve(target.id, count=1, unseen=unseen, size=len(raw))
-        if taken is None:
-            raise NotFound(f"Folder '{folder}' of mailbox '{mailbox}' not found")
-        # UTC always: SQLite compares and sorts the stored text.
-        when = (internal_date or datetime.now(UTC)).astimezone(UTC)
-        await new_row(taken, taken.first_uid, raw, fields, bits, keywords, when).save()
-    name = target.name
-    event = received_event(address, name, taken.first_uid, fields, len(raw), source)
-    await publish_quietly(bus, [event])
-    return Stored(address, name, taken.first_uid, taken.uid_validity)
+        reserved: dict[int, uids.Reservation] = {}
+        for folder_id in sorted(plan):
+            count, unseen, size = plan[folder_id]
+            taken = await uids.reserve(folder_id, count=count, unseen=unseen, size=size)
+            if taken is None:
+                raise NotFound("A folder was deleted meanwhile")
+            reserved[folder_id] = taken
+        next_uid = {folder_id: taken.first_uid for folder_id, taken in reserved.items()}
+        rows: list[Message] = []
+        for item, target, fields, bits, keywords in prepared:
+            taken = reserved[target.id]
+            uid = next_uid[target.id]
+            next_uid[target.id] += 1
+            # UTC always: SQLite compares and sorts the stored text.
+            when = (item.internal_date or now).astimezone(UTC)
+            rows.append(new_row(taken, uid, item.raw, fields, bits, keywords, when))
+            address = normalise_address(item.mailbox)
+            stored.append(Stored(address, target.name, uid, taken.uid_validity))
+            events.append(received_event(address, target.name, uid, fields, len(item.raw), source))
+        await Message.bulk_create(rows)
+    await publish_quietly(bus, events)
+    return stored
 
 
 # --- changes --------------------------------------------------------------------------------
@@ -448,7 +511,19 @@ async def folder_status(mailbox: str, folder: str = INBOX) -> FolderStatus:
 async def mailbox_counts(address: str) -> MailboxCounts:
     """Message, unread and junk counts of a mailbox, from the folder counters."""
     mailbox = await get_mailbox(address)
-    folders = await Folder.filter(mailbox_id=mailbox.id).order_by("id")
+    return _counts(await Folder.filter(mailbox_id=mailbox.id).order_by("id"))
+
+
+async def counts_by_mailbox(mailbox_ids: Sequence[Any]) -> dict[str, MailboxCounts]:
+    """:func:`mailbox_counts` of many mailboxes in one query, by mailbox id (as text)."""
+    folders = await Folder.filter(mailbox_id__in=list(mailbox_ids)).order_by("id")
+    grouped: dict[str, list[Folder]] = {}
+    for folder in folders:
+        grouped.setdefault(str(folder.mailbox_id), []).append(folder)
+    return {key: _counts(group) for key, group in grouped.items()}
+
+
+def _counts(folders: Sequence[Folder]) -> MailboxCounts:
     statuses = tuple(_status(folder) for folder in folders)
     return MailboxCounts(
         emails=sum(s.exists for s in statuses),
@@ -468,6 +543,7 @@ def _status(folder: Folder) -> FolderStatus:
         uid_validity=folder.uid_validity,
         highest_modseq=folder.highest_modseq,
         size_bytes=folder.total_bytes,
+        special_use=folder.special_use,
     )
 
 

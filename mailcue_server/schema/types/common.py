@@ -3,8 +3,32 @@
 from __future__ import annotations
 
 from enum import Enum
+from typing import NewType
 
 import strawberry
+from strawberry.types.scalar import ScalarDefinition
+
+StringMap = NewType("StringMap", dict[str, str])
+"""An object of string values (header fields by name). Pydantic reads the NewType as its
+dict; GraphQL gets the ``StringMap`` scalar from :data:`SCALARS`."""
+
+
+def _parse_string_map(value: object) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(
+        isinstance(key, str) and isinstance(item, str) for key, item in value.items()
+    ):
+        raise ValueError("expected an object whose values are strings")
+    return dict(value)
+
+
+SCALARS: dict[object, ScalarDefinition] = {
+    StringMap: strawberry.scalar(
+        name="StringMap",
+        description="An object whose values are strings.",
+        serialize=dict,
+        parse_value=_parse_string_map,
+    )
+}
 
 
 @strawberry.enum(name="ErrorCode")

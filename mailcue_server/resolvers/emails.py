@@ -1,0 +1,383 @@
+"""Reading, downloading, deleting, flagging and injecting email.
+
+Every function checks the caller's scope and reach through
+``resolvers/access.py`` first; a message in a mailbox the caller may not
+reach is as absent as one that never existed (404 alike).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from mailcue_server.errors import Invalid, NotFound
+from mailcue_server.mail.compose import Compose, build_message
+from mailcue_server.mail.mime import AttachmentInfo as PartInfo
+from mailcue_server.mail.mime import attachment, parse_detail
+from mailcue_server.mail.trace import trace_headers
+from mailcue_server.resolvers.access import reachable_mailbox, reachable_mailboxes
+from mailcue_server.resolvers.context import Context
+from mailcue_server.resolvers.pgp_gate import refuse_pgp_until_available
+from mailcue_server.schema.types.common import StringMap
+from mailcue_server.schema.types.emails import (
+    AttachmentInfo,
+    BulkDeleteRequest,
+    BulkDeleteResponse,
+    BulkInjectRequest,
+    BulkInjectResponse,
+    EmailDetail,
+    EmailListResponse,
+    EmailSummary,
+    InjectedEmail,
+    InjectEmailRequest,
+)
+from mailcue_server.store import messages
+from mailcue_server.store.mail_models import INBOX, Mailbox, Message, SystemFlag, decode_flags
+from mailcue_server.store.messages import Appending, FlagMode, Sort
+
+MAX_PAGE_SIZE = 500
+MAX_BULK_INJECT = 1000
+SORTS = {"date_desc": Sort.DATE_DESC, "date_asc": Sort.DATE_ASC}
+
+
+@dataclass(frozen=True, slots=True)
+class FileContent:
+    """A download: REST sends the bytes, GraphQL their base64."""
+
+    filename: str
+    content_type: str
+    content_disposition: str
+    data: bytes
+
+
+# --- the mailbox a call is about --------------------------------------------------------------
+
+
+async def target_mailbox(ctx: Context, address: str | None, scope: str) -> Mailbox:
+    """The mailbox named by ``address``, or the caller's only one when none is named.
+
+    Raises:
+        Invalid: No address given and the caller reaches several mailboxes (or none).
+        NotFound: No such mailbox within the caller's reach.
+    """
+    if address:
+        return await reachable_mailbox(ctx, address, scope)
+    principal = ctx.require_principal()
+    principal.require_scope(scope)
+    reachable = await reachable_mailboxes(principal)
+    if len(reachable) != 1:
+        raise Invalid("Say which mailbox: the 'mailbox' parameter is required")
+    return reachable[0]
+
+
+def parse_uid(uid: str | int) -> int:
+    """A REST uid as the IMAP UID it names; anything else names no message (404)."""
+    text = str(uid).strip()
+    if not text.isdigit() or not 0 < int(text) < 2**32:
+        raise NotFound(f"Email {uid} not found")
+    return int(text)
+
+
+async def _message(
+    ctx: Context, mailbox: str | None, folder: str, uid: str, scope: str
+) -> Message:
+    box = await target_mailbox(ctx, mailbox, scope)
+    try:
+        return await messages.get_by_uid(box.address, folder, parse_uid(uid))
+    except NotFound:
+        raise NotFound(f"Email {uid} not found") from None
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def summary_of(message: Message, address: str, folder: str) -> EmailSummary:
+    """The listing shape of a stored message, from its index columns (no raw bytes)."""
+    return EmailSummary(
+        uid=str(message.uid),
+        mailbox=address,
+        folder=folder,
+        from_address=message.from_addr,
+        from_name=message.from_name,
+        to_addresses=list(message.to_addrs),
+        subject=message.subject,
+        date=message.date_header or message.internal_date,
+        has_attachments=message.has_attachments,
+        is_read=bool(message.flags & SystemFlag.SEEN),
+        flags=decode_flags(message.flags, message.keywords),
+        preview=message.preview,
+        message_id=message.message_id,
+        in_reply_to=message.in_reply_to,
+        references=list(message.references),
+        thread_id=message.thread_id,
+        size=message.size,
+        is_signed=message.is_signed,
+        is_encrypted=message.is_encrypted,
+    )
+
+
+async def list_emails(
+    ctx: Context,
+    *,
+    mailbox: str | None,
+    folder: str = INBOX,
+    page: int = 1,
+    page_size: int = 50,
+    search: str | None = None,
+    sort: str = "date_desc",
+    thread_view: bool = False,
+) -> EmailListResponse:
+    """One page of a folder, newest first by default, optionally searched.
+
+    Raises:
+        Invalid: A page below 1, a page size outside 1..500, an unknown sort or a bad search.
+        NotFound: No such mailbox (within reach) or folder.
+    """
+    if page < 1:
+        raise Invalid("page starts at 1")
+    if not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise Invalid(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
+    if sort not in SORTS:
+        raise Invalid(f"sort must be one of: {', '.join(SORTS)}")
+    box = await target_mailbox(ctx, mailbox, "email:read")
+    found = await messages.list_page(
+        box.address,
+        folder,
+        offset=(page - 1) * page_size,
+        limit=page_size,
+        sort=Sort.THREAD if thread_view else SORTS[sort],
+        search=search,
+    )
+    emails = [summary_of(m, box.address, _folder_of(folder)) for m in found.messages]
+    return EmailListResponse(
+        total=found.total,
+        page=page,
+        page_size=page_size,
+        emails=emails,
+        has_more=page * page_size < found.total,
+    )
+
+
+def _folder_of(name: str) -> str:
+    return INBOX if name.upper() == INBOX else name
+
+
+async def get_email(
+    ctx: Context, *, uid: str, mailbox: str | None, folder: str = INBOX
+) -> EmailDetail:
+    """The whole message: bodies, every header, addresses and attachment parts."""
+    message = await _message(ctx, mailbox, folder, uid, "email:read")
+    address = await _address_of(message)
+    detail = parse_detail(bytes(message.raw_bytes))
+    summary = summary_of(message, address, _folder_of(folder))
+    return EmailDetail(
+        **{field.name: getattr(summary, field.name) for field in dataclasses.fields(summary)},
+        text_body=detail.text_body,
+        html_body=detail.html_body,
+        cc_addresses=[m.address for m in detail.cc],
+        bcc_addresses=[m.address for m in detail.bcc],
+        raw_headers=StringMap(detail.header_map),
+        attachments=[_attachment_info(part) for part in detail.attachments],
+    )
+
+
+async def _address_of(message: Message) -> str:
+    folder = await message.folder
+    mailbox = await folder.mailbox
+    return mailbox.address
+
+
+def _attachment_info(part: PartInfo) -> AttachmentInfo:
+    return AttachmentInfo(
+        filename=part.filename,
+        content_type=part.content_type,
+        size=part.size,
+        part_id=part.part_id,
+        content_id=part.content_id,
+        disposition=str(part.disposition),
+    )
+
+
+async def raw_email(
+    ctx: Context, *, uid: str, mailbox: str | None, folder: str = INBOX
+) -> FileContent:
+    """The exact stored bytes, as ``<uid>.eml``."""
+    message = await _message(ctx, mailbox, folder, uid, "email:read")
+    return FileContent(
+        filename=f"{message.uid}.eml",
+        content_type="message/rfc822",
+        content_disposition=f'attachment; filename="{message.uid}.eml"',
+        data=bytes(message.raw_bytes),
+    )
+
+
+async def email_attachment(
+    ctx: Context, *, uid: str, part_id: str, mailbox: str | None, folder: str = INBOX
+) -> FileContent:
+    """One MIME part's decoded bytes under a safe filename."""
+    message = await _message(ctx, mailbox, folder, uid, "email:read")
+    part = attachment(bytes(message.raw_bytes), part_id)
+    if part is None:
+        raise NotFound(f"Attachment {part_id} not found in email {uid}")
+    return FileContent(
+        filename=part.filename,
+        content_type=part.content_type_header,
+        content_disposition=part.content_disposition,
+        data=part.data,
+    )
+
+
+# --- changing --------------------------------------------------------------------------------
+
+
+async def delete_email(
+    ctx: Context, *, uid: str, mailbox: str | None, folder: str = INBOX
+) -> None:
+    """Remove one message for good; ``email.deleted`` follows."""
+    box = await target_mailbox(ctx, mailbox, "email:delete")
+    removed = await messages.delete(box.address, folder, [parse_uid(uid)], bus=ctx.services.bus)
+    if not removed:
+        raise NotFound(f"Email {uid} not found")
+
+
+async def bulk_delete(
+    ctx: Context, *, mailbox: str, folder: str, request: BulkDeleteRequest
+) -> BulkDeleteResponse:
+    """Remove several messages; uids that name nothing count as failed."""
+    box = await target_mailbox(ctx, mailbox, "email:delete")
+    wanted: list[int] = []
+    for value in request.uids:
+        try:
+            wanted.append(parse_uid(value))
+        except NotFound:
+            continue
+    removed = await messages.delete(box.address, folder, wanted, bus=ctx.services.bus)
+    return BulkDeleteResponse(deleted=len(removed), failed=len(request.uids) - len(removed))
+
+
+async def set_seen(
+    ctx: Context, *, mailbox: str, uid: str, folder: str, seen: bool
+) -> dict[str, str]:
+    """Mark read or unread (the ``\\Seen`` flag)."""
+    box = await target_mailbox(ctx, mailbox, "email:write")
+    mode = FlagMode.ADD if seen else FlagMode.REMOVE
+    changed = await messages.set_flags(
+        box.address, folder, [parse_uid(uid)], ["\\Seen"], bus=ctx.services.bus, mode=mode
+    )
+    if not changed:
+        raise NotFound(f"Email {uid} not found")
+    return {"uid": str(parse_uid(uid)), "status": "read" if seen else "unread"}
+
+
+async def move_email(
+    ctx: Context, *, mailbox: str, uid: str, source: str, destination: str
+) -> dict[str, str]:
+    """Move one message to another folder (spam / not spam)."""
+    box = await target_mailbox(ctx, mailbox, "email:write")
+    moved = await messages.move(
+        box.address, source, [parse_uid(uid)], destination, bus=ctx.services.bus
+    )
+    if not moved:
+        raise NotFound(f"Email {uid} not found")
+    [new_uid] = moved.values()
+    return {"uid": str(new_uid), "folder": _folder_of(destination), "status": "moved"}
+
+
+async def mark_spam(ctx: Context, *, mailbox: str, uid: str, folder: str) -> dict[str, str]:
+    return await move_email(ctx, mailbox=mailbox, uid=uid, source=folder, destination="Junk")
+
+
+async def mark_not_spam(ctx: Context, *, mailbox: str, uid: str) -> dict[str, str]:
+    return await move_email(ctx, mailbox=mailbox, uid=uid, source="Junk", destination=INBOX)
+
+
+# --- inject ----------------------------------------------------------------------------------
+
+
+async def inject_email(ctx: Context, request: InjectEmailRequest) -> InjectedEmail:
+    """Store a built message straight into a folder (APPEND semantics, no SMTP). Admin only."""
+    ctx.require_principal().require_admin("email:write")
+    appending, message_id = await _prepare_inject(ctx, request)
+    [stored] = await messages.append_many([appending], bus=ctx.services.bus, source="inject")
+    return InjectedEmail(
+        uid=str(stored.uid), mailbox=stored.mailbox, folder=stored.folder, message_id=message_id
+    )
+
+
+async def bulk_inject(ctx: Context, request: BulkInjectRequest) -> BulkInjectResponse:
+    """Inject up to 1,000 messages in one transaction; bad items are reported, not stored."""
+    ctx.require_principal().require_admin("email:write")
+    if len(request.emails) > MAX_BULK_INJECT:
+        raise Invalid(f"At most {MAX_BULK_INJECT} emails per bulk inject")
+    ready: list[Appending] = []
+    errors: list[str] = []
+    for index, item in enumerate(request.emails):
+        try:
+            appending, _ = await _prepare_inject(ctx, item)
+        except (Invalid, NotFound) as exc:
+            errors.append(f"{index}: {exc.message}")
+            continue
+        ready.append(appending)
+    stored = await messages.append_many(ready, bus=ctx.services.bus, source="inject")
+    return BulkInjectResponse(
+        injected=len(stored),
+        failed=len(errors),
+        ids=[f"{s.mailbox}:{s.folder}:{s.uid}" for s in stored],
+        errors=errors,
+    )
+
+
+async def _prepare_inject(ctx: Context, request: InjectEmailRequest) -> tuple[Appending, str]:
+    """Check the target and build the bytes; nothing is stored yet."""
+    refuse_pgp_until_available(sign=request.sign, encrypt=request.encrypt)
+    box = await reachable_mailbox(ctx, request.mailbox, "email:write")
+    await messages.folder_status(box.address, request.folder)  # NotFound before building
+    when = _aware(request.date) if request.date else datetime.now(UTC)
+    built = build_message(
+        Compose(
+            from_address=request.from_address,
+            to=tuple(request.to_addresses),
+            cc=tuple(request.cc_addresses or ()),
+            subject=request.subject,
+            text=request.text_body,
+            html=request.html_body,
+            reply_to=(request.reply_to,) if request.reply_to else (),
+            in_reply_to=request.in_reply_to,
+            references=tuple(request.references or ()),
+            headers=tuple(_header_items(request.headers)),
+            date=when,
+        )
+    )
+    raw = built.raw
+    if request.realistic_headers or request.return_path:
+        raw = (
+            trace_headers(
+                sender=request.return_path or request.from_address,
+                recipient=box.address,
+                hostname=ctx.settings.effective_hostname,
+                when=when,
+                received=request.realistic_headers,
+            )
+            + raw
+        )
+    appending = Appending(
+        mailbox=box.address,
+        folder=request.folder,
+        raw=raw,
+        flags=tuple(request.flags or ()),
+        internal_date=when,
+    )
+    return appending, built.message_id
+
+
+def _aware(moment: datetime) -> datetime:
+    """A date without a zone is taken as UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _header_items(headers: object) -> Sequence[tuple[str, str]]:
+    if not isinstance(headers, dict):
+        raise Invalid("headers must be an object of strings")
+    return [(str(name), str(value)) for name, value in headers.items()]

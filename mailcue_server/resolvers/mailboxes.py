@@ -1,0 +1,176 @@
+"""Mailboxes: list with counts, create, delete, purge, stats and profile changes.
+
+Admins manage every mailbox; a user manages the mailboxes they own and may
+create new ones up to their ``max_mailboxes`` quota (the reference API's rule).
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from mailcue_server.errors import Forbidden, Invalid, NotFound
+from mailcue_server.mail.addresses import canonical_address
+from mailcue_server.resolvers.access import reachable_mailbox, reachable_mailboxes
+from mailcue_server.resolvers.context import Context
+from mailcue_server.schema.types.mailboxes import (
+    DisplayNameUpdateRequest,
+    FolderInfo,
+    MailboxCreateRequest,
+    MailboxListResponse,
+    MailboxPurpose,
+    MailboxResponse,
+    MailboxStats,
+    SignatureUpdateRequest,
+)
+from mailcue_server.store import mailboxes, messages, users
+from mailcue_server.store.mail_models import Mailbox
+from mailcue_server.store.messages import MailboxCounts
+from mailcue_server.store.users import MAX_PASSWORD_LENGTH
+
+MAX_DISPLAY_NAME = 255
+MAX_SIGNATURE = 10_000
+MIN_PASSWORD_LENGTH = 8
+_NO_COUNTS = MailboxCounts(emails=0, unread=0, junk=0, size_bytes=0)
+
+
+def mailbox_response(mailbox: Mailbox, counts: MailboxCounts = _NO_COUNTS) -> MailboxResponse:
+    local, _, domain = mailbox.address.rpartition("@")
+    quota = mailbox.quota_bytes
+    owner = mailbox.owner_id  # type: ignore[attr-defined]
+    return MailboxResponse(
+        id=str(mailbox.id),
+        address=mailbox.address,
+        username=local,
+        display_name=mailbox.display_name,
+        domain=domain,
+        is_active=True,
+        created_at=mailbox.created_at,
+        purpose=MailboxPurpose(mailbox.purpose),
+        quota_mb=quota // (1024 * 1024) if quota else 500,
+        email_count=counts.emails,
+        unread_count=counts.unread,
+        junk_count=counts.junk,
+        signature=mailbox.signature,
+        owner_id=str(owner) if owner is not None else None,
+    )
+
+
+async def list_mailboxes(ctx: Context) -> MailboxListResponse:
+    """The caller's mailboxes (an admin's: all), counts read from the folder counters."""
+    principal = ctx.require_principal()
+    principal.require_scope("mailbox:read")
+    found = await reachable_mailboxes(principal)
+    counts = await messages.counts_by_mailbox([m.id for m in found])
+    items = [mailbox_response(m, counts.get(str(m.id), _NO_COUNTS)) for m in found]
+    return MailboxListResponse(mailboxes=items, total=len(items))
+
+
+async def create_mailbox(ctx: Context, request: MailboxCreateRequest) -> MailboxResponse:
+    """Create a mailbox with its five folders, owned by the caller.
+
+    Raises:
+        Invalid: A bad username, domain or password.
+        Forbidden: A user at their ``max_mailboxes`` quota.
+        Conflict: The address is taken.
+    """
+    principal = ctx.require_principal()
+    principal.require_scope("mailbox:write")
+    username = request.username.strip()
+    if not username or "@" in username:
+        raise Invalid("username is the part before the @, without it")
+    domain = (request.domain or ctx.settings.domain).strip()
+    address = canonical_address(f"{username}@{domain}")
+    if not MIN_PASSWORD_LENGTH <= len(request.password) <= MAX_PASSWORD_LENGTH:
+        raise Invalid(
+            f"password must be {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters"
+        )
+    _check_display_name(request.display_name)
+    if not principal.is_admin:
+        user = await users.get_active(principal.user_id)
+        owned = await mailboxes.count_owned(principal.user_id)
+        if user is None or owned >= user.max_mailboxes:
+            limit = user.max_mailboxes if user else 0
+            raise Forbidden(f"Mailbox limit reached: you may own {limit} mailboxes")
+    created = await mailboxes.create_mailbox(
+        address,
+        bus=ctx.services.bus,
+        display_name=request.display_name,
+        password=request.password,
+        owner_id=principal.user_id,
+        purpose=request.purpose.value,
+    )
+    return mailbox_response(created)
+
+
+async def delete_mailbox(ctx: Context, address: str) -> None:
+    """Delete a mailbox with all its mail (admins: any; users: their own)."""
+    mailbox = await reachable_mailbox(ctx, address, "mailbox:write")
+    await messages.delete_mailbox(mailbox.address, bus=ctx.services.bus)
+
+
+async def purge_mailbox(ctx: Context, address: str) -> dict[str, int]:
+    """Delete every message of a mailbox, keeping its folders."""
+    mailbox = await reachable_mailbox(ctx, address, "email:delete")
+    deleted = await messages.purge_mailbox(mailbox.address, bus=ctx.services.bus)
+    return {"deleted": deleted}
+
+
+async def mailbox_stats(ctx: Context, mailbox_id: str) -> MailboxStats:
+    """Per-folder totals, unread and size; ``mailbox_id`` is the id or the address."""
+    address = await _address_for(mailbox_id)
+    mailbox = await reachable_mailbox(ctx, address, "mailbox:read")
+    counts = await messages.mailbox_counts(mailbox.address)
+    return MailboxStats(
+        mailbox_id=str(mailbox.id),
+        address=mailbox.address,
+        total_emails=counts.emails,
+        unread_emails=counts.unread,
+        total_size_bytes=counts.size_bytes,
+        folders=[
+            FolderInfo(
+                name=f.name,
+                message_count=f.exists,
+                unseen_count=f.unseen,
+                size_bytes=f.size_bytes,
+                special_use=f.special_use,
+            )
+            for f in counts.folders
+        ],
+    )
+
+
+async def _address_for(mailbox_id: str) -> str:
+    if "@" in mailbox_id:
+        return mailbox_id
+    try:
+        key = UUID(mailbox_id)
+    except ValueError:
+        raise NotFound(f"Mailbox '{mailbox_id}' not found") from None
+    found = await mailboxes.get_by_id(key)
+    if found is None:
+        raise NotFound(f"Mailbox '{mailbox_id}' not found")
+    return found.address
+
+
+async def update_display_name(
+    ctx: Context, address: str, request: DisplayNameUpdateRequest
+) -> dict[str, str]:
+    mailbox = await reachable_mailbox(ctx, address, "mailbox:write")
+    _check_display_name(request.display_name)
+    await mailboxes.set_display_name(mailbox.address, request.display_name)
+    return {"address": mailbox.address, "display_name": request.display_name}
+
+
+async def update_signature(
+    ctx: Context, address: str, request: SignatureUpdateRequest
+) -> dict[str, str]:
+    mailbox = await reachable_mailbox(ctx, address, "mailbox:write")
+    if len(request.signature) > MAX_SIGNATURE:
+        raise Invalid(f"signature is at most {MAX_SIGNATURE} characters")
+    await mailboxes.set_signature(mailbox.address, request.signature)
+    return {"address": mailbox.address, "signature": request.signature}
+
+
+def _check_display_name(name: str) -> None:
+    if len(name) > MAX_DISPLAY_NAME or any(c in name for c in "\r\n\0"):
+        raise Invalid(f"display_name is one line of at most {MAX_DISPLAY_NAME} characters")

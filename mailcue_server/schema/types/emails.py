@@ -1,0 +1,145 @@
+"""Emails: listings, details, downloads, inject and bulk operations."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+
+import strawberry
+
+from mailcue_server.schema.types.common import StringMap
+
+
+@strawberry.type(name="AttachmentInfo")
+class AttachmentInfo:
+    filename: str
+    content_type: str
+    size: int
+    part_id: str = strawberry.field(description="Its MIME section; fetch it by this id.")
+    # The Content-ID without angle brackets, for cid: links. (A plain default:
+    # strawberry.field would hide an optional type from pydantic.)
+    content_id: str | None = None
+    disposition: str = strawberry.field(
+        default="attachment", description="`attachment`, or `inline` for parts of the body."
+    )
+
+
+@strawberry.type(name="EmailSummary")
+class EmailSummary:
+    uid: str = strawberry.field(description="The IMAP UID in its folder.")
+    mailbox: str
+    from_address: str
+    to_addresses: list[str]
+    subject: str
+    has_attachments: bool
+    is_read: bool
+    preview: str
+    from_name: str = ""
+    date: datetime | None = None
+    message_id: str = ""
+    in_reply_to: str | None = None
+    references: list[str] = dataclasses.field(default_factory=list)
+    thread_id: str = ""
+    size: int = 0
+    is_signed: bool = False
+    is_encrypted: bool = False
+    folder: str = "INBOX"
+    flags: list[str] = dataclasses.field(default_factory=list)
+
+
+@strawberry.type(name="EmailDetail")
+class EmailDetail(EmailSummary):
+    html_body: str | None = None
+    text_body: str | None = None
+    cc_addresses: list[str] = dataclasses.field(default_factory=list)
+    bcc_addresses: list[str] = dataclasses.field(default_factory=list)
+    raw_headers: StringMap = strawberry.field(
+        default_factory=dict,
+        description="Header fields by name; repeated fields joined by a newline.",
+    )
+    attachments: list[AttachmentInfo] = dataclasses.field(default_factory=list)
+
+
+@strawberry.type(name="EmailPage")
+class EmailListResponse:
+    total: int
+    page: int
+    page_size: int
+    emails: list[EmailSummary]
+    has_more: bool = False
+
+
+@strawberry.type(name="Download", description="A file's bytes, base64-encoded for GraphQL.")
+class Download:
+    filename: str
+    content_type: str
+    size: int
+    content_base64: str
+
+
+@strawberry.type(name="Injected", description="Where an injected message was stored.")
+class InjectedEmail:
+    uid: str
+    mailbox: str
+    folder: str
+    message_id: str
+
+
+@strawberry.input(name="InjectEmailInput")
+class InjectEmailRequest:
+    mailbox: str
+    from_address: str
+    to_addresses: list[str]
+    subject: str
+    html_body: str | None = None
+    text_body: str | None = None
+    date: datetime | None = None
+    headers: StringMap = strawberry.field(
+        default_factory=dict, description="Extra header fields, name to value."
+    )
+    sign: bool = False
+    encrypt: bool = False
+    reply_to: str | None = None
+    in_reply_to: str | None = None
+    # Optional lists: GraphQL inputs do not see a dataclasses default_factory, and
+    # strawberry.field would hide the list type from pydantic. None means empty.
+    references: list[str] | None = None
+    cc_addresses: list[str] | None = None
+    return_path: str | None = None
+    realistic_headers: bool = True
+    folder: str = "INBOX"
+    flags: list[str] | None = None
+
+
+@strawberry.input(name="BulkInjectInput")
+class BulkInjectRequest:
+    emails: list[InjectEmailRequest]
+
+
+@strawberry.type(name="BulkInjectResult")
+class BulkInjectResponse:
+    injected: int
+    failed: int
+    ids: list[str]  # "mailbox:folder:uid" of each stored message
+    errors: list[str] = dataclasses.field(default_factory=list)  # "index: reason"
+
+
+@strawberry.input(name="BulkDeleteInput")
+class BulkDeleteRequest:
+    uids: list[str]
+
+
+@strawberry.type(name="BulkDeleteResult")
+class BulkDeleteResponse:
+    deleted: int
+    failed: int
+
+
+@strawberry.input(name="UpdateFlagsInput")
+class UpdateFlagsRequest:
+    seen: bool
+
+
+@strawberry.input(name="SpamActionInput")
+class SpamActionRequest:
+    folder: str = "INBOX"

@@ -1,0 +1,77 @@
+"""Mailboxes, their folders and counts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+
+import strawberry
+
+
+@strawberry.enum(name="MailboxPurpose")
+class MailboxPurpose(Enum):
+    STANDARD = "standard"
+    DELIVERABILITY = "deliverability"
+
+
+@strawberry.type(name="Mailbox")
+class MailboxResponse:
+    id: str
+    address: str
+    display_name: str
+    domain: str
+    is_active: bool
+    created_at: datetime
+    username: str = strawberry.field(default="", description="The local part of the address.")
+    is_catchall: bool = False
+    purpose: MailboxPurpose = MailboxPurpose.STANDARD
+    quota_mb: int = 500
+    email_count: int = strawberry.field(default=0, description="Messages in every folder.")
+    unread_count: int = strawberry.field(default=0, description="Unseen messages in every folder.")
+    junk_count: int = 0
+    signature: str = ""
+    owner_id: str | None = None
+
+
+@strawberry.type(name="MailboxList")
+class MailboxListResponse:
+    mailboxes: list[MailboxResponse]
+    total: int
+
+
+@strawberry.type(name="FolderInfo")
+class FolderInfo:
+    name: str
+    message_count: int
+    unseen_count: int
+    size_bytes: int = 0
+    special_use: str | None = None  # "\\Sent", "\\Junk"... (RFC 6154)
+
+
+@strawberry.type(name="MailboxStats")
+class MailboxStats:
+    mailbox_id: str
+    address: str
+    total_emails: int
+    unread_emails: int
+    total_size_bytes: int
+    folders: list[FolderInfo]
+
+
+@strawberry.input(name="MailboxCreateInput")
+class MailboxCreateRequest:
+    username: str = strawberry.field(description="The local part; `user` of `user@domain`.")
+    password: str = strawberry.field(description="For IMAP, POP3 and SMTP AUTH.")
+    domain: str | None = None  # the server's domain when omitted
+    display_name: str = ""
+    purpose: MailboxPurpose = MailboxPurpose.STANDARD
+
+
+@strawberry.input(name="DisplayNameInput")
+class DisplayNameUpdateRequest:
+    display_name: str
+
+
+@strawberry.input(name="SignatureInput")
+class SignatureUpdateRequest:
+    signature: str = ""
