@@ -28,6 +28,7 @@ from mailcue_server.store.bootstrap import ensure_admin
 from mailcue_server.store.credentials import SecretBox
 from mailcue_server.store.db import Database
 from mailcue_server.store.ingest import IngestQueue
+from mailcue_server.workers.dns_checks import DnsCheckWorker
 from mailcue_server.workers.imap.server import ImapServer
 from mailcue_server.workers.pop3.server import Pop3Server
 from mailcue_server.workers.pop3.store_backend import StorePop3Backend
@@ -69,7 +70,10 @@ class _EmbeddedUvicorn(uvicorn.Server):
 def bind_socket(host: str, port: int) -> socket.socket:
     """A listening TCP socket; port 0 picks a free one (read it back from the socket)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio turns Nagle off (TCP_NODELAY) only on sockets whose
+    # proto says TCP, and without it a keep-alive client waits ~40 ms per response for
+    # the delayed ACK of the response's first write.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.listen(512)
@@ -113,6 +117,7 @@ class MailcueServer:
     _imap: list[ImapServer] = field(default_factory=list)
     _http: uvicorn.Server | None = None
     _http_task: asyncio.Task[None] | None = None
+    _dns_checks: DnsCheckWorker | None = None
 
     async def start(self) -> None:
         """Open the database, apply migrations, provision the admin, start listening."""
@@ -132,6 +137,8 @@ class MailcueServer:
         self.http_app = create_app(self.services)
         await self._start_mail(self.bus, self.tls)
         await self._start_http()
+        self._dns_checks = DnsCheckWorker(settings)
+        self._dns_checks.start()
         for listener in self.listeners.values():
             log.info("listening: %-10s %s", listener.name, listener.url)
 
@@ -186,6 +193,8 @@ class MailcueServer:
                 port=self.listeners[str(ListenerKind.SUBMISSION)].port,
                 username=API_SUBMITTER,
                 password=api_password,
+                tls_context=tls.client_context,
+                tls_hostname=settings.effective_hostname,
             )
         pop3_backend = StorePop3Backend(bus)
         plain = Pop3Server(
@@ -231,6 +240,7 @@ class MailcueServer:
             access_log=False,
             lifespan="off",
             ws="websockets-sansio",
+            timeout_graceful_shutdown=5,
         )
         self._http = _EmbeddedUvicorn(config)
         self._http_task = asyncio.create_task(self._http.serve(sockets=[sock]))
@@ -261,16 +271,21 @@ class MailcueServer:
         for imap in self._imap:
             await imap.close()
         self._imap.clear()
-        if self._http is not None and self._http_task is not None:
-            self._http.should_exit = True
-            await self._http_task
-            self._http = None
         if self._ingest is not None:
             await self._ingest.close()
             self._ingest = None
         if self.bus is not None:
+            # Before HTTP: closing the bus ends every SSE stream and subscription, which
+            # uvicorn would otherwise wait for (an SSE response lasts as long as its client).
             await self.bus.close()
             self.bus = None
+        if self._http is not None and self._http_task is not None:
+            self._http.should_exit = True
+            await self._http_task
+            self._http = None
+        if self._dns_checks is not None:
+            await self._dns_checks.stop()
+            self._dns_checks = None
         if self.db is not None:
             await self.db.close()
             self.db = None

@@ -7,6 +7,7 @@ variable, so start-up never shows a traceback for a typo.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from enum import StrEnum
@@ -66,6 +67,37 @@ class Settings(BaseSettings):
     pop3s_port: Port = Field(default=1995, ge=0, le=65535)
     lmtp_port: Port | None = Field(default=None, ge=0, le=65535)
     max_message_size: int = Field(default=25 * 1024 * 1024, ge=1024)
+    dns_resolver: str = Field(
+        default="",
+        description="DNS server for MX/A/TXT lookups, 'IP' or 'IP:PORT' "
+        "(e.g. 1.1.1.1, 127.0.0.1:5353, [::1]:53); empty uses the system resolver.",
+    )
+    dns_check_interval: int = Field(
+        default=3600, ge=0, description="Seconds between DNS re-checks of a domain; 0 is off."
+    )
+    validation_smtp_port: Port = Field(
+        default=25, ge=1, le=65535, description="Port of the MX that address validation probes."
+    )
+    validation_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        le=120,
+        description="Seconds each network step of address validation may take.",
+    )
+    validation_helo_name: str = Field(
+        default="", description="EHLO name of the validation probe; empty uses the hostname."
+    )
+    validation_mail_from: str = Field(
+        default="",
+        description="MAIL FROM of the validation probe; empty uses postmaster@<hostname>.",
+    )
+    keyserver_url: str = Field(
+        default="https://keys.openpgp.org",
+        description="Base URL of the VKS keyserver GPG keys are published to.",
+    )
+    keyserver_timeout: float = Field(
+        default=10.0, gt=0, le=120, description="Seconds each keyserver request may take."
+    )
     login_max_attempts: int = Field(default=5, ge=1)
     login_window_seconds: int = Field(default=300, ge=1)
     log_level: str = "INFO"
@@ -80,6 +112,14 @@ class Settings(BaseSettings):
     def _strip(cls, value: str) -> str:
         return value.strip()
 
+    @field_validator("dns_resolver")
+    @classmethod
+    def _resolver_address(cls, value: str) -> str:
+        value = value.strip()
+        if value:
+            parse_nameserver(value)  # raises ValueError with the reason
+        return value
+
     @property
     def is_production(self) -> bool:
         return self.mode is Mode.PRODUCTION
@@ -88,6 +128,19 @@ class Settings(BaseSettings):
     def effective_hostname(self) -> str:
         """The name we greet with and put in certificates."""
         return self.hostname or f"mail.{self.domain}"
+
+    @property
+    def dns_nameserver(self) -> tuple[str, int] | None:
+        """``MAILCUE_DNS_RESOLVER`` as (IP, port), or None for the system resolver."""
+        return parse_nameserver(self.dns_resolver) if self.dns_resolver else None
+
+    @property
+    def effective_validation_helo(self) -> str:
+        return self.validation_helo_name or self.effective_hostname
+
+    @property
+    def effective_validation_mail_from(self) -> str:
+        return self.validation_mail_from or f"postmaster@{self.effective_hostname}"
 
     @property
     def effective_admin_email(self) -> str:
@@ -100,6 +153,30 @@ class Settings(BaseSettings):
             return self.database_url
         path = (self.data_dir / "mailcue.db").resolve()
         return f"sqlite://{path}?journal_mode=WAL&synchronous=NORMAL&foreign_keys=ON"
+
+
+def parse_nameserver(text: str) -> tuple[str, int]:
+    """Split ``"IP"``, ``"IP:PORT"`` or ``"[IPv6]:PORT"`` into (IP, port); port defaults to 53.
+
+    Raises:
+        ValueError: not an IP address, or a port outside 1-65535.
+    """
+    host, port = text.strip(), "53"
+    if host.startswith("["):
+        host, _, rest = host[1:].partition("]")
+        if rest:
+            if not rest.startswith(":"):
+                raise ValueError("expected [IPv6]:PORT")
+            port = rest[1:]
+    elif host.count(":") == 1:
+        host, port = host.split(":")
+    try:
+        address = str(ipaddress.ip_address(host))
+    except ValueError:
+        raise ValueError(f"{host!r} is not an IP address") from None
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"port {port!r} is not in 1-65535")
+    return address, int(port)
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -53,5 +53,20 @@ class RateLimited(MailcueError):
         self.retry_after = retry_after
 
 
+class UpstreamFailed(MailcueError):
+    """A server we depend on (SMTP relay, keyserver) was unreachable, failed or refused.
+
+    ``timed_out`` tells a silent upstream (a gateway timeout) from a failing one.
+    """
+
+    def __init__(self, message: str, *, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
+
+
+class SubmissionFailed(UpstreamFailed):
+    """The mail server we hand a message to was unreachable or refused it (not the input)."""
+
+
 class ConfigError(MailcueError):
     """A setting is missing or has a bad value; start-up stops with this line."""

@@ -8,6 +8,7 @@ from mailcue_server import __version__
 from mailcue_server.api import errors
 from mailcue_server.api.graphql import build_graphql_router
 from mailcue_server.resolvers.context import Services
+from mailcue_server.rest_compat import mta_sts
 from mailcue_server.rest_compat.routes import build_router
 
 DESCRIPTION = (
@@ -30,5 +31,6 @@ def create_app(services: Services) -> FastAPI:
     app.state.services = services
     errors.install(app)
     app.include_router(build_router())
+    app.include_router(mta_sts.router)  # /.well-known/mta-sts.txt, outside /api/v1
     app.include_router(build_graphql_router(), prefix="/graphql", include_in_schema=False)
     return app

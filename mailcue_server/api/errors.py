@@ -20,6 +20,7 @@ from mailcue_server.errors import (
     NotFound,
     RateLimited,
     Unauthenticated,
+    UpstreamFailed,
 )
 
 log = logging.getLogger(__name__)
@@ -31,10 +32,13 @@ HTTP_STATUS: tuple[tuple[type[MailcueError], int], ...] = (
     (NotFound, 404),
     (Conflict, 409),
     (RateLimited, 429),
+    (UpstreamFailed, 502),
 )
 
 
 def status_for(exc: MailcueError) -> int:
+    if isinstance(exc, UpstreamFailed) and exc.timed_out:
+        return 504
     for kind, code in HTTP_STATUS:
         if isinstance(exc, kind):
             return code

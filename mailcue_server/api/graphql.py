@@ -8,10 +8,13 @@ WebSocket headers, so a ``connection_init`` payload with ``Authorization`` or
 from __future__ import annotations
 
 from starlette.requests import HTTPConnection
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.fastapi import GraphQLRouter
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types.unset import UNSET, UnsetType
 
 from mailcue_server.errors import Unauthenticated
+from mailcue_server.resolvers.principal import authenticate
 from mailcue_server.rest_compat.deps import build_context
 from mailcue_server.schema.context import GraphQLContext
 from mailcue_server.schema.root import build_schema
@@ -36,8 +39,39 @@ async def _context_getter(request: HTTPConnection) -> GraphQLContext:
     return GraphQLContext(ctx)
 
 
+NO_ACK_PAYLOAD: UnsetType = UNSET
+
+
+def _param(params: object, name: str) -> str | None:
+    """A ``connection_init`` payload entry, its name matched case-insensitively."""
+    if not isinstance(params, dict):
+        return None
+    for key, value in params.items():
+        if isinstance(key, str) and key.lower() == name and isinstance(value, str):
+            return value
+    return None
+
+
+class MailcueGraphQLRouter(GraphQLRouter[GraphQLContext, None]):
+    """Takes WebSocket credentials from ``connection_init`` when no header carried them."""
+
+    async def on_ws_connect(self, context: GraphQLContext) -> UnsetType | dict[str, object] | None:
+        ctx = context.ctx
+        params = context.connection_params
+        bearer = _bearer(_param(params, "authorization"))
+        api_key = _param(params, "x-api-key")
+        if ctx.principal is not None or not (bearer or api_key):
+            return NO_ACK_PAYLOAD
+        try:
+            ctx.principal = await authenticate(ctx.services, bearer=bearer, api_key=api_key)
+        except Unauthenticated as exc:
+            raise ConnectionRejectionError({"message": exc.message}) from exc
+        ctx.auth_error = None
+        return NO_ACK_PAYLOAD
+
+
 def build_graphql_router() -> GraphQLRouter[GraphQLContext, None]:
-    return GraphQLRouter(
+    return MailcueGraphQLRouter(
         build_schema(),
         context_getter=_context_getter,
         graphql_ide="graphiql",

@@ -36,6 +36,7 @@ class EventType(StrEnum):
     EMAIL_FLAGS_CHANGED = "email.flags_changed"
     EMAIL_COPIED = "email.copied"
     EMAIL_MOVED = "email.moved"
+    EMAIL_SENT = "email.sent"
     MAILBOX_CREATED = "mailbox.created"
     MAILBOX_DELETED = "mailbox.deleted"
     MAILBOX_PURGED = "mailbox.purged"

@@ -7,6 +7,7 @@ so each rule exists once.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -79,13 +80,17 @@ class SmtpTarget:
 
     ``username``/``password`` is a per-process credential the submission
     listener accepts from the API only (the resolver has already checked who
-    may send from which address).
+    may send from which address). ``tls_context`` makes a client context that
+    trusts the certificate the listener serves (the local CA or an uploaded
+    chain); ``tls_hostname`` is the name that certificate covers.
     """
 
     host: str
     port: int
     username: str
     password: str
+    tls_context: Callable[[], ssl.SSLContext] | None = None
+    tls_hostname: str | None = None
 
 
 @dataclass

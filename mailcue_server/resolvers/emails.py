@@ -19,7 +19,7 @@ from mailcue_server.mail.mime import attachment, parse_detail
 from mailcue_server.mail.trace import trace_headers
 from mailcue_server.resolvers.access import reachable_mailbox, reachable_mailboxes
 from mailcue_server.resolvers.context import Context
-from mailcue_server.resolvers.pgp_gate import refuse_pgp_until_available
+from mailcue_server.resolvers.pgp_mail import PgpReading, pgp_protect, pgp_reading
 from mailcue_server.schema.types.common import StringMap
 from mailcue_server.schema.types.emails import (
     AttachmentInfo,
@@ -82,10 +82,11 @@ def parse_uid(uid: str | int) -> int:
 
 async def _message(
     ctx: Context, mailbox: str | None, folder: str, uid: str, scope: str
-) -> Message:
+) -> tuple[Mailbox, Message]:
+    """The mailbox and the whole stored message (raw bytes included)."""
     box = await target_mailbox(ctx, mailbox, scope)
     try:
-        return await messages.get_by_uid(box.address, folder, parse_uid(uid))
+        return box, await messages.get_by_uid(box.address, folder, parse_uid(uid))
     except NotFound:
         raise NotFound(f"Email {uid} not found") from None
 
@@ -167,26 +168,38 @@ def _folder_of(name: str) -> str:
 async def get_email(
     ctx: Context, *, uid: str, mailbox: str | None, folder: str = INBOX
 ) -> EmailDetail:
-    """The whole message: bodies, every header, addresses and attachment parts."""
-    message = await _message(ctx, mailbox, folder, uid, "email:read")
-    address = await _address_of(message)
-    detail = parse_detail(bytes(message.raw_bytes))
-    summary = summary_of(message, address, _folder_of(folder))
+    """The whole message: bodies, every header, addresses and attachment parts.
+
+    A PGP message also gets its ``gpg`` report; when the mailbox holds the
+    private key, the bodies and attachments shown are the decrypted ones.
+    """
+    box, message = await _message(ctx, mailbox, folder, uid, "email:read")
+    raw = bytes(message.raw_bytes)
+    detail = parse_detail(raw)
+    reading = await _pgp_reading(ctx, box, message, raw)
+    shown = detail
+    if reading is not None and reading.decrypted_message is not None:
+        shown = parse_detail(reading.decrypted_message)
+    summary = summary_of(message, box.address, _folder_of(folder))
     return EmailDetail(
         **{field.name: getattr(summary, field.name) for field in dataclasses.fields(summary)},
-        text_body=detail.text_body,
-        html_body=detail.html_body,
+        text_body=shown.text_body,
+        html_body=shown.html_body,
         cc_addresses=[m.address for m in detail.cc],
         bcc_addresses=[m.address for m in detail.bcc],
         raw_headers=StringMap(detail.header_map),
-        attachments=[_attachment_info(part) for part in detail.attachments],
+        attachments=[_attachment_info(part) for part in shown.attachments],
+        gpg=reading.info if reading is not None else None,
     )
 
 
-async def _address_of(message: Message) -> str:
-    folder = await message.folder
-    mailbox = await folder.mailbox
-    return mailbox.address
+async def _pgp_reading(
+    ctx: Context, box: Mailbox, message: Message, raw: bytes
+) -> PgpReading | None:
+    """Only messages the index marked as signed or encrypted are opened (the rest are not PGP)."""
+    if not (message.is_signed or message.is_encrypted):
+        return None
+    return await pgp_reading(ctx, raw, box)
 
 
 def _attachment_info(part: PartInfo) -> AttachmentInfo:
@@ -204,7 +217,7 @@ async def raw_email(
     ctx: Context, *, uid: str, mailbox: str | None, folder: str = INBOX
 ) -> FileContent:
     """The exact stored bytes, as ``<uid>.eml``."""
-    message = await _message(ctx, mailbox, folder, uid, "email:read")
+    _, message = await _message(ctx, mailbox, folder, uid, "email:read")
     return FileContent(
         filename=f"{message.uid}.eml",
         content_type="message/rfc822",
@@ -217,8 +230,13 @@ async def email_attachment(
     ctx: Context, *, uid: str, part_id: str, mailbox: str | None, folder: str = INBOX
 ) -> FileContent:
     """One MIME part's decoded bytes under a safe filename."""
-    message = await _message(ctx, mailbox, folder, uid, "email:read")
-    part = attachment(bytes(message.raw_bytes), part_id)
+    box, message = await _message(ctx, mailbox, folder, uid, "email:read")
+    raw = bytes(message.raw_bytes)
+    part = attachment(raw, part_id)
+    reading = await _pgp_reading(ctx, box, message, raw)
+    if reading is not None and reading.decrypted_message is not None:
+        # The parts listed for an encrypted message are the decrypted ones.
+        part = attachment(reading.decrypted_message, part_id)
     if part is None:
         raise NotFound(f"Attachment {part_id} not found in email {uid}")
     return FileContent(
@@ -331,7 +349,6 @@ async def bulk_inject(ctx: Context, request: BulkInjectRequest) -> BulkInjectRes
 
 async def _prepare_inject(ctx: Context, request: InjectEmailRequest) -> tuple[Appending, str]:
     """Check the target and build the bytes; nothing is stored yet."""
-    refuse_pgp_until_available(sign=request.sign, encrypt=request.encrypt)
     box = await reachable_mailbox(ctx, request.mailbox, "email:write")
     await messages.folder_status(box.address, request.folder)  # NotFound before building
     when = _aware(request.date) if request.date else datetime.now(UTC)
@@ -339,18 +356,25 @@ async def _prepare_inject(ctx: Context, request: InjectEmailRequest) -> tuple[Ap
         Compose(
             from_address=request.from_address,
             to=tuple(request.to_addresses),
-            cc=tuple(request.cc_addresses or ()),
+            cc=tuple(request.cc_addresses),
             subject=request.subject,
             text=request.text_body,
             html=request.html_body,
             reply_to=(request.reply_to,) if request.reply_to else (),
             in_reply_to=request.in_reply_to,
-            references=tuple(request.references or ()),
+            references=tuple(request.references),
             headers=tuple(_header_items(request.headers)),
             date=when,
         )
     )
-    raw = built.raw
+    raw = await pgp_protect(
+        ctx,
+        built.raw,
+        sender=request.from_address,
+        recipients=[*request.to_addresses, *request.cc_addresses],
+        sign=request.sign,
+        encrypt=request.encrypt,
+    )
     if request.realistic_headers or request.return_path:
         raw = (
             trace_headers(
@@ -366,7 +390,7 @@ async def _prepare_inject(ctx: Context, request: InjectEmailRequest) -> tuple[Ap
         mailbox=box.address,
         folder=request.folder,
         raw=raw,
-        flags=tuple(request.flags or ()),
+        flags=tuple(request.flags),
         internal_date=when,
     )
     return appending, built.message_id

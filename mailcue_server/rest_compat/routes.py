@@ -2,13 +2,34 @@
 
 from fastapi import APIRouter
 
-from mailcue_server.rest_compat import api_keys, auth, system
+from mailcue_server.rest_compat import (
+    aliases,
+    api_keys,
+    auth,
+    domains,
+    emails,
+    events,
+    gpg,
+    mailboxes,
+    sending,
+    system,
+    validation,
+)
 
 
 def build_router() -> APIRouter:
     router = APIRouter(prefix="/api/v1")
     router.include_router(system.router)
+    # Before every other "/emails" router: "/emails/validate" is not a message route.
+    router.include_router(validation.router)
+    router.include_router(sending.router)
     # api-keys before auth: "/auth/api-keys/scopes" must not be read as a user route.
     router.include_router(api_keys.router)
     router.include_router(auth.router)
+    router.include_router(emails.router)
+    router.include_router(mailboxes.router)
+    router.include_router(events.router)
+    router.include_router(domains.router)
+    router.include_router(aliases.router)
+    router.include_router(gpg.router)
     return router

@@ -21,6 +21,7 @@ from mailcue_server.errors import (
     NotFound,
     RateLimited,
     Unauthenticated,
+    UpstreamFailed,
 )
 from mailcue_server.schema.types.common import Done, ErrorCode, OperationError
 
@@ -33,6 +34,7 @@ _CODES: tuple[tuple[type[MailcueError], ErrorCode], ...] = (
     (Unauthenticated, ErrorCode.UNAUTHENTICATED),
     (Forbidden, ErrorCode.FORBIDDEN),
     (RateLimited, ErrorCode.RATE_LIMITED),
+    (UpstreamFailed, ErrorCode.UPSTREAM_FAILED),
 )
 
 

@@ -5,16 +5,50 @@ from __future__ import annotations
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors
+from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 from strawberry.utils.logging import StrawberryLogger
 
 from mailcue_server.errors import MailcueError
+from mailcue_server.schema.aliases import AliasMutation, AliasQuery
 from mailcue_server.schema.auth import AuthMutation, AuthQuery
+from mailcue_server.schema.domains import DomainMutation, DomainQuery
+from mailcue_server.schema.emails import EmailsMutation, EmailsQuery
+from mailcue_server.schema.events import EventsSubscription
+from mailcue_server.schema.gpg import GpgMutation, GpgQuery
+from mailcue_server.schema.mailboxes import MailboxesMutation, MailboxesQuery
+from mailcue_server.schema.sending import SendingMutation
 from mailcue_server.schema.system import SystemQuery
+from mailcue_server.schema.types.common import SCALARS
+from mailcue_server.schema.validation import ValidationQuery
 
-Query = merge_types("Query", (SystemQuery, AuthQuery))
-Mutation = merge_types("Mutation", (AuthMutation,))
+Query = merge_types(
+    "Query",
+    (
+        SystemQuery,
+        AuthQuery,
+        EmailsQuery,
+        MailboxesQuery,
+        ValidationQuery,
+        DomainQuery,
+        AliasQuery,
+        GpgQuery,
+    ),
+)
+Mutation = merge_types(
+    "Mutation",
+    (
+        AuthMutation,
+        EmailsMutation,
+        MailboxesMutation,
+        SendingMutation,
+        DomainMutation,
+        AliasMutation,
+        GpgMutation,
+    ),
+)
+Subscription = merge_types("Subscription", (EventsSubscription,))
 
 
 def is_unexpected(error: GraphQLError) -> bool:
@@ -40,8 +74,10 @@ class MailcueSchema(strawberry.Schema):
 
 def build_schema() -> strawberry.Schema:
     return MailcueSchema(
+        config=StrawberryConfig(scalar_map=SCALARS),
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         # Masking runs before process_errors sees the list, so log-worthy errors
         # are told apart by the same predicate on both sides.
         extensions=[lambda: MaskErrors(should_mask_error=is_unexpected)],

@@ -80,7 +80,7 @@ async def create_mailbox(
     except IntegrityError as exc:  # a concurrent delivery created it first
         raise Conflict(f"Mailbox '{canonical}' already exists") from exc
     await publish_quietly(
-        bus, [Event(EventType.MAILBOX_CREATED, canonical, data={"id": str(mailbox.id)})]
+        bus, [Event(EventType.MAILBOX_CREATED, canonical, data={"mailbox_id": str(mailbox.id)})]
     )
     return mailbox
 

@@ -436,7 +436,8 @@ async def delete_mailbox(address: str, *, bus: EventBus) -> None:
     async with uids.write_transaction():
         await Mailbox.filter(id=mailbox.id).delete()
     await publish_quietly(
-        bus, [Event(EventType.MAILBOX_DELETED, mailbox.address, data={"id": str(mailbox.id)})]
+        bus,
+        [Event(EventType.MAILBOX_DELETED, mailbox.address, data={"mailbox_id": str(mailbox.id)})],
     )
 
 

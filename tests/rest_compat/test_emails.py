@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import imaplib
 import secrets
 from email.message import EmailMessage
@@ -10,12 +11,10 @@ from typing import Any
 
 import aiosmtplib
 import httpx
-import pytest
 
 from accounts import Account, admin, new_api_key, new_user
 from mailcue_server.app import MailcueServer
 from mailcue_server.events.bus import EventType, channel_for
-
 
 PDF_BYTES = b"%PDF-1.4\n" + bytes(range(256)) * 3 + b"\n%%EOF\n"
 
@@ -640,14 +639,14 @@ async def test_graphql_twins(server: MailcueServer, http: httpx.AsyncClient) -> 
     page = await graphql(
         http,
         boss,
-        """query($mailbox: String!) {
+        """query($mailbox: String!, $uid: String!) {
              emails(mailbox: $mailbox, search: "graph") { total emails { uid subject isRead } }
-             email(mailbox: $mailbox, uid: "%s") { textBody rawHeaders }
-             emailRaw(mailbox: $mailbox, uid: "%s") { filename contentType contentBase64 }
+             email(mailbox: $mailbox, uid: $uid) { textBody rawHeaders }
+             emailRaw(mailbox: $mailbox, uid: $uid) { filename contentType contentBase64 }
              mailboxStats(mailboxId: $mailbox) { totalEmails }
-           }"""
-        % (uid, uid),
+           }""",
         mailbox=address,
+        uid=uid,
     )
     data = page["data"]
     assert data["emails"] == {
@@ -661,24 +660,30 @@ async def test_graphql_twins(server: MailcueServer, http: httpx.AsyncClient) -> 
             f"/api/v1/emails/{uid}/raw", headers=boss.headers, params={"mailbox": address}
         )
     ).content
-    import base64
-
     assert base64.b64decode(data["emailRaw"]["contentBase64"]) == rest_raw
     assert data["mailboxStats"]["totalEmails"] == 1
     gone = await graphql(
         http,
         boss,
         """mutation($mailbox: String!, $uid: String!) {
-             deleteEmail(mailbox: $mailbox, uid: $uid) { __typename ... on OperationError { code } }
+             deleteEmail(mailbox: $mailbox, uid: $uid) {
+               __typename ... on OperationError { code }
+             }
            }""",
         mailbox=address,
         uid=uid,
     )
     assert gone["data"]["deleteEmail"]["__typename"] == "Done"
     missing = await graphql(
-        http, boss, 'query { email(mailbox: "%s", uid: "%s") { subject } }' % (address, uid)
+        http,
+        boss,
+        "query($m: String!, $u: String!) { email(mailbox: $m, uid: $u) { subject } }",
+        m=address,
+        u=uid,
     )
     assert missing["errors"][0]["extensions"]["code"] == "NOT_FOUND"
     intruder = await new_user(http)
-    hidden = await graphql(http, intruder, 'query { emails(mailbox: "%s") { total } }' % address)
+    hidden = await graphql(
+        http, intruder, "query($m: String!) { emails(mailbox: $m) { total } }", m=address
+    )
     assert hidden["errors"][0]["extensions"]["code"] == "NOT_FOUND"

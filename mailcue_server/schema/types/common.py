@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import NewType
+from typing import NewType, TypeVar
 
 import strawberry
+from strawberry.types import get_object_definition
 from strawberry.types.scalar import ScalarDefinition
+
+T = TypeVar("T")
 
 StringMap = NewType("StringMap", dict[str, str])
 """An object of string values (header fields by name). Pydantic reads the NewType as its
@@ -31,6 +34,21 @@ SCALARS: dict[object, ScalarDefinition] = {
 }
 
 
+def factory_defaults_in_graphql(cls: type[T]) -> type[T]:
+    """Give GraphQL the default of each ``default_factory`` field (``[]`` for lists).
+
+    Input lists use ``dataclasses.field(default_factory=list)`` because
+    ``strawberry.field`` would hide their type from pydantic (which parses the
+    REST body); Strawberry reads plain defaults but not factories, so without
+    this such fields would be required in GraphQL while optional on REST.
+    """
+    for field in get_object_definition(cls, strict=True).fields:
+        factory = cls.__dataclass_fields__[field.python_name].default_factory  # type: ignore[attr-defined]
+        if callable(factory):
+            field.default_value = factory()
+    return cls
+
+
 @strawberry.enum(name="ErrorCode")
 class ErrorCode(Enum):
     """Why an operation was refused; clients branch on it."""
@@ -41,6 +59,7 @@ class ErrorCode(Enum):
     UNAUTHENTICATED = "unauthenticated"
     FORBIDDEN = "forbidden"
     RATE_LIMITED = "rate_limited"
+    UPSTREAM_FAILED = "upstream_failed"
 
 
 @strawberry.type(name="OperationError", description="An expected failure of a mutation.")

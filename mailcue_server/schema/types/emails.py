@@ -7,7 +7,8 @@ from datetime import datetime
 
 import strawberry
 
-from mailcue_server.schema.types.common import StringMap
+from mailcue_server.schema.types.common import StringMap, factory_defaults_in_graphql
+from mailcue_server.schema.types.gpg import GpgEmailInfo
 
 
 @strawberry.type(name="AttachmentInfo")
@@ -58,6 +59,7 @@ class EmailDetail(EmailSummary):
         description="Header fields by name; repeated fields joined by a newline.",
     )
     attachments: list[AttachmentInfo] = dataclasses.field(default_factory=list)
+    gpg: GpgEmailInfo | None = None
 
 
 @strawberry.type(name="EmailPage")
@@ -85,6 +87,7 @@ class InjectedEmail:
     message_id: str
 
 
+@factory_defaults_in_graphql
 @strawberry.input(name="InjectEmailInput")
 class InjectEmailRequest:
     mailbox: str
@@ -101,14 +104,12 @@ class InjectEmailRequest:
     encrypt: bool = False
     reply_to: str | None = None
     in_reply_to: str | None = None
-    # Optional lists: GraphQL inputs do not see a dataclasses default_factory, and
-    # strawberry.field would hide the list type from pydantic. None means empty.
-    references: list[str] | None = None
-    cc_addresses: list[str] | None = None
+    references: list[str] = dataclasses.field(default_factory=list)
+    cc_addresses: list[str] = dataclasses.field(default_factory=list)
     return_path: str | None = None
     realistic_headers: bool = True
     folder: str = "INBOX"
-    flags: list[str] | None = None
+    flags: list[str] = dataclasses.field(default_factory=list)
 
 
 @strawberry.input(name="BulkInjectInput")

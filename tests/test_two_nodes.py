@@ -1,0 +1,125 @@
+"""Two ``mailcue serve`` nodes sharing PostgreSQL and Redis act as one server.
+
+Mail that node A receives over SMTP is announced on node B's SSE stream
+within a second (Redis pub/sub), read back over node B's IMAP and listed by
+node B's REST API (the shared database).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import imaplib
+import json
+import secrets
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from live_events import LATENCY, WAIT, parse_sse_block, smtp_send_to_port
+from processes import ServeProcess, cli_env, mailcue
+from services import fresh_postgres_database, redis_or_skip
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+
+ADMIN_PASSWORD = "two-nodes-admin-password"
+MAILBOX_PASSWORD = "two-nodes-mailbox-password"
+
+
+async def _next_event(lines: AsyncIterator[str], kind: str) -> tuple[dict[str, Any], float]:
+    """Read SSE blocks until one of ``kind``; returns its data object and arrival time."""
+    block: list[str] = []
+    async for line in lines:
+        if line:
+            block.append(line)
+            continue
+        parsed, block = parse_sse_block(block), []
+        if parsed.event == kind:
+            payload = json.loads("\n".join(parsed.data))
+            assert isinstance(payload, dict)
+            return payload, time.monotonic()
+    raise AssertionError(f"the stream ended before {kind}")
+
+
+def _imap_fetch(port: int, address: str) -> bytes:
+    client = imaplib.IMAP4("127.0.0.1", port, timeout=WAIT)
+    try:
+        client.login(address, MAILBOX_PASSWORD)
+        typ, _ = client.select("INBOX", readonly=True)
+        assert typ == "OK"
+        typ, data = client.uid("FETCH", "1", "(BODY.PEEK[])")
+        assert typ == "OK"
+        first = data[0]
+        assert isinstance(first, tuple), data
+        raw: bytes = first[1]
+        return raw
+    finally:
+        client.logout()
+
+
+async def test_mail_into_node_a_is_announced_and_served_by_node_b(tmp_path: Path) -> None:
+    redis_url = await redis_or_skip()
+    address = f"two-nodes-{secrets.token_hex(4)}@mailcue.local"
+    async with fresh_postgres_database() as database_url:
+        shared = {
+            "MAILCUE_DATABASE_URL": database_url,
+            "MAILCUE_REDIS_URL": redis_url,
+            "MAILCUE_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            # One secret for the cluster, as behind a load balancer.
+            "MAILCUE_SECRET_KEY": secrets.token_urlsafe(48),
+        }
+        env_a = cli_env(tmp_path / "a", **shared)
+        env_b = cli_env(tmp_path / "b", **shared)
+        created = mailcue(
+            "create-mailbox",
+            "--address",
+            address,
+            "--password",
+            MAILBOX_PASSWORD,
+            env=env_a,
+            cwd=tmp_path,
+        )
+        assert created.returncode == 0, created.stderr
+        with ServeProcess(env_a, tmp_path) as node_a, ServeProcess(env_b, tmp_path) as node_b:
+            node_a.wait_listening()
+            url_b = node_b.wait_listening()
+            async with httpx.AsyncClient(
+                base_url=url_b, timeout=httpx.Timeout(WAIT, read=None)
+            ) as http:
+                login = await http.post(
+                    "/api/v1/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD}
+                )
+                assert login.status_code == 200, login.text
+                headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+                async with http.stream(
+                    "GET", "/api/v1/events/stream", headers=headers, params={"mailbox": address}
+                ) as stream:
+                    assert stream.status_code == 200
+                    lines = stream.aiter_lines()
+                    async with asyncio.timeout(WAIT):
+                        assert await anext(lines) == ": subscribed"
+                    started = time.monotonic()
+                    sent = await smtp_send_to_port(
+                        node_a.listener_port("smtp"), address, "via node A"
+                    )
+                    async with asyncio.timeout(WAIT):
+                        event, arrived = await _next_event(lines, "email.received")
+                assert arrived - started < LATENCY, f"took {arrived - started:.3f} s"
+                assert event["mailbox"] == address and event["subject"] == "via node A"
+                assert event["uid"] == 1 and event["folder"] == "INBOX"
+
+                raw = await asyncio.to_thread(_imap_fetch, node_b.listener_port("imap"), address)
+                assert raw.endswith(sent)  # byte for byte, after our Received header
+
+                listed = await http.get(
+                    "/api/v1/emails", headers=headers, params={"mailbox": address}
+                )
+                assert listed.status_code == 200, listed.text
+                body = listed.json()
+                assert body["total"] == 1
+                assert [e["subject"] for e in body["emails"]] == ["via node A"]
+            assert node_b.terminate() == 0, node_b.output
+            assert node_a.terminate() == 0, node_a.output
