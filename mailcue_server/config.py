@@ -98,6 +98,11 @@ class Settings(BaseSettings):
     keyserver_timeout: float = Field(
         default=10.0, gt=0, le=120, description="Seconds each keyserver request may take."
     )
+    gpg_auto_import: bool = Field(
+        default=False,
+        description="Import public keys that received mail offers (application/pgp-keys "
+        "parts, Autocrypt headers) as contact keys of the mailbox owner when it is read.",
+    )
     login_max_attempts: int = Field(default=5, ge=1)
     login_window_seconds: int = Field(default=300, ge=1)
     log_level: str = "INFO"

@@ -19,7 +19,12 @@ from mailcue_server.mail.mime import attachment, parse_detail
 from mailcue_server.mail.trace import trace_headers
 from mailcue_server.resolvers.access import reachable_mailbox, reachable_mailboxes
 from mailcue_server.resolvers.context import Context
-from mailcue_server.resolvers.pgp_mail import PgpReading, pgp_protect, pgp_reading
+from mailcue_server.resolvers.pgp_mail import (
+    PgpReading,
+    import_offered_keys,
+    pgp_protect,
+    pgp_reading,
+)
 from mailcue_server.schema.types.common import StringMap
 from mailcue_server.schema.types.emails import (
     AttachmentInfo,
@@ -176,6 +181,8 @@ async def get_email(
     box, message = await _message(ctx, mailbox, folder, uid, "email:read")
     raw = bytes(message.raw_bytes)
     detail = parse_detail(raw)
+    if ctx.settings.gpg_auto_import:
+        await import_offered_keys(ctx, raw, box)
     reading = await _pgp_reading(ctx, box, message, raw)
     shown = detail
     if reading is not None and reading.decrypted_message is not None:
