@@ -24,12 +24,14 @@ from mailcue_server.events.redis import RedisBus
 from mailcue_server.resolvers.context import Services, SmtpTarget
 from mailcue_server.resolvers.rate_limit import LoginLimiter
 from mailcue_server.resolvers.tokens import TokenService
+from mailcue_server.store import settings as stored_settings
 from mailcue_server.store.bootstrap import ensure_admin
 from mailcue_server.store.credentials import SecretBox
 from mailcue_server.store.db import Database
 from mailcue_server.store.ingest import IngestQueue
 from mailcue_server.workers.dns_checks import DnsCheckWorker
 from mailcue_server.workers.imap.server import ImapServer
+from mailcue_server.workers.outbound import OutboundWorker
 from mailcue_server.workers.pop3.server import Pop3Server
 from mailcue_server.workers.pop3.store_backend import StorePop3Backend
 from mailcue_server.workers.smtp.server import Listener as SmtpListener
@@ -118,6 +120,8 @@ class MailcueServer:
     _http: uvicorn.Server | None = None
     _http_task: asyncio.Task[None] | None = None
     _dns_checks: DnsCheckWorker | None = None
+    # The outbound queue's delivery worker (production, a relay, or MAILCUE_OUTBOUND_ENABLED).
+    outbound: OutboundWorker | None = None
 
     async def start(self) -> None:
         """Open the database, apply migrations, provision the admin, start listening."""
@@ -127,6 +131,8 @@ class MailcueServer:
         self.db = Database(settings.effective_database_url)
         await self.db.open()
         await self.db.migrate()
+        # What PUT /system/settings saved wins over MAILCUE_* (hostname, domain, size).
+        settings = self.settings = await stored_settings.apply_saved(settings)
         await ensure_admin(
             settings.admin_user, settings.admin_password, settings.effective_admin_email
         )
@@ -134,11 +140,15 @@ class MailcueServer:
         self.tls = TlsManager(settings.data_dir / "tls", settings.effective_hostname)
         self.tls.load()
         self.services = build_services(settings, secret_key, self.bus)
+        self.services.tls = self.tls
         self.http_app = create_app(self.services)
         await self._start_mail(self.bus, self.tls)
         await self._start_http()
         self._dns_checks = DnsCheckWorker(settings)
         self._dns_checks.start()
+        if settings.runs_outbound_queue:
+            self.outbound = OutboundWorker(settings, bus=self.bus, secret_key=secret_key)
+            self.outbound.start()
         for listener in self.listeners.values():
             log.info("listening: %-10s %s", listener.name, listener.url)
 
@@ -262,6 +272,9 @@ class MailcueServer:
 
     async def stop(self) -> None:
         """Stop accepting, let open sessions and queued deliveries finish, close the rest."""
+        if self.outbound is not None:
+            await self.outbound.stop()  # unfinished claims go back to the queue
+            self.outbound = None
         if self._smtp is not None:
             await self._smtp.close(grace=10)
             self._smtp = None

@@ -30,6 +30,14 @@ class Mode(StrEnum):
     PRODUCTION = "production"
 
 
+class RelayTls(StrEnum):
+    """How the outbound queue protects its connection to the relay (smarthost)."""
+
+    STARTTLS = "starttls"
+    TLS = "tls"
+    NONE = "none"
+
+
 Port = int
 
 
@@ -91,6 +99,49 @@ class Settings(BaseSettings):
         default="",
         description="MAIL FROM of the validation probe; empty uses postmaster@<hostname>.",
     )
+    outbound_enabled: bool = Field(
+        default=False,
+        description="Run the outbound delivery queue in test mode too "
+        "(production mode and a configured relay always run it).",
+    )
+    outbound_smtp_port: Port = Field(
+        default=25, ge=1, le=65535, description="Port of the recipients' MX that mail goes to."
+    )
+    outbound_mta_sts_port: Port = Field(
+        default=443, ge=1, le=65535, description="HTTPS port MTA-STS policies are fetched from."
+    )
+    outbound_ca_file: str = Field(
+        default="",
+        description="Extra CA bundle (PEM) trusted, besides the system's, for MTA-STS "
+        "policy hosts, MX certificates under MTA-STS and the relay.",
+    )
+    outbound_timeout: float = Field(
+        default=60.0, gt=0, le=600, description="Seconds each outbound SMTP step may take."
+    )
+    outbound_concurrency: int = Field(
+        default=8, ge=1, le=256, description="Messages one node delivers at the same time."
+    )
+    outbound_poll_interval: float = Field(
+        default=5.0, gt=0, le=300, description="Seconds between looks at the queue."
+    )
+    outbound_retry_base: float = Field(
+        default=60.0, gt=0, description="Seconds before the first retry; doubles each time."
+    )
+    outbound_retry_max: float = Field(
+        default=4 * 3600.0, gt=0, description="Longest wait between two retries, in seconds."
+    )
+    outbound_give_up_after: float = Field(
+        default=4 * 24 * 3600.0,
+        gt=0,
+        description="Seconds after queueing when a deferred message bounces.",
+    )
+    relay_host: str = Field(
+        default="", description="Smarthost that takes all outgoing mail; empty delivers to MX."
+    )
+    relay_port: Port = Field(default=587, ge=1, le=65535)
+    relay_username: str = ""
+    relay_password: str = ""
+    relay_tls: RelayTls = RelayTls.STARTTLS
     keyserver_url: str = Field(
         default="https://keys.openpgp.org",
         description="Base URL of the VKS keyserver GPG keys are published to.",
@@ -133,6 +184,11 @@ class Settings(BaseSettings):
     def effective_hostname(self) -> str:
         """The name we greet with and put in certificates."""
         return self.hostname or f"mail.{self.domain}"
+
+    @property
+    def runs_outbound_queue(self) -> bool:
+        """Whether this node delivers queued mail (production, a relay, or asked to)."""
+        return self.is_production or bool(self.relay_host) or self.outbound_enabled
 
     @property
     def dns_nameserver(self) -> tuple[str, int] | None:

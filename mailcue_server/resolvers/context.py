@@ -11,6 +11,7 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 from uuid import UUID
 
 from mailcue_server.config import Settings
@@ -93,6 +94,45 @@ class SmtpTarget:
     tls_hostname: str | None = None
 
 
+class CertificateFacts(Protocol):
+    """What resolvers read about a certificate (``workers.tls.CertificateInfo`` has it)."""
+
+    @property
+    def subject(self) -> str: ...
+    @property
+    def issuer(self) -> str: ...
+    @property
+    def common_name(self) -> str | None: ...
+    @property
+    def san_dns_names(self) -> list[str]: ...
+    @property
+    def san_ip_addresses(self) -> list[str]: ...
+    @property
+    def not_before(self) -> datetime: ...
+    @property
+    def not_after(self) -> datetime: ...
+    @property
+    def sha256(self) -> str: ...
+    @property
+    def is_uploaded(self) -> bool: ...
+    @property
+    def uploaded_at(self) -> datetime | None: ...
+
+
+class TlsControl(Protocol):
+    """The mail listeners' certificate, as the system resolvers use it.
+
+    ``workers.tls.TlsManager`` implements it; resolvers may not import workers.
+    ``install`` and ``remove_uploaded`` write files: call them in a thread.
+    """
+
+    def info(self) -> CertificateFacts: ...
+    def ca_info(self) -> CertificateFacts: ...
+    def ca_pem(self) -> bytes: ...
+    def install(self, chain_pem: bytes, key_pem: bytes) -> CertificateFacts: ...
+    def remove_uploaded(self) -> CertificateFacts: ...
+
+
 @dataclass
 class Services:
     """Long-lived collaborators built once by the composition root."""
@@ -106,6 +146,8 @@ class Services:
     clock: Callable[[], datetime] = utcnow
     # Set once the mail listeners are up (None while only HTTP runs, as in spec export).
     submission: SmtpTarget | None = None
+    # The mail listeners' TLS material (None while only HTTP runs, as in spec export).
+    tls: TlsControl | None = None
 
 
 @dataclass

@@ -1,12 +1,259 @@
-"""Server-wide read-only facts: health and version."""
+"""Server-wide facts and settings: health, the mail listeners' certificate, settings.
+
+The certificate and its CA are public (every TLS client sees them anyway);
+settings and TLS uploads are for admins (scopes ``system:read`` and
+``system:write``). The production checklist is in :mod:`.readiness`.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
+import re
+from datetime import datetime
+from typing import Any
+
 from mailcue_server import __version__
-from mailcue_server.resolvers.context import Context
+from mailcue_server.config import Settings
+from mailcue_server.errors import Invalid, NotFound
+from mailcue_server.mail.dns_records import domain_name
+from mailcue_server.resolvers.context import CertificateFacts, Context, TlsControl
 from mailcue_server.schema.types.common import HealthResponse
+from mailcue_server.schema.types.system import (
+    CaCertificateInfo,
+    ServerSettingsResponse,
+    TlsCertificateStatus,
+    UpdateServerSettingsRequest,
+    UploadTlsCertificateRequest,
+)
+from mailcue_server.store import settings as stored
+
+READ = "system:read"
+WRITE = "system:write"
+CA_FILENAME = "mailcue-ca.pem"
+# A real chain is a few kilobytes; this only stops a pasted file of something else.
+MAX_PEM_CHARS = 256 * 1024
+MAX_MESSAGE_SIZE = 1 << 30  # 1 GiB; MAILCUE_MAX_MESSAGE_SIZE's floor is 1 KiB
+MAX_RETENTION_MESSAGES = 10_000_000
+MAX_RETENTION_DAYS = 36_500
+# Every saved Settings field takes effect when a node starts: the hostname is in
+# the greeting and the certificate, the listeners read the size limit once and
+# the outbound queue its relay.
+RESTART_FIELDS = stored.STARTUP_FIELDS
+_HOST_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 
 async def health(ctx: Context) -> HealthResponse:
     """Liveness for load balancers and the SDK; needs no credentials."""
     return HealthResponse(status="healthy", version=__version__, mode=ctx.settings.mode.value)
+
+
+# --- the certificate -------------------------------------------------------------
+
+
+def _tls(ctx: Context) -> TlsControl:
+    if ctx.services.tls is None:
+        raise NotFound("The mail listeners (and their TLS certificate) are not running")
+    return ctx.services.tls
+
+
+def _ca(facts: CertificateFacts) -> CaCertificateInfo:
+    return CaCertificateInfo(
+        subject=facts.subject,
+        issuer=facts.issuer,
+        not_before=facts.not_before,
+        not_after=facts.not_after,
+        fingerprint_sha256=facts.sha256,
+        is_local=not facts.is_uploaded,
+    )
+
+
+def certificate_status(tls: TlsControl, now: datetime) -> TlsCertificateStatus:
+    """Describe the certificate new connections get, and the CA to trust for it."""
+    leaf = tls.info()
+    return TlsCertificateStatus(
+        configured=leaf.is_uploaded,
+        common_name=leaf.common_name,
+        san_dns_names=list(leaf.san_dns_names),
+        not_before=leaf.not_before,
+        not_after=leaf.not_after,
+        fingerprint_sha256=leaf.sha256,
+        uploaded_at=leaf.uploaded_at,
+        subject=leaf.subject,
+        issuer=leaf.issuer,
+        san_ip_addresses=list(leaf.san_ip_addresses),
+        is_valid=leaf.not_before <= now <= leaf.not_after,
+        days_remaining=(leaf.not_after - now).days,
+        ca=_ca(tls.ca_info()),
+    )
+
+
+async def certificate(ctx: Context) -> TlsCertificateStatus:
+    """The certificate the SMTP, IMAP and POP3 listeners present now; public."""
+    return certificate_status(_tls(ctx), ctx.now())
+
+
+async def ca_certificate_pem(ctx: Context) -> str:
+    """The PEM certificate clients should trust: our local CA, or the upload's top."""
+    return _tls(ctx).ca_pem().decode("ascii")
+
+
+async def tls_status(ctx: Context) -> TlsCertificateStatus:
+    """The uploaded certificate, or ``configured: false`` while the local CA's is used."""
+    ctx.require_principal().require_admin(READ)
+    status = certificate_status(_tls(ctx), ctx.now())
+    return status if status.configured else TlsCertificateStatus(configured=False)
+
+
+def _pem(value: str, what: str) -> bytes:
+    if len(value) > MAX_PEM_CHARS:
+        raise Invalid(f"{what} is too large: at most {MAX_PEM_CHARS} characters of PEM")
+    try:
+        return value.encode("ascii")
+    except UnicodeEncodeError:
+        raise Invalid(f"{what} is not PEM: it contains non-ASCII characters") from None
+
+
+async def upload_tls_certificate(
+    ctx: Context, data: UploadTlsCertificateRequest
+) -> TlsCertificateStatus:
+    """Check and install a certificate chain and key; new connections present it at once.
+
+    Raises:
+        Invalid: The key does not match, a certificate is outside its validity,
+            the chain does not link, or the PEM is unreadable (nothing changes).
+    """
+    ctx.require_principal().require_admin(WRITE)
+    tls = _tls(ctx)
+    chain = _pem(data.certificate, "certificate")
+    if data.ca_certificate:
+        chain += b"\n" + _pem(data.ca_certificate, "ca_certificate")
+    key = _pem(data.private_key, "private_key")
+    # Writes and fsyncs files and loads them into OpenSSL: off the event loop.
+    await asyncio.to_thread(tls.install, chain, key)
+    return certificate_status(tls, ctx.now())
+
+
+async def remove_tls_certificate(ctx: Context) -> TlsCertificateStatus:
+    """Go back to the local CA's certificate; new connections present it at once.
+
+    Raises:
+        NotFound: No certificate was uploaded.
+    """
+    ctx.require_principal().require_admin(WRITE)
+    tls = _tls(ctx)
+    await asyncio.to_thread(tls.remove_uploaded)
+    return certificate_status(tls, ctx.now())
+
+
+# --- settings ----------------------------------------------------------------------
+
+
+def _running_value(settings: Settings, name: str) -> object:
+    return settings.effective_hostname if name == "hostname" else getattr(settings, name)
+
+
+def _settings_view(running: Settings, saved: dict[str, Any]) -> ServerSettingsResponse:
+    after_restart = stored.with_saved(running, saved)
+    pending = [
+        name
+        for name in RESTART_FIELDS
+        if _running_value(after_restart, name) != _running_value(running, name)
+    ]
+    return ServerSettingsResponse(
+        hostname=after_restart.effective_hostname,
+        catch_all_enabled=not running.is_production,
+        domain=after_restart.domain,
+        mode=running.mode.value,
+        max_message_size=after_restart.max_message_size,
+        retention_max_messages=int(saved.get(stored.RETENTION_MAX_MESSAGES) or 0),
+        retention_max_age_days=int(saved.get(stored.RETENTION_MAX_AGE_DAYS) or 0),
+        relay_host=after_restart.relay_host or None,
+        relay_port=after_restart.relay_port,
+        restart_required=pending,
+    )
+
+
+async def get_settings(ctx: Context) -> ServerSettingsResponse:
+    """The saved server-wide settings, and which of them wait for a restart."""
+    ctx.require_principal().require_admin(READ)
+    return _settings_view(ctx.settings, await stored.saved_system())
+
+
+def _domain(value: str, field: str) -> str:
+    try:
+        return domain_name(value)
+    except Invalid as exc:
+        raise Invalid(f"{field}: {exc.message}") from None
+
+
+def _bounded(value: int, field: str, low: int, high: int) -> int:
+    if not low <= value <= high:
+        raise Invalid(f"{field} must be between {low} and {high}")
+    return value
+
+
+def _relay_host(value: str) -> str:
+    """An IP address or DNS name, or '' (no relay: delivery to each domain's MX)."""
+    host = value.strip().rstrip(".").lower()
+    if not host:
+        return ""
+    try:
+        return str(ipaddress.ip_address(host.strip("[]")))
+    except ValueError:
+        pass
+    if ":" in host:
+        raise Invalid("relay_host: give the port in relay_port, not after the host name")
+    if len(host) > 253 or not all(_HOST_LABEL.match(label) for label in host.split(".")):
+        raise Invalid(f"relay_host: '{value}' is not a host name or IP address")
+    return host
+
+
+def _changes(settings: Settings, data: UpdateServerSettingsRequest) -> dict[str, Any]:
+    """The validated values to save, by name."""
+    changes: dict[str, Any] = {}
+    if data.catch_all_enabled is not None and data.catch_all_enabled is settings.is_production:
+        raise Invalid(
+            "catch_all_enabled follows MAILCUE_MODE: test mode accepts every recipient, "
+            "production mode only managed domains, mailboxes and aliases"
+        )
+    if data.hostname is not None:
+        changes["hostname"] = _domain(data.hostname, "hostname")
+    if data.domain is not None:
+        changes["domain"] = _domain(data.domain, "domain")
+    if data.max_message_size is not None:
+        changes["max_message_size"] = _bounded(
+            data.max_message_size, "max_message_size", 1024, MAX_MESSAGE_SIZE
+        )
+    if data.retention_max_messages is not None:
+        changes[stored.RETENTION_MAX_MESSAGES] = _bounded(
+            data.retention_max_messages, "retention_max_messages", 0, MAX_RETENTION_MESSAGES
+        )
+    if data.retention_max_age_days is not None:
+        changes[stored.RETENTION_MAX_AGE_DAYS] = _bounded(
+            data.retention_max_age_days, "retention_max_age_days", 0, MAX_RETENTION_DAYS
+        )
+    if data.relay_host is not None:
+        changes["relay_host"] = _relay_host(data.relay_host)
+    if data.relay_port is not None:
+        changes["relay_port"] = _bounded(data.relay_port, "relay_port", 1, 65535)
+    return changes
+
+
+async def update_settings(
+    ctx: Context, data: UpdateServerSettingsRequest
+) -> ServerSettingsResponse:
+    """Validate and save settings; the answer's ``restart_required`` names what waits.
+
+    Retention is read from the database at each use, so it applies at once on
+    every node; hostname, domain, max_message_size and the relay when a node
+    (re)starts.
+
+    Raises:
+        Invalid: A value is out of range or malformed (nothing is saved).
+    """
+    ctx.require_principal().require_admin(WRITE)
+    changes = _changes(ctx.settings, data)
+    if changes:
+        await stored.save_system(changes)
+    return _settings_view(ctx.settings, await stored.saved_system())

@@ -19,7 +19,7 @@ from mailcue_server.schema.events import EventsSubscription
 from mailcue_server.schema.gpg import GpgMutation, GpgQuery
 from mailcue_server.schema.mailboxes import MailboxesMutation, MailboxesQuery
 from mailcue_server.schema.sending import SendingMutation
-from mailcue_server.schema.system import SystemQuery
+from mailcue_server.schema.system import SystemMutation, SystemQuery
 from mailcue_server.schema.types.common import SCALARS
 from mailcue_server.schema.validation import ValidationQuery
 
@@ -43,6 +43,7 @@ Mutation = merge_types(
         EmailsMutation,
         MailboxesMutation,
         SendingMutation,
+        SystemMutation,
         DomainMutation,
         AliasMutation,
         GpgMutation,

@@ -25,6 +25,7 @@ MODELS_MODULES = (
     "mailcue_server.store.mail_models",
     "mailcue_server.store.gpg_models",
     "mailcue_server.store.domain_models",
+    "mailcue_server.store.outbound_models",
 )
 MIGRATIONS_MODULE = "mailcue_server.migrations"
 

@@ -1,16 +1,92 @@
-"""Run-time settings kept in the database (JSON values by key)."""
+"""Run-time settings kept in the database (JSON values by key).
+
+Server-wide settings changed through ``PUT /system/settings`` live under the
+``system.`` prefix. Those with a ``MAILCUE_*`` twin replace it when a node
+starts (:func:`apply_saved`); the others are read where they are used, each
+time (:func:`retention`), so every node sharing the database follows a change
+at once.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from tortoise.transactions import in_transaction
+
+from mailcue_server.config import Settings
 from mailcue_server.store.models import Setting
+
+SYSTEM_PREFIX = "system."
+# Saved values that replace the Settings field of the same name at start-up.
+STARTUP_FIELDS = ("hostname", "domain", "max_message_size", "relay_host", "relay_port")
+# Read at each use from the database; no Settings field behind them.
+RETENTION_MAX_MESSAGES = "retention_max_messages"
+RETENTION_MAX_AGE_DAYS = "retention_max_age_days"
+
+
+# Tortoise's JSONField reads a str as JSON text to decode ("mx.example.com" is
+# not JSON), so every value is stored inside a one-key object.
+_WRAP = "value"
+
+
+def _unwrap(stored: object) -> Any:
+    return stored.get(_WRAP) if isinstance(stored, dict) else stored
 
 
 async def get(key: str, default: Any = None) -> Any:
     row = await Setting.get_or_none(key=key)
-    return default if row is None else row.value
+    return default if row is None else _unwrap(row.value)
 
 
 async def put(key: str, value: Any) -> None:
-    await Setting.update_or_create(defaults={"value": value}, key=key)
+    """Save any JSON-serialisable value (None included) under ``key``."""
+    await Setting.update_or_create(defaults={"value": {_WRAP: value}}, key=key)
+
+
+async def saved_system() -> dict[str, Any]:
+    """Every saved server-wide setting, by name (without the prefix)."""
+    rows = await Setting.filter(key__startswith=SYSTEM_PREFIX)
+    return {row.key.removeprefix(SYSTEM_PREFIX): _unwrap(row.value) for row in rows}
+
+
+async def save_system(values: Mapping[str, Any]) -> None:
+    """Save server-wide settings together: all of them, or none on failure."""
+    async with in_transaction():
+        for name, value in values.items():
+            await put(SYSTEM_PREFIX + name, value)
+
+
+def with_saved(settings: Settings, saved: Mapping[str, Any]) -> Settings:
+    """``settings`` with the saved start-up fields in place of the ``MAILCUE_*`` values."""
+    update = {name: saved[name] for name in STARTUP_FIELDS if name in saved}
+    return settings.model_copy(update=update) if update else settings
+
+
+async def apply_saved(settings: Settings) -> Settings:
+    """The settings a node starts with: the environment's, then what the API saved.
+
+    A value saved through the API wins over ``MAILCUE_*``, so a change made
+    from the web UI survives restarts of every node sharing the database.
+    """
+    return with_saved(settings, await saved_system())
+
+
+@dataclass(frozen=True)
+class Retention:
+    """Global retention limits; None means no limit."""
+
+    max_messages: int | None
+    max_age_days: int | None
+
+
+async def retention() -> Retention:
+    """The global retention limits, as saved now (0 or unset means no limit)."""
+    saved = await saved_system()
+    messages = saved.get(RETENTION_MAX_MESSAGES) or None
+    days = saved.get(RETENTION_MAX_AGE_DAYS) or None
+    return Retention(
+        max_messages=int(messages) if messages else None,
+        max_age_days=int(days) if days else None,
+    )

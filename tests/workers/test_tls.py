@@ -432,11 +432,43 @@ async def test_remove_uploaded_returns_to_the_local_certificate(
 
 def test_restart_keeps_the_uploaded_certificate(manager: TlsManager, tmp_path: Path) -> None:
     upload = make_upload()
-    manager.install(upload.chain_pem, upload.key_pem)
+    installed = manager.install(upload.chain_pem, upload.key_pem)
     again = TlsManager(tmp_path / "tls", HOSTNAME)
     again.load()
     assert (again.info().sha256, again.info().is_uploaded) == (upload.sha256, True)
     assert again.ca_pem() == _pem(upload.root)
+    assert installed.uploaded_at is not None
+    assert again.info().uploaded_at == installed.uploaded_at
+
+
+def test_ca_info_describes_the_certificate_to_trust(manager: TlsManager) -> None:
+    local = manager.ca_info()
+    ca = x509.load_pem_x509_certificate(manager.ca_pem())
+    assert (local.subject, local.is_uploaded, local.uploaded_at) == (
+        ca.subject.rfc4514_string(),
+        False,
+        None,
+    )
+    assert local.sha256 == _fingerprint(ca.public_bytes(serialization.Encoding.DER))
+    assert manager.info().uploaded_at is None
+
+    upload = make_upload()
+    before = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    manager.install(upload.chain_pem, upload.key_pem)
+    uploaded = manager.ca_info()
+    assert (uploaded.subject, uploaded.is_uploaded) == ("CN=Test Root CA", True)
+    assert uploaded.sha256 == _fingerprint(upload.root.public_bytes(serialization.Encoding.DER))
+    stamp = manager.info().uploaded_at
+    assert stamp is not None and before - DAY / 24 < stamp <= dt.datetime.now(dt.UTC)
+
+
+def test_a_certificate_given_twice_is_kept_once(manager: TlsManager) -> None:
+    # Operators paste the root at the end of the chain and again as "the CA".
+    upload = make_upload()
+    chain = upload.chain_pem + b"\n" + _pem(upload.root, upload.intermediate)
+    info = manager.install(chain, upload.key_pem)
+    assert info.sha256 == upload.sha256
+    assert manager.ca_pem() == _pem(upload.root)
 
 
 # --- rejected uploads --------------------------------------------------------------
@@ -485,6 +517,46 @@ def _forged_issuer() -> tuple[bytes, bytes]:
     return _pem(upload.leaf, impostor), upload.key_pem
 
 
+def _expired_intermediate() -> tuple[bytes, bytes]:
+    upload = make_upload()
+    root_key, intermediate_key = _ec_key(), _ec_key()
+    leaf = _issue(HOSTNAME, upload.leaf_key, "Old Issuing CA", intermediate_key, ca=False)
+    old = _issue(
+        "Old Issuing CA",
+        intermediate_key,
+        "Test Root CA",
+        root_key,
+        ca=True,
+        not_before=NOW - 90 * DAY,
+        not_after=NOW - DAY,
+    )
+    return _pem(leaf, old), upload.key_pem
+
+
+def _issuer_is_not_a_ca() -> tuple[bytes, bytes]:
+    upload = make_upload()
+    other_key = _ec_key()
+    leaf = _issue(HOSTNAME, upload.leaf_key, "Some Server", other_key, ca=False)
+    server = _issue("Some Server", other_key, "Test Root CA", _ec_key(), ca=False)
+    return _pem(leaf, server), upload.key_pem
+
+
+def _client_only_leaf() -> tuple[bytes, bytes]:
+    key = _ec_key()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(HOSTNAME))
+        .issuer_name(_name(HOSTNAME))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - DAY)
+        .not_valid_after(NOW + DAY)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return _pem(cert), _key_pem(key)
+
+
 def _weak_key() -> tuple[bytes, bytes]:
     # Well-formed and linked, but below OpenSSL's security level: the last gate.
     upload = make_upload(leaf_key=ec.generate_private_key(ec.SECP192R1()))
@@ -502,6 +574,9 @@ def _weak_key() -> tuple[bytes, bytes]:
         (_not_yet_valid, r"certificate is not yet valid"),
         (_unrelated_issuer, r"chain is broken: certificate 1 was issued by 'CN=Test Issuing CA'"),
         (_forged_issuer, r"chain is broken: the signature on certificate 1 does not verify"),
+        (_expired_intermediate, r"certificate 2 of the chain has expired: its validity ended"),
+        (_issuer_is_not_a_ca, r"broken: certificate 2 \('CN=Some Server'\) is not a CA"),
+        (_client_only_leaf, r"not for TLS servers: its extended key usage lacks serverAuth"),
         (_weak_key, r"TLS library refused the certificate or key: ee key too small"),
     ],
     ids=lambda v: getattr(v, "__name__", "").strip("_") or None,

@@ -15,7 +15,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from mailcue_server import errors
 
@@ -44,6 +44,7 @@ class CertificateInfo:
         sha256: SHA-256 of the DER leaf, colon-separated upper-case hex.
         is_uploaded: True when an uploaded chain is in use.
         is_self_signed_local: True when the leaf comes from our local CA.
+        uploaded_at: When the uploaded chain was installed (aware, UTC), else None.
     """
 
     subject: str
@@ -56,6 +57,7 @@ class CertificateInfo:
     sha256: str
     is_uploaded: bool
     is_self_signed_local: bool
+    uploaded_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -95,12 +97,15 @@ def keys_match(key: PrivateKeyTypes, cert: x509.Certificate) -> bool:
     return key.public_key().public_bytes(*spki) == cert.public_key().public_bytes(*spki)
 
 
-def describe(cert: x509.Certificate, *, is_uploaded: bool) -> CertificateInfo:
-    """Summarise a leaf certificate for the APIs.
+def describe(
+    cert: x509.Certificate, *, is_uploaded: bool, uploaded_at: dt.datetime | None = None
+) -> CertificateInfo:
+    """Summarise a certificate (the served leaf, or the CA to trust) for the APIs.
 
     Args:
-        cert: The leaf the listeners present.
+        cert: The certificate to describe.
         is_uploaded: Whether it came from :func:`parse_upload` rather than the local CA.
+        uploaded_at: When the upload was installed, if it was.
 
     Returns:
         The summary.
@@ -129,17 +134,22 @@ def describe(cert: x509.Certificate, *, is_uploaded: bool) -> CertificateInfo:
         sha256=fingerprint(cert),
         is_uploaded=is_uploaded,
         is_self_signed_local=not is_uploaded,
+        uploaded_at=uploaded_at if is_uploaded else None,
     )
 
 
 def read_chain(chain_pem: bytes) -> tuple[x509.Certificate, ...]:
     """Parse PEM certificates, leaf first.
 
+    A certificate that appears twice is kept once, where it first appears:
+    operators often paste the issuer both at the end of the chain and as the
+    separate CA certificate.
+
     Raises:
         errors.Invalid: No certificate could be read, or there are too many.
     """
     try:
-        certs = tuple(x509.load_pem_x509_certificates(chain_pem))
+        certs = tuple(dict.fromkeys(x509.load_pem_x509_certificates(chain_pem)))
     except ValueError as exc:
         raise errors.Invalid(
             "the certificate chain is not valid PEM: expected one or more "
@@ -201,8 +211,9 @@ def parse_upload(chain_pem: bytes, key_pem: bytes, now: dt.datetime) -> Uploaded
         The parsed chain and key.
 
     Raises:
-        errors.Invalid: Unparsable PEM, a key that does not match the leaf, a leaf
-            outside its validity period, or a chain whose links do not verify.
+        errors.Invalid: Unparsable PEM, a key that does not match the leaf, a
+            certificate outside its validity period, a leaf not meant for TLS
+            servers, or a chain whose links do not verify.
     """
     certs = read_chain(chain_pem)
     key = read_key(key_pem)
@@ -212,27 +223,62 @@ def parse_upload(chain_pem: bytes, key_pem: bytes, now: dt.datetime) -> Uploaded
             "the private key does not match the certificate (the server's own "
             "certificate must come first in the chain)"
         )
-    if now < leaf.not_valid_before_utc:
-        raise errors.Invalid(
-            f"the certificate is not yet valid: its validity starts "
-            f"{leaf.not_valid_before_utc:%Y-%m-%d %H:%M:%S} UTC"
-        )
-    if now > leaf.not_valid_after_utc:
-        raise errors.Invalid(
-            f"the certificate has expired: its validity ended "
-            f"{leaf.not_valid_after_utc:%Y-%m-%d %H:%M:%S} UTC"
-        )
+    for position, cert in enumerate(certs, start=1):
+        check_dates(cert, position, now)
+    check_server_usage(leaf)
     check_links(certs)
     return UploadedChain(certs=certs, key=key)
+
+
+def check_dates(cert: x509.Certificate, position: int, now: dt.datetime) -> None:
+    """Refuse a certificate outside its validity period; clients would refuse the chain.
+
+    Raises:
+        errors.Invalid: ``now`` is before ``notBefore`` or after ``notAfter``.
+    """
+    which = "the certificate" if position == 1 else f"certificate {position} of the chain"
+    if now < cert.not_valid_before_utc:
+        raise errors.Invalid(
+            f"{which} is not yet valid: its validity starts "
+            f"{cert.not_valid_before_utc:%Y-%m-%d %H:%M:%S} UTC"
+        )
+    if now > cert.not_valid_after_utc:
+        raise errors.Invalid(
+            f"{which} has expired: its validity ended "
+            f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M:%S} UTC"
+        )
+
+
+def check_server_usage(leaf: x509.Certificate) -> None:
+    """Refuse a leaf whose extended key usage excludes TLS servers (RFC 5280 4.2.1.12).
+
+    Raises:
+        errors.Invalid: The leaf lists key purposes, and serverAuth is not one of them.
+    """
+    try:
+        usages = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return  # no restriction
+    allowed = {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE}
+    if not allowed.intersection(usages):
+        raise errors.Invalid(
+            "the certificate is not for TLS servers: its extended key usage lacks serverAuth"
+        )
 
 
 def check_links(certs: tuple[x509.Certificate, ...]) -> None:
     """Check that each certificate was issued and signed by the next one.
 
     Raises:
-        errors.Invalid: A link's names differ or its signature does not verify.
+        errors.Invalid: An issuer is not a CA, or a link's names differ, or its
+            signature does not verify.
     """
     for position, (child, parent) in enumerate(pairwise(certs), start=1):
+        if not _may_issue(parent):
+            raise errors.Invalid(
+                f"the certificate chain is broken: certificate {position + 1} "
+                f"('{parent.subject.rfc4514_string()}') is not a CA certificate"
+            )
         if child.issuer != parent.subject:
             raise errors.Invalid(
                 f"the certificate chain is broken: certificate {position} was issued by "
@@ -251,3 +297,13 @@ def check_links(certs: tuple[x509.Certificate, ...]) -> None:
                 f"the certificate chain cannot be checked: certificate {position} uses a "
                 "signature algorithm that is not supported"
             ) from exc
+
+
+def _may_issue(cert: x509.Certificate) -> bool:
+    """Tell whether ``cert`` may sign others: basicConstraints cA, or a v1 self-signed root."""
+    try:
+        constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        # X.509 v1 roots predate extensions; OpenSSL still accepts them as anchors.
+        return cert.issuer == cert.subject
+    return constraints.ca

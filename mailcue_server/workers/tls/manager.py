@@ -53,6 +53,7 @@ class _Active:
     context: ssl.SSLContext
     certs: tuple[x509.Certificate, ...]
     is_uploaded: bool
+    uploaded_at: dt.datetime | None = None
 
 
 class TlsManager:
@@ -138,7 +139,24 @@ class TlsManager:
             RuntimeError: :meth:`load` has not run yet.
         """
         active = self._current()
-        return chain.describe(active.certs[0], is_uploaded=active.is_uploaded)
+        return chain.describe(
+            active.certs[0], is_uploaded=active.is_uploaded, uploaded_at=active.uploaded_at
+        )
+
+    def ca_info(self) -> CertificateInfo:
+        """Describe the certificate :meth:`ca_pem` returns (the one clients should trust).
+
+        Raises:
+            RuntimeError: :meth:`load` has not run yet.
+        """
+        active = self._current()
+        if active.is_uploaded:
+            return chain.describe(
+                active.certs[-1], is_uploaded=True, uploaded_at=active.uploaded_at
+            )
+        if self._local_ca is None:
+            raise RuntimeError("TlsManager.load() must run first")
+        return chain.describe(self._local_ca, is_uploaded=False)
 
     def ca_pem(self) -> bytes:
         """Return the PEM certificate clients should trust.
@@ -185,7 +203,14 @@ class TlsManager:
                     f"the TLS library refused the certificate or key: {reason}"
                 ) from exc
             os.replace(staged, final)
-            self._activate(_Active(context=context, certs=upload.certs, is_uploaded=True))
+            self._activate(
+                _Active(
+                    context=context,
+                    certs=upload.certs,
+                    is_uploaded=True,
+                    uploaded_at=_modified_at(final),
+                )
+            )
             return self.info()
 
     def remove_uploaded(self) -> CertificateInfo:
@@ -276,7 +301,9 @@ class TlsManager:
             _log.warning(
                 "the uploaded TLS certificate expired on %s", certs[0].not_valid_after_utc
             )
-        return _Active(context=context, certs=certs, is_uploaded=True)
+        return _Active(
+            context=context, certs=certs, is_uploaded=True, uploaded_at=_modified_at(path)
+        )
 
     def _read_issued(self, key_name: str, cert_name: str) -> local.Issued | None:
         key_path, cert_path = self._dir / key_name, self._dir / cert_name
@@ -325,6 +352,11 @@ def _write(path: Path, data: bytes, mode: int) -> None:
         file.flush()
         os.fsync(fd)
     os.replace(staged, path)
+
+
+def _modified_at(path: Path) -> dt.datetime:
+    """When ``path`` was last written: an upload's install time, kept across restarts."""
+    return dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
 
 
 def _tighten(path: Path) -> None:

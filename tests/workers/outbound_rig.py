@@ -1,0 +1,241 @@
+"""The outside world of outbound delivery tests, all real and on loopback.
+
+- :class:`TestCa`: a certificate authority made here with ``cryptography``,
+  independent of the code under test, issuing server certificates.
+- :func:`remote_smtp`: an aiosmtpd server on a free port playing a remote MX
+  or a relay, scripted reply by reply, recording what it was given.
+- :func:`policy_server`: an HTTPS server answering every request with one
+  MTA-STS policy text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import ipaddress
+import ssl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+NOW = dt.datetime.now(dt.UTC)
+DAY = dt.timedelta(days=1)
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+class TestCa:
+    """A CA whose certificate a test can hand to the code under test as trusted."""
+
+    __test__ = False  # not a test class, despite the name
+
+    def __init__(self, directory: Path, name: str = "MailCue Test CA") -> None:
+        self.directory = directory
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        self.cert = (
+            x509.CertificateBuilder()
+            .subject_name(_name(name))
+            .issuer_name(_name(name))
+            .public_key(self.key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(NOW - DAY)
+            .not_valid_after(NOW + 30 * DAY)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(self.key, hashes.SHA256())
+        )
+        self.ca_file = directory / f"{name.replace(' ', '-')}.pem"
+        self.ca_file.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
+
+    def server_context(self, *names: str, ips: tuple[str, ...] = ()) -> ssl.SSLContext:
+        """A TLS server context with a certificate for these DNS names and IPs."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        sans: list[x509.GeneralName] = [x509.DNSName(n) for n in names]
+        sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(_name(names[0] if names else ips[0]))
+            .issuer_name(self.cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(NOW - DAY)
+            .not_valid_after(NOW + 30 * DAY)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+            .add_extension(
+                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+            )
+            .sign(self.key, hashes.SHA256())
+        )
+        stem = self.directory / f"server-{x509.random_serial_number()}"
+        cert_file, key_file = stem.with_suffix(".pem"), stem.with_suffix(".key")
+        cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        key_file.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert_file, key_file)
+        return context
+
+
+@dataclass
+class Delivery:
+    """One message a remote server accepted."""
+
+    mail_from: str
+    rcpt_tos: list[str]
+    content: bytes
+    helo: str
+    tls: bool
+    login: str | None
+
+
+@dataclass
+class Remote:
+    """A scripted SMTP server: replies are consumed in order, then everything is accepted.
+
+    Attributes:
+        rcpt_replies: Per recipient, the replies its next RCPT commands get.
+        data_replies: The replies the next DATA commands get.
+        data_gate: When set, DATA waits for this event before answering.
+        data_delay: Seconds DATA takes (to make deliveries overlap).
+    """
+
+    port: int = 0
+    rcpt_replies: dict[str, list[str]] = field(default_factory=dict)
+    data_replies: list[str] = field(default_factory=list)
+    data_gate: asyncio.Event | None = None
+    data_delay: float = 0.0
+    received: list[Delivery] = field(default_factory=list)
+    sessions: int = 0
+    mail_commands: int = 0
+    data_commands: int = 0
+
+    async def handle_MAIL(  # noqa: N802 - aiosmtpd's hook name
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: Any
+    ) -> str:
+        self.mail_commands += 1
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 2.1.0 OK"
+
+    async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: Any
+    ) -> str:
+        script = self.rcpt_replies.get(address)
+        reply = script.pop(0) if script else "250 2.1.5 OK"
+        if reply.startswith("2"):
+            envelope.rcpt_tos.append(address)
+        return reply
+
+    async def handle_DATA(  # noqa: N802 - aiosmtpd's hook name
+        self, server: SMTP, session: Session, envelope: Envelope
+    ) -> str:
+        self.data_commands += 1
+        if self.data_gate is not None:
+            await self.data_gate.wait()
+        if self.data_delay:
+            await asyncio.sleep(self.data_delay)
+        reply = self.data_replies.pop(0) if self.data_replies else "250 2.0.0 Queued"
+        if reply.startswith("2"):
+            login = session.auth_data.login.decode() if session.auth_data else None
+            self.received.append(
+                Delivery(
+                    mail_from=envelope.mail_from or "",
+                    rcpt_tos=list(envelope.rcpt_tos),
+                    content=bytes(envelope.original_content or b""),
+                    helo=session.host_name or "",
+                    tls=session.ssl is not None,
+                    login=login,
+                )
+            )
+        return reply
+
+
+def password_authenticator(login: str, password: str) -> Any:
+    """An aiosmtpd authenticator accepting exactly one login."""
+
+    def check(
+        server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        ok = isinstance(auth_data, LoginPassword) and auth_data == (
+            login.encode(),
+            password.encode(),
+        )
+        # handled=False: aiosmtpd itself answers 235 or 535.
+        return AuthResult(success=ok, handled=False, auth_data=auth_data if ok else None)
+
+    return check
+
+
+@asynccontextmanager
+async def remote_smtp(
+    remote: Remote | None = None,
+    *,
+    tls: ssl.SSLContext | None = None,
+    require_tls: bool = False,
+    authenticator: Any = None,
+    hostname: str = "remote.test",
+) -> AsyncIterator[Remote]:
+    """Run ``remote`` (or a fresh one) as an SMTP server on 127.0.0.1; yields it with its port."""
+    handler = remote or Remote()
+    loop = asyncio.get_running_loop()
+
+    def protocol() -> SMTP:
+        handler.sessions += 1
+        return SMTP(
+            handler,
+            hostname=hostname,
+            tls_context=tls,
+            require_starttls=require_tls,
+            authenticator=authenticator,
+            auth_required=authenticator is not None,
+        )
+
+    server = await loop.create_server(protocol, "127.0.0.1", 0)
+    handler.port = server.sockets[0].getsockname()[1]
+    try:
+        yield handler
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+@asynccontextmanager
+async def policy_server(text: str, tls: ssl.SSLContext) -> AsyncIterator[int]:
+    """An HTTPS server on 127.0.0.1 answering every GET with ``text``; yields its port."""
+    body = text.encode()
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+                + body
+            )
+            await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0, ssl=tls)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        await server.wait_closed()
