@@ -37,7 +37,7 @@ from mailcue_server.workers.pop3.store_backend import StorePop3Backend
 from mailcue_server.workers.smtp.server import Listener as SmtpListener
 from mailcue_server.workers.smtp.server import SmtpServer, TlsMode
 from mailcue_server.workers.smtp.sink import ListenerKind
-from mailcue_server.workers.smtp.store_sink import StoreSink
+from mailcue_server.workers.smtp.store_sink import InboundAuth, OutboundRoute, StoreSink
 from mailcue_server.workers.tls import TlsManager
 
 log = logging.getLogger(__name__)
@@ -152,6 +152,27 @@ class MailcueServer:
         for listener in self.listeners.values():
             log.info("listening: %-10s %s", listener.name, listener.url)
 
+    def _inbound_auth(self) -> InboundAuth | None:
+        settings = self.settings
+        if not settings.checks_inbound_auth:
+            return None
+        return InboundAuth(
+            hostname=settings.effective_hostname,
+            nameserver=settings.dns_nameserver,
+            timeout=settings.inbound_auth_timeout,
+        )
+
+    def _outbound_route(self) -> OutboundRoute | None:
+        """Remote recipients go to the queue where a worker delivers them (else: all local)."""
+        if not self.settings.runs_outbound_queue or self.services is None:
+            return None
+
+        def wake() -> None:
+            if self.outbound is not None:
+                self.outbound.wake()
+
+        return OutboundRoute(dkim_secret=self.services.secret_key, wake=wake)
+
     async def _start_mail(self, bus: EventBus, tls: TlsManager) -> None:
         settings = self.settings
         test_mode = not settings.is_production
@@ -188,6 +209,8 @@ class MailcueServer:
                 self._ingest,
                 accept_any_recipient=test_mode,
                 api_credential=(API_SUBMITTER, api_password),
+                inbound_auth=self._inbound_auth(),
+                outbound=self._outbound_route(),
             ),
             smtp_listeners,
             hostname=settings.effective_hostname,

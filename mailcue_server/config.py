@@ -83,6 +83,19 @@ class Settings(BaseSettings):
     dns_check_interval: int = Field(
         default=3600, ge=0, description="Seconds between DNS re-checks of a domain; 0 is off."
     )
+    inbound_auth: bool | None = Field(
+        default=None,
+        description="Check SPF, DKIM and DMARC of mail received on the SMTP port and add "
+        "an Authentication-Results header. Unset: on in production, off in test mode "
+        "(test mail then touches no DNS).",
+    )
+    inbound_auth_timeout: float = Field(
+        default=2.0,
+        gt=0,
+        le=30,
+        description="Seconds all DNS lookups of one message's inbound checks may take; "
+        "then the unanswered checks are temperror.",
+    )
     validation_smtp_port: Port = Field(
         default=25, ge=1, le=65535, description="Port of the MX that address validation probes."
     )
@@ -184,6 +197,11 @@ class Settings(BaseSettings):
     def effective_hostname(self) -> str:
         """The name we greet with and put in certificates."""
         return self.hostname or f"mail.{self.domain}"
+
+    @property
+    def checks_inbound_auth(self) -> bool:
+        """Whether received mail gets SPF/DKIM/DMARC results (:attr:`inbound_auth`)."""
+        return self.is_production if self.inbound_auth is None else self.inbound_auth
 
     @property
     def runs_outbound_queue(self) -> bool:

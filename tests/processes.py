@@ -42,6 +42,8 @@ def cli_env(data_dir: Path, **variables: str) -> dict[str, str]:
     env["PYTHONPATH"] = str(REPO_ROOT)
     env["MAILCUE_DATA_DIR"] = str(data_dir)
     env.update(dict.fromkeys(PORT_VARIABLES, "0"))
+    # No DNS for SPF/DKIM/DMARC of test mail (as in conftest.node_settings).
+    env["MAILCUE_INBOUND_AUTH"] = "false"
     env.update(variables)
     return env
 

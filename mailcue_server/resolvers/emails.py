@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from mailcue_server.errors import Invalid, NotFound
+from mailcue_server.mail.auth_results import trusted_results
 from mailcue_server.mail.compose import Compose, build_message
 from mailcue_server.mail.mime import AttachmentInfo as PartInfo
 from mailcue_server.mail.mime import attachment, parse_detail
@@ -28,10 +29,12 @@ from mailcue_server.resolvers.pgp_mail import (
 from mailcue_server.schema.types.common import StringMap
 from mailcue_server.schema.types.emails import (
     AttachmentInfo,
+    AuthenticationInfo,
     BulkDeleteRequest,
     BulkDeleteResponse,
     BulkInjectRequest,
     BulkInjectResponse,
+    DkimSignatureCheck,
     EmailDetail,
     EmailListResponse,
     EmailSummary,
@@ -197,6 +200,7 @@ async def get_email(
         raw_headers=StringMap(detail.header_map),
         attachments=[_attachment_info(part) for part in shown.attachments],
         gpg=reading.info if reading is not None else None,
+        authentication=_authentication(raw, ctx.settings.effective_hostname),
     )
 
 
@@ -207,6 +211,29 @@ async def _pgp_reading(
     if not (message.is_signed or message.is_encrypted):
         return None
     return await pgp_reading(ctx, raw, box)
+
+
+def _authentication(raw: bytes, authserv_id: str) -> AuthenticationInfo | None:
+    """Our own Authentication-Results only (never one that came inside the message)."""
+    found = trusted_results(raw, authserv_id)
+    if found is None:
+        return None
+    dkim = found.dkim_summary
+    return AuthenticationInfo(
+        spf=found.spf.result,
+        dkim=dkim.result,
+        dmarc=found.dmarc.result,
+        header=found.header,
+        spf_domain=found.spf.domain,
+        dkim_domain=dkim.domain,
+        dkim_selector=dkim.selector,
+        dmarc_domain=found.dmarc.from_domain,
+        dmarc_policy=found.dmarc.policy,
+        signatures=[
+            DkimSignatureCheck(result=check.result, domain=check.domain, selector=check.selector)
+            for check in found.dkim
+        ],
+    )
 
 
 def _attachment_info(part: PartInfo) -> AttachmentInfo:

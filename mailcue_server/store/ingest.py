@@ -2,26 +2,43 @@
 
 Part of the single write path (with ``store/messages.py``): each function
 commits one transaction and then publishes its events on the bus it is handed.
+
+The hot path is shaped by what one message costs the event loop (``scripts/
+bench_smtp.py``): an :class:`InboxCache` spares the folder lookup, and
+:func:`~mailcue_server.store.message_rows.insert_into_inboxes` binds rows
+without model instances and, on SQLite, runs the whole transaction in one
+call into the connection's thread.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from tortoise.backends.base.client import TransactionalDBClient
+
 from mailcue_server.errors import Invalid
 from mailcue_server.events.bus import Event, EventBus, publish_quietly
 from mailcue_server.mail.index import IndexFields, index_message
-from mailcue_server.store import uids
 from mailcue_server.store.mail_models import INBOX, Folder, Message
 from mailcue_server.store.mailboxes import get_or_create_mailbox, normalise_address
-from mailcue_server.store.message_rows import Stored, new_row, received_event
+from mailcue_server.store.message_rows import (
+    InboxChanged,
+    InboxCopies,
+    RowInsert,
+    Stored,
+    insert_into_inboxes,
+    received_event,
+)
 
 log = logging.getLogger(__name__)
+
+INBOX_CACHE_SIZE = 4096
+"""Addresses whose INBOX folder id :class:`InboxCache` remembers (least recently used go)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +71,44 @@ class IngestResult:
     unknown: tuple[str, ...] = ()
 
 
+class InboxCache:
+    """Which folder is the INBOX of an address, so a delivery skips the lookup.
+
+    An entry is never trusted blindly: the statement that locks the folder
+    (:func:`~mailcue_server.store.uids.reserve_sql` with ``inbox_check``)
+    also checks that it is still the INBOX of the mailbox that has this
+    address. So a mailbox deleted, or deleted and created again, by this node
+    or another, is noticed in the delivery's own transaction, which then
+    starts over with fresh lookups (:func:`ingest_many`).
+
+    Args:
+        size: How many addresses to remember.
+    """
+
+    def __init__(self, size: int = INBOX_CACHE_SIZE) -> None:
+        self._size = size
+        self._folders: OrderedDict[str, int] = OrderedDict()
+
+    def lookup(self, addresses: Iterable[str]) -> dict[str, int]:
+        """The remembered folder ids of those addresses that have one."""
+        found: dict[str, int] = {}
+        for address in addresses:
+            folder_id = self._folders.get(address)
+            if folder_id is not None:
+                self._folders.move_to_end(address)
+                found[address] = folder_id
+        return found
+
+    def remember(self, folders: dict[str, int]) -> None:
+        self._folders.update(folders)
+        while len(self._folders) > self._size:
+            self._folders.popitem(last=False)
+
+    def forget(self, addresses: Iterable[str]) -> None:
+        for address in addresses:
+            self._folders.pop(address, None)
+
+
 async def ingest(
     raw: bytes,
     recipients: Sequence[str],
@@ -80,7 +135,11 @@ async def ingest(
 
 
 async def ingest_many(
-    batch: Sequence[Incoming], *, bus: EventBus, create_mailboxes: bool = True
+    batch: Sequence[Incoming],
+    *,
+    bus: EventBus,
+    create_mailboxes: bool = True,
+    inboxes: InboxCache | None = None,
 ) -> list[IngestResult]:
     """Deliver several messages in one transaction (group commit).
 
@@ -88,56 +147,104 @@ async def ingest_many(
     (a concurrent creator may win; its mailbox is used). Then every copy is
     inserted in a single transaction and the events follow its commit.
 
+    Args:
+        batch: The messages.
+        bus: Where the events go after commit.
+        create_mailboxes: Test mode: unknown recipients get a mailbox.
+        inboxes: Folder ids remembered from earlier batches (checked, see
+            :class:`InboxCache`).
+
     Returns:
         One result per item, in order.
     """
     indexed = [item.fields or index_message(item.raw) for item in batch]
     targets = [_unique(normalise_address(r) for r in item.recipients) for item in batch]
-    inboxes = await _inbox_ids({address for addresses in targets for address in addresses})
-    missing = {address for addresses in targets for address in addresses} - inboxes.keys()
-    if missing and create_mailboxes:
-        for address in sorted(missing):
+    wanted = {address for addresses in targets for address in addresses}
+    cached = inboxes.lookup(wanted) if inboxes is not None else {}
+    if cached:
+        try:
+            folders = await _resolve(wanted, cached, bus, create_mailboxes, inboxes)
+            return await _deliver(batch, indexed, targets, folders, set(cached), bus)
+        except InboxChanged as stale:
+            assert inboxes is not None  # noqa: S101 - only cached entries go stale
+            inboxes.forget(stale.addresses)
+    folders = await _resolve(wanted, {}, bus, create_mailboxes, inboxes)
+    return await _deliver(batch, indexed, targets, folders, set(), bus)
+
+
+async def _resolve(
+    wanted: set[str],
+    cached: dict[str, int],
+    bus: EventBus,
+    create_mailboxes: bool,
+    inboxes: InboxCache | None,
+) -> dict[str, int]:
+    """The INBOX folder id of every wanted address that has (or, in test mode, gets) one."""
+    folders = dict(cached)
+    missing = wanted - folders.keys()
+    if not missing:
+        return folders
+    found = await _inbox_ids(missing)
+    unknown = missing - found.keys()
+    if unknown and create_mailboxes:
+        for address in sorted(unknown):
             try:
                 await get_or_create_mailbox(address, bus=bus)
             except Invalid:
                 continue  # stays unknown
-        inboxes.update(await _inbox_ids(missing))
+        found.update(await _inbox_ids(unknown))
+    if inboxes is not None:
+        inboxes.remember(found)
+    folders.update(found)
+    return folders
+
+
+async def _deliver(
+    batch: Sequence[Incoming],
+    indexed: list[IndexFields],
+    targets: list[tuple[str, ...]],
+    folders: dict[str, int],
+    cached: set[str],
+    bus: EventBus,
+) -> list[IngestResult]:
+    db = Message._meta.db
+    if isinstance(db, TransactionalDBClient):
+        raise RuntimeError("store writes publish events; do not call them inside a transaction")
+    insert = RowInsert.for_connection(db)
     now = datetime.now(UTC)
-    plan: dict[int, list[int]] = {}  # folder id -> sizes of the copies it gets, in order
-    for item, addresses in zip(batch, targets, strict=True):
+    plans: dict[int, InboxCopies] = {}
+    for item, fields, addresses in zip(batch, indexed, targets, strict=True):
+        when = item.received_at or now
         for address in addresses:
-            if address in inboxes:
-                plan.setdefault(inboxes[address], []).append(len(item.raw))
+            folder_id = folders.get(address)
+            if folder_id is None:
+                continue
+            plan = plans.get(folder_id)
+            if plan is None:
+                plan = plans[folder_id] = InboxCopies(folder_id, address, address in cached)
+            elif plan.address != address:  # one INBOX for two addresses: a stale entry
+                raise InboxChanged([plan.address, address])
+            plan.rows.append(insert.values(folder_id, item.raw, fields, 0, "", when))
+            plan.size += len(item.raw)
+    ordered = [plans[folder_id] for folder_id in sorted(plans)]  # lock order: by id
+    reserved = await insert_into_inboxes(db, insert, ordered)
     results: list[IngestResult] = []
     events: list[Event] = []
-    async with uids.write_transaction():
-        reserved: dict[int, uids.Reservation] = {}
-        for folder_id in sorted(plan):
-            sizes = plan[folder_id]
-            taken = await uids.reserve(
-                folder_id, count=len(sizes), unseen=len(sizes), size=sum(sizes)
-            )
-            if taken is not None:
-                reserved[folder_id] = taken
-        next_uid = {folder_id: taken.first_uid for folder_id, taken in reserved.items()}
-        rows: list[Message] = []
-        for item, fields, addresses in zip(batch, indexed, targets, strict=True):
-            stored: list[Stored] = []
-            for address in addresses:
-                taken = reserved.get(inboxes.get(address, -1))
-                if taken is None:
-                    continue  # no mailbox (production mode), or deleted meanwhile
-                uid = next_uid[taken.folder_id]
-                next_uid[taken.folder_id] += 1
-                when = item.received_at or now
-                rows.append(new_row(taken, uid, item.raw, fields, 0, "", when))
-                stored.append(Stored(address, INBOX, uid, taken.uid_validity))
-                events.append(
-                    received_event(address, INBOX, uid, fields, len(item.raw), item.source)
-                )
-            unknown = tuple(a for a in addresses if a not in {s.mailbox for s in stored})
-            results.append(IngestResult(tuple(stored), unknown))
-        await Message.bulk_create(rows)
+    next_uid = {folder_id: taken.first_uid for folder_id, taken in reserved.items()}
+    for item, fields, addresses in zip(batch, indexed, targets, strict=True):
+        stored: list[Stored] = []
+        for address in addresses:
+            taken = reserved.get(folders.get(address, -1))
+            if taken is None:
+                continue  # no mailbox (production mode), or deleted meanwhile
+            uid = next_uid[taken.folder_id]
+            next_uid[taken.folder_id] += 1
+            stored.append(Stored(address, INBOX, uid, taken.uid_validity))
+            events.append(received_event(address, INBOX, uid, fields, len(item.raw), item.source))
+        delivered = {s.mailbox for s in stored}
+        results.append(
+            IngestResult(tuple(stored), tuple(a for a in addresses if a not in delivered))
+        )
     await publish_quietly(bus, events)
     return results
 
@@ -172,6 +279,7 @@ class IngestQueue:
         self._create = create_mailboxes
         self._max_batch = max_batch
         self._max_bytes = max_batch_bytes
+        self._inboxes = InboxCache()
         self._queue: asyncio.Queue[tuple[Incoming, asyncio.Future[IngestResult]] | None] = (
             asyncio.Queue(maxsize=max_batch * 4)
         )
@@ -191,7 +299,10 @@ class IngestQueue:
             raise RuntimeError("the ingest queue is not running")
         future: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
         if item.fields is None:
-            item = dataclasses.replace(item, fields=index_message(item.raw))
+            fields = index_message(item.raw)
+            item = Incoming(
+                item.raw, item.recipients, item.mail_from, item.source, item.received_at, fields
+            )
         await self._queue.put((item, future))
         return await future
 
@@ -225,7 +336,9 @@ class IngestQueue:
     async def _commit(self, batch: list[tuple[Incoming, asyncio.Future[IngestResult]]]) -> None:
         items = [item for item, _ in batch]
         try:
-            results = await ingest_many(items, bus=self._bus, create_mailboxes=self._create)
+            results = await ingest_many(
+                items, bus=self._bus, create_mailboxes=self._create, inboxes=self._inboxes
+            )
         except Exception as exc:
             if len(batch) == 1:
                 _settle(batch[0][1], exc)

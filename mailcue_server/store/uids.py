@@ -10,7 +10,9 @@ takes that row's lock before it allocates:
   ``UPDATE folders SET uid_next = uid_next + n, <counters> ... RETURNING``.
   On PostgreSQL the UPDATE takes the row lock and holds it until commit, so
   the next writer waits, then sees the ``uid_next`` this one wrote:
-  allocation order is commit order.
+  allocation order is commit order. The statement's text is built once per
+  engine (:func:`reserve_sql`); SMTP delivery can make it check that the
+  folder is still the INBOX of an address, so it may trust a cached folder id.
 - Other changes (flags, copy, move, delete) lock with :func:`lock_folders`
   (``SELECT ... FOR UPDATE``), read what they change, then write the
   counters back with :meth:`LockedFolder.save`.
@@ -28,17 +30,17 @@ transaction and folder) and the message/unseen/byte counters.
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import Any
 from uuid import UUID
 
-from pypika_tortoise.queries import QueryBuilder
 from tortoise.backends.base.client import NestedTransactionContext, TransactionContext
 from tortoise.transactions import in_transaction
 
-from mailcue_server.store.mail_models import Folder, Mailbox
+from mailcue_server.store.mail_models import INBOX, Folder, Mailbox
 
 MAX_UID = 2**32 - 1
 """UIDs and UIDVALIDITY are 32-bit unsigned numbers (RFC 9051 ``nz-number``)."""
@@ -60,10 +62,6 @@ def write_transaction() -> TransactionContext:
     return context
 
 
-class _Returning(Protocol):
-    def returning(self, *terms: Any) -> QueryBuilder: ...
-
-
 @dataclass(frozen=True, slots=True)
 class Reservation:
     """What :func:`reserve` took: UIDs from ``first_uid`` on, and this change's mod-sequence."""
@@ -74,7 +72,65 @@ class Reservation:
     modseq: int
 
 
-async def reserve(folder_id: int, *, count: int, unseen: int, size: int) -> Reservation | None:
+@functools.cache
+def reserve_sql(dialect: str, *, inbox_check: bool) -> str:
+    """The text of :func:`reserve`'s statement for an engine, built once.
+
+    Parameters, in order: count, count, unseen, size, folder id and, with
+    ``inbox_check``, the address whose INBOX the folder must still be.
+
+    Args:
+        dialect: Tortoise's dialect name (``sqlite`` or ``postgres``).
+        inbox_check: Add the INBOX-of-this-address condition.
+    """
+    if dialect == "sqlite":
+        marks = ["?"] * 7
+    elif dialect == "postgres":
+        marks = [f"${n}" for n in range(1, 8)]
+    else:
+        raise NotImplementedError(f"no UID allocation for the {dialect} engine")
+    counters = ("uid_next", "message_count", "unseen_count", "total_bytes")
+    changes = [f'"{name}"="{name}"+{mark}' for name, mark in zip(counters, marks, strict=False)]
+    changes.append('"highest_modseq"="highest_modseq"+1')
+    conditions = [f'"id"={marks[4]}']
+    if inbox_check:
+        # A mailbox deleted and created again has a new id (and SQLite may hand
+        # the old folder id to another mailbox): check both, in the locking statement.
+        owner = f'(SELECT "id" FROM "mailboxes" WHERE "address"={marks[6]})'  # noqa: S608
+        conditions += [f'"name"={marks[5]}', f'"mailbox_id"={owner}']
+    # S608: identifiers and placeholders only; every value is a bound parameter.
+    return (
+        f'UPDATE "folders" SET {",".join(changes)} WHERE {" AND ".join(conditions)} '  # noqa: S608
+        'RETURNING "uid_next","uid_validity","highest_modseq"'
+    )
+
+
+def reserve_params(
+    folder_id: int, *, count: int, unseen: int, size: int, inbox_of: str | None = None
+) -> list[Any]:
+    """The parameters of :func:`reserve_sql`, in its order."""
+    params: list[Any] = [count, count, unseen, size, folder_id]
+    if inbox_of is not None:
+        params += [INBOX, inbox_of]
+    return params
+
+
+def reservation(folder_id: int, count: int, row: Sequence[Any]) -> Reservation:
+    """Read the row :func:`reserve_sql` returns (``uid_next, uid_validity, highest_modseq``).
+
+    Raises:
+        OverflowError: The folder ran out of 32-bit UIDs.
+    """
+    uid_next = int(row[0])
+    if uid_next - 1 > MAX_UID:
+        # RFC 9051 section 2.3.1.1: the only way on is a new UIDVALIDITY.
+        raise OverflowError(f"folder {folder_id} has run out of UIDs")
+    return Reservation(folder_id, uid_next - count, int(row[1]), int(row[2]))
+
+
+async def reserve(
+    folder_id: int, *, count: int, unseen: int, size: int, inbox_of: str | None = None
+) -> Reservation | None:
     """Allocate ``count`` UIDs for new messages and count them in, in one statement.
 
     Must run inside :func:`write_transaction`; the folder row stays locked
@@ -85,39 +141,26 @@ async def reserve(folder_id: int, *, count: int, unseen: int, size: int) -> Rese
         count: Messages being added.
         unseen: How many of them lack ``\\Seen``.
         size: Their total size in bytes.
+        inbox_of: Only if the folder is still the INBOX of the mailbox with this
+            (normalised) address.
 
     Returns:
-        The reservation, or ``None`` when the folder no longer exists.
+        The reservation, or ``None`` when the folder no longer exists (or is
+        not that INBOX).
 
     Raises:
         OverflowError: The folder ran out of 32-bit UIDs.
     """
     db = Folder._meta.db
-    table = Folder._meta.basetable
-    update = (
-        db.query_class.update(table)
-        .set(table.uid_next, table.uid_next + count)
-        .set(table.message_count, table.message_count + count)
-        .set(table.unseen_count, table.unseen_count + unseen)
-        .set(table.total_bytes, table.total_bytes + size)
-        .set(table.highest_modseq, table.highest_modseq + 1)
-        .where(table.id == folder_id)
-    )
-    # The PostgreSQL and SQLite builders both have RETURNING; their base class does not say so.
-    query = cast(_Returning, update).returning(
-        table.uid_next, table.uid_validity, table.highest_modseq
-    )
+    sql = reserve_sql(db.capabilities.dialect, inbox_check=inbox_of is not None)
+    params = reserve_params(folder_id, count=count, unseen=unseen, size=size, inbox_of=inbox_of)
     # execute_query() drops the rows of an UPDATE on asyncpg; the dict variant keeps them.
-    rows = await db.execute_query_dict(*query.get_parameterized_sql())
+    rows = await db.execute_query_dict(sql, params)
     if not rows:
         return None
     row = rows[0]
-    uid_next = int(row["uid_next"])
-    if uid_next - 1 > MAX_UID:
-        # RFC 9051 section 2.3.1.1: the only way on is a new UIDVALIDITY.
-        raise OverflowError(f"folder {folder_id} has run out of UIDs")
-    return Reservation(
-        folder_id, uid_next - count, int(row["uid_validity"]), int(row["highest_modseq"])
+    return reservation(
+        folder_id, count, (row["uid_next"], row["uid_validity"], row["highest_modseq"])
     )
 
 

@@ -15,7 +15,7 @@ from mailcue_server.events.bus import ALL_EVENTS, Event, EventType, channel_for
 from mailcue_server.events.memory import MemoryBus
 from mailcue_server.store import ingest, mailboxes, messages
 from mailcue_server.store.db import Database
-from mailcue_server.store.ingest import Incoming, IngestQueue
+from mailcue_server.store.ingest import InboxCache, Incoming, IngestQueue
 from mailcue_server.store.mail_models import Folder, Message, decode_flags, encode_flags
 from mailcue_server.store.messages import FlagMode, Sort
 
@@ -127,6 +127,60 @@ async def test_production_mode_creates_no_mailbox(db: Database) -> None:
     assert [s.mailbox for s in result.stored] == ["alice@example.test"]
     assert result.unknown == ("ghost@example.test",)
     assert await mailboxes.find_mailbox("ghost@example.test") is None
+
+
+async def test_a_cached_inbox_that_went_stale_is_looked_up_again(db: Database) -> None:
+    """The INBOX cache never delivers to a mailbox deleted, or to one that reused its ids."""
+    bus = MemoryBus()
+    cache = InboxCache()
+
+    async def deliver(subject: str, *, create: bool = True) -> ingest.IngestResult:
+        item = Incoming(raw=mail(subject), recipients=("alice@example.test",))
+        [result] = await ingest.ingest_many(
+            [item], bus=bus, create_mailboxes=create, inboxes=cache
+        )
+        return result
+
+    await deliver("first")
+    old_inbox = await mailboxes.get_folder("alice@example.test")
+    assert cache.lookup(["alice@example.test"]) == {"alice@example.test": old_inbox.id}
+    await messages.delete_mailbox("alice@example.test", bus=bus)
+    # bob's INBOX may get the freed folder id (SQLite reuses the highest rowid).
+    await make_mailbox("bob@example.test")
+
+    assert (await deliver("gone", create=False)).unknown == ("alice@example.test",)
+    assert cache.lookup(["alice@example.test"]) == {}
+    [stored] = (await deliver("again")).stored
+    assert (stored.mailbox, stored.uid) == ("alice@example.test", 1)
+    page = await messages.list_page("alice@example.test")
+    assert [m.subject for m in page.messages] == ["again"]
+    assert (await messages.folder_status("bob@example.test")).exists == 0
+    [cached] = cache.lookup(["alice@example.test"]).values()
+    assert cached == (await mailboxes.get_folder("alice@example.test")).id
+
+    # Whether or not this engine reuses ids: a cached id of another mailbox's INBOX,
+    # alone or next to that mailbox's own (fresh) entry.
+    bob_inbox = (await mailboxes.get_folder("bob@example.test")).id
+    cache.remember({"alice@example.test": bob_inbox})
+    [stored] = (await deliver("checked")).stored
+    assert (stored.mailbox, stored.uid) == ("alice@example.test", 2)
+    cache.forget(["bob@example.test"])
+    cache.remember({"alice@example.test": bob_inbox})
+    both = Incoming(raw=mail("both"), recipients=("bob@example.test", "alice@example.test"))
+    [result] = await ingest.ingest_many([both], bus=bus, inboxes=cache)
+    assert [(s.mailbox, s.uid) for s in result.stored] == [
+        ("bob@example.test", 1),
+        ("alice@example.test", 3),
+    ]
+    assert (await messages.folder_status("bob@example.test")).exists == 1
+
+
+def test_inbox_cache_forgets_the_least_recently_used() -> None:
+    cache = InboxCache(size=2)
+    cache.remember({"a@x.test": 1, "b@x.test": 2})
+    assert cache.lookup(["a@x.test"]) == {"a@x.test": 1}
+    cache.remember({"c@x.test": 3})
+    assert cache.lookup(["a@x.test", "b@x.test", "c@x.test"]) == {"a@x.test": 1, "c@x.test": 3}
 
 
 async def test_append_with_flags_and_date(db: Database) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import random
 import re
 import shutil
 import smtplib
@@ -35,6 +36,8 @@ from mailcue_server.workers.smtp import (
     SmtpServer,
     TlsMode,
 )
+from mailcue_server.workers.smtp.data import REPLY_LINE_TOO_LONG, REPLY_TOO_MUCH, read_data
+from mailcue_server.workers.smtp.handler import has_bare_newline
 from mailcue_server.workers.smtp.received import clean_helo, received_header, with_protocol
 from mailcue_server.workers.smtp.server import enhance_reply
 
@@ -448,6 +451,134 @@ async def test_sink_failures_answer_451_without_details(
         assert raised == "451 4.3.0 Temporary server error, try again later"
     assert rig.sink.deliveries == []
     assert sum(SECRET in (r.exc_text or "") for r in caplog.records) == 2
+
+
+async def test_pipelined_commands_after_the_final_dot_still_run(rig: Rig) -> None:
+    """RFC 2920: the next command may follow the end of data in the same packet."""
+    async with talk(rig.ports["smtp"]) as smtp:
+        await smtp.transaction(["bob@mail.test"])
+        await smtp.send(b"Subject: one\r\n\r\n..dot\r\n.\r\nMAIL FROM:<a@client.test>\r\n")
+        assert (await smtp.reply()).startswith("250 2.0.0 OK id=")
+        assert (await smtp.reply()).startswith("250 2.1.0")
+        assert (await smtp.command("RCPT TO:<bob@mail.test>")).startswith("250 2.1.5")
+        assert (await smtp.command("DATA")).startswith("354")
+        assert (await smtp.command(".")).startswith("250 2.0.0 OK id=")  # empty message
+    first, empty = rig.sink.deliveries
+    assert first.raw.endswith(b"\r\nSubject: one\r\n\r\n.dot\r\n")
+    assert empty.raw.endswith(b"\r\n") and b"Subject" not in empty.raw
+
+
+# --- reading DATA -----------------------------------------------------------------------
+
+CONTENTS = [
+    b"",
+    b"\r\n",
+    b"x\r\n",
+    b".\r\n",  # a line that is one dot
+    b"..\r\n.x\r\n",
+    b"Ends with a dot.\r\nSo does this one.\r\n",
+    b"\r\n\r\n.\r\n\r\n",
+    b"bare\n.\r\nline feeds\n.\n\r\n",  # a dot after a bare LF is no line start
+    b"\n.\r\n.x\r\n",
+    b"cr\r\r.\r\n\r\r\n..\r\n\r\r\n",
+    b"Subject: t\r\n\r\n" + b"word " * 150 + b"\r\n.start\r\n",
+]
+
+
+def stuffed(content: bytes) -> bytes:
+    """What a client sends (RFC 5321 section 4.5.2): a line starting with a dot gets one more."""
+    return b"".join(
+        b"." + line if line.startswith(b".") else line
+        for line in content.replace(b"\r\n", b"\r\n\0").split(b"\0")
+    )
+
+
+async def read_fed(
+    stream: bytes, *, limit: int, chunk: int, **options: int
+) -> tuple[object, bytes]:
+    """Run read_data on ``stream`` arriving ``chunk`` octets at a time; also return the rest."""
+    reader = asyncio.StreamReader(limit=limit)
+
+    async def feed() -> None:
+        for at in range(0, len(stream), chunk):
+            reader.feed_data(stream[at : at + chunk])
+            await asyncio.sleep(0)
+        reader.feed_eof()
+
+    feeding = asyncio.create_task(feed())
+    async with asyncio.timeout(5):
+        content = await read_data(
+            reader,
+            max_size=options.get("max_size", 0),
+            **{k: v for k, v in options.items() if k != "max_size"},
+        )
+        await feeding
+        return content, await reader.read()
+
+
+@pytest.mark.parametrize("content", CONTENTS)
+@pytest.mark.parametrize(("limit", "chunk"), [(2**16, 4096), (8, 3), (5, 1), (64, 7)])
+async def test_read_data_unstuffs_and_stops_at_the_lone_dot(
+    content: bytes, limit: int, chunk: int
+) -> None:
+    stream = stuffed(content) + b".\r\nQUIT\r\n"
+    assert await read_fed(stream, limit=limit, chunk=chunk) == (content, b"QUIT\r\n")
+
+
+async def test_read_data_on_random_streams() -> None:
+    pieces = [b"\r", b"\n", b"\r\n", b".", b"a", b"\r\n.", b".\r\n"]
+    rng = random.Random(2026)
+    for _ in range(400):
+        content = b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 40))) + b"\r\n"
+        stream = stuffed(content) + b".\r\nQUIT\r\n"
+        limit, chunk = rng.choice([5, 7, 16, 2**16]), rng.choice([1, 3, 64])
+        assert await read_fed(stream, limit=limit, chunk=chunk) == (content, b"QUIT\r\n")
+
+
+@pytest.mark.parametrize(("limit", "chunk"), [(2**16, 4096), (16, 5)])
+async def test_read_data_limits(limit: int, chunk: int) -> None:
+    long_line = b"ok\r\n" + b"y" * 1000 + b"\r\n"
+    assert await read_fed(long_line + b".\r\nNOOP\r\n", limit=limit, chunk=chunk) == (
+        REPLY_LINE_TOO_LONG,
+        b"NOOP\r\n",
+    )
+    just_fits = b"y" * 999 + b"\r\n"
+    assert await read_fed(just_fits + b".\r\n", limit=limit, chunk=chunk) == (just_fits, b"")
+    big = b"z" * 98 + b"\r\n"
+    assert await read_fed(big * 3 + b".\r\n", limit=limit, chunk=chunk, max_size=300) == (
+        big * 3,
+        b"",
+    )
+    assert await read_fed(big * 4 + b".\r\nNOOP\r\n", limit=limit, chunk=chunk, max_size=300) == (
+        REPLY_TOO_MUCH,
+        b"NOOP\r\n",
+    )
+    # The first broken limit decides.
+    assert await read_fed(
+        long_line + big * 6 + b".\r\n", limit=limit, chunk=chunk, max_size=1500
+    ) == (REPLY_LINE_TOO_LONG, b"")
+    assert await read_fed(
+        big * 6 + long_line + b".\r\n", limit=limit, chunk=chunk, max_size=900
+    ) == (
+        REPLY_TOO_MUCH,
+        b"",
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "bare"),
+    [
+        (b"", False),
+        (b"a\r\nb\r\n", False),
+        (b"a\nb", True),
+        (b"a\rb", True),
+        (b"a\r\r\n", True),
+        (b"a\r\n\n", True),
+        (b"\n\r", True),
+    ],
+)
+def test_has_bare_newline(content: bytes, bare: bool) -> None:
+    assert has_bare_newline(content) is bare
 
 
 # --- LMTP -----------------------------------------------------------------------------

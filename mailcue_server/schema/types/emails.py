@@ -48,6 +48,32 @@ class EmailSummary:
     flags: list[str] = dataclasses.field(default_factory=list)
 
 
+@strawberry.type(name="DkimSignatureCheck")
+class DkimSignatureCheck:
+    result: str = strawberry.field(description="`pass`, `fail`, `temperror`, `permerror`...")
+    domain: str | None = None
+    selector: str | None = None
+
+
+@strawberry.type(
+    name="AuthenticationInfo",
+    description="SPF, DKIM and DMARC as our SMTP server found them on receipt "
+    "(its Authentication-Results header, RFC 8601).",
+)
+class AuthenticationInfo:
+    spf: str = strawberry.field(description="`pass`, `fail`, `softfail`, `none`, `temperror`...")
+    dkim: str = strawberry.field(description="The first passing signature's result, or the first.")
+    dmarc: str = strawberry.field(description="`pass`, `fail`, `none`, `temperror`, `permerror`.")
+    header: str = strawberry.field(description="The Authentication-Results value, unfolded.")
+    # Plain defaults: strawberry.field would hide an optional type from pydantic.
+    spf_domain: str | None = None  # smtp.mailfrom, or smtp.helo for a null sender
+    dkim_domain: str | None = None  # header.d of that signature
+    dkim_selector: str | None = None
+    dmarc_domain: str | None = None  # header.from
+    dmarc_policy: str | None = None  # policy.dmarc: the p= (or sp=) that applies
+    signatures: list[DkimSignatureCheck] = dataclasses.field(default_factory=list)
+
+
 @strawberry.type(name="EmailDetail")
 class EmailDetail(EmailSummary):
     html_body: str | None = None
@@ -60,6 +86,7 @@ class EmailDetail(EmailSummary):
     )
     attachments: list[AttachmentInfo] = dataclasses.field(default_factory=list)
     gpg: GpgEmailInfo | None = None
+    authentication: AuthenticationInfo | None = None
 
 
 @strawberry.type(name="EmailPage")

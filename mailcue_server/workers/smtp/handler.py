@@ -13,10 +13,7 @@ import asyncio
 import base64
 import binascii
 import logging
-import re
 import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
@@ -44,11 +41,6 @@ _REJECTIONS = {
     RecipientVerdict.UNKNOWN_USER: REPLY_UNKNOWN_USER,
     RecipientVerdict.RELAY_DENIED: REPLY_RELAY_DENIED,
 }
-# RFC 5321 section 2.3.8: CR and LF only ever appear together as CRLF. aiosmtpd
-# splits DATA on CRLF only, so a lone CR or LF survives inside the content;
-# left alone, a downstream MTA that ends lines on bare LF could read a second,
-# smuggled message out of it (CVE-2023-51764, https://smtpsmuggling.com).
-_BARE_CR_OR_LF = re.compile(rb"\r(?!\n)|(?<!\r)\n")
 _LOGIN_CHALLENGES = ("Username:", "Password:")  # draft-murchison-sasl-login
 
 
@@ -61,14 +53,13 @@ class _InFlight:
         self._idle.set()
         self._tasks: set[asyncio.Task[bool]] = set()
 
-    @contextmanager
-    def hold(self) -> Iterator[None]:
+    def __enter__(self) -> None:
+        """Hold the shutdown while a block runs (a class, not a generator: it is per message)."""
         self._count += 1
         self._idle.clear()
-        try:
-            yield
-        finally:
-            self._release()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._release()
 
     def track(self, task: asyncio.Task[bool]) -> None:
         # Holding a strong reference keeps a shielded task alive after its
@@ -89,6 +80,21 @@ class _InFlight:
 
     async def wait_idle(self) -> None:
         await self._idle.wait()
+
+
+def has_bare_newline(content: bytes) -> bool:
+    """Whether a CR or LF appears other than in a CRLF pair.
+
+    RFC 5321 section 2.3.8: CR and LF only ever appear together as CRLF.
+    aiosmtpd splits DATA on CRLF only, so a lone CR or LF survives inside the
+    content; left alone, a downstream MTA that ends lines on bare LF could
+    read a second, smuggled message out of it (CVE-2023-51764,
+    https://smtpsmuggling.com). Every CR begins a CRLF and every LF ends one
+    exactly when the three counts agree; counting is about ten times cheaper
+    than a regular expression with lookarounds on the hot path.
+    """
+    pairs = content.count(b"\r\n")
+    return content.count(b"\r") != pairs or content.count(b"\n") != pairs
 
 
 def _identity(session: Session) -> str | None:
@@ -192,9 +198,9 @@ class SmtpHandler:
         Returns:
             One reply, or for LMTP one line per recipient joined by CRLF.
         """
-        with self._inflight.hold():
+        with self._inflight:
             content = envelope.original_content or b""
-            if _BARE_CR_OR_LF.search(content):
+            if has_bare_newline(content):
                 log.warning("rejected DATA with bare CR/LF from %s", _peer_ip(session))
                 return REPLY_BARE_NEWLINE
             txn_id = secrets.token_hex(6).upper()
@@ -263,6 +269,7 @@ class SmtpHandler:
             peer=peer_ip,
             listener=self._kind,
             smtputf8=envelope.smtp_utf8,
+            helo=session.host_name or "",
         )
 
     async def _store(self, delivery: Delivery, txn_id: str) -> bool:

@@ -8,12 +8,16 @@ the registries of RFC 3848 (ESMTPS/ESMTPA/LMTP...) and RFC 6531 section 4.3
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+import re
 from datetime import datetime
 from email.utils import format_datetime
 
 _MAX_HELO = 255
-_SAFE_HELO = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_:[]")
+# Every character but domain and address-literal ones; each becomes "?".
+_UNSAFE_HELO = re.compile(r"[^a-zA-Z0-9.\-_:\[\]]")
+_CONTROLS = re.compile("[\x00-\x1f\x7f]")
 
 
 def with_protocol(
@@ -43,6 +47,7 @@ def with_protocol(
     return base + suffix
 
 
+@functools.lru_cache(maxsize=1024)
 def address_literal(ip: str) -> str:
     """Format a peer IP as an RFC 5321 section 4.1.3 address literal.
 
@@ -69,12 +74,17 @@ def clean_helo(helo: str | None) -> str:
     """
     if not helo:
         return "unknown"
-    cleaned = "".join(ch if ch in _SAFE_HELO else "?" for ch in helo[:_MAX_HELO])
-    return cleaned
+    return _UNSAFE_HELO.sub("?", helo[:_MAX_HELO])
 
 
 def _no_controls(text: str) -> str:
-    return "".join("?" if ord(ch) < 0x20 or ord(ch) == 0x7F else ch for ch in text)
+    return _CONTROLS.sub("?", text)
+
+
+@functools.lru_cache(maxsize=4)
+def _date_time(when: datetime) -> str:
+    """RFC 5322 date-time (whole seconds): the same for every message in one second."""
+    return format_datetime(when)
 
 
 def received_header(
@@ -103,7 +113,7 @@ def received_header(
         The header as UTF-8 bytes (non-ASCII only appears in the ``for``
         clause of an SMTPUTF8 transaction, which RFC 6532 permits).
     """
-    stamp = format_datetime(now)
+    stamp = _date_time(now.replace(microsecond=0))
     lines = [
         f"Received: from {clean_helo(helo)} ({address_literal(peer_ip)})",
         f"\tby {_no_controls(hostname)} with {protocol} id {_no_controls(message_id)}",

@@ -45,6 +45,7 @@ class Delivery:
         peer: The client's IP address.
         listener: The listener the message arrived on.
         smtputf8: Whether the client used ``MAIL FROM ... SMTPUTF8`` (RFC 6531).
+        helo: The name the client greeted with (SPF checks it for the null sender).
     """
 
     mail_from: str
@@ -54,6 +55,7 @@ class Delivery:
     peer: str
     listener: ListenerKind
     smtputf8: bool
+    helo: str = ""
 
 
 class Sink(Protocol):

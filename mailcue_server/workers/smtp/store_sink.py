@@ -1,20 +1,54 @@
 """The SMTP sink over the message store: recipient policy, credentials and delivery.
 
 Test mode accepts any syntactically valid recipient (a mailbox is made on
-first mail); production mode accepts only existing mailboxes. Delivery goes
-through the group-commit :class:`~mailcue_server.store.ingest.IngestQueue`, so
-``deliver`` returns only after the message's transaction has committed.
+first mail). Production mode accepts existing mailboxes and aliases of our
+domains, and, from an authenticated sender only, remote recipients, which go
+to the outbound queue. Aliases apply in both modes. Delivery goes through the
+group-commit :class:`~mailcue_server.store.ingest.IngestQueue`, so ``deliver``
+returns only after the message's transaction has committed (and a remote
+copy has been queued).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from mailcue_server.errors import Invalid
+from mailcue_server.mail import dkim
 from mailcue_server.mail.addresses import canonical_address
-from mailcue_server.store import mailboxes, users
+from mailcue_server.store import aliases, domains, mailboxes, outbound, users
 from mailcue_server.store.ingest import Incoming, IngestQueue
-from mailcue_server.workers.smtp.sink import Delivery, RecipientVerdict
+from mailcue_server.workers.smtp.inbound_auth import authenticate as check_origin
+from mailcue_server.workers.smtp.sink import Delivery, ListenerKind, RecipientVerdict
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class InboundAuth:
+    """How received mail gets its SPF/DKIM/DMARC ``Authentication-Results``."""
+
+    hostname: str
+    nameserver: tuple[str, int] | None
+    timeout: float
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundRoute:
+    """Where mail for remote recipients goes (production, or a relay).
+
+    Attributes:
+        dkim_secret: The server secret that opens the domains' DKIM keys, to
+            sign what authenticated senders submit.
+        wake: Tells the delivery worker there is new mail (else it polls).
+    """
+
+    dkim_secret: str
+    wake: Callable[[], None] = lambda: None
 
 
 class StoreSink:
@@ -25,6 +59,8 @@ class StoreSink:
         accept_any_recipient: Test mode's catch-all.
         api_credential: The username and password the HTTP API submits with
             (``POST /emails/send``); made per process, never stored.
+        inbound_auth: Check received mail's origin; ``None`` turns it off.
+        outbound: Queue mail for remote recipients; ``None`` keeps all mail local.
     """
 
     def __init__(
@@ -33,30 +69,95 @@ class StoreSink:
         *,
         accept_any_recipient: bool,
         api_credential: tuple[str, str] | None = None,
+        inbound_auth: InboundAuth | None = None,
+        outbound: OutboundRoute | None = None,
     ) -> None:
         self._queue = queue
         self._catch_all = accept_any_recipient
         self._api_credential = api_credential
+        self._inbound_auth = inbound_auth
+        self._outbound = outbound
 
     async def check_recipient(
         self, address: str, *, authenticated: str | None
     ) -> RecipientVerdict:
         try:
-            canonical = canonical_address(address)
+            canonical = canonical_address(address).lower()
         except Invalid:
             return RecipientVerdict.UNKNOWN_USER
-        if self._catch_all or await mailboxes.find_mailbox(canonical) is not None:
+        if self._catch_all:
             return RecipientVerdict.ACCEPT
-        return RecipientVerdict.UNKNOWN_USER
+        if await mailboxes.find_mailbox(canonical) is not None:
+            return RecipientVerdict.ACCEPT
+        if await aliases.has_alias(canonical):
+            return RecipientVerdict.ACCEPT
+        if await domains.is_managed(canonical.rpartition("@")[2]):
+            return RecipientVerdict.UNKNOWN_USER
+        if authenticated is not None and self._outbound is not None:
+            return RecipientVerdict.ACCEPT  # submission to the world: the outbound queue
+        return RecipientVerdict.RELAY_DENIED
 
     async def deliver(self, envelope: Delivery) -> None:
-        await self._queue.submit(
+        raw = envelope.raw
+        if self._checks_origin(envelope):
+            assert self._inbound_auth is not None  # noqa: S101 - checked just above
+            raw = await self._authentication_results(envelope) + raw
+        elif self._signs(envelope):
+            raw = await self._dkim_signed(envelope.mail_from, raw)
+        expanded = await aliases.expand_recipients(envelope.rcpt_tos)
+        if expanded.cycles:
+            log.warning("alias loop for %s: %s", envelope.rcpt_tos, "; ".join(expanded.cycles))
+        result = await self._queue.submit(
             Incoming(
-                raw=envelope.raw,
-                recipients=envelope.rcpt_tos,
+                raw=raw,
+                recipients=expanded.addresses,
                 mail_from=envelope.mail_from,
                 source=str(envelope.listener),
             )
+        )
+        remote = [a for a in result.unknown if not await domains.is_managed(_domain(a))]
+        if remote and self._outbound is not None:
+            await outbound.enqueue(raw, envelope.mail_from, remote)
+            self._outbound.wake()
+
+    def _checks_origin(self, envelope: Delivery) -> bool:
+        """Mail from the world: the inbound port, unauthenticated."""
+        return (
+            self._inbound_auth is not None
+            and envelope.listener is ListenerKind.SMTP
+            and envelope.authenticated_as is None
+        )
+
+    def _signs(self, envelope: Delivery) -> bool:
+        """Authenticated submissions are ours to sign; the API signs its own mail."""
+        api_user = self._api_credential[0] if self._api_credential else None
+        return (
+            self._outbound is not None
+            and envelope.authenticated_as is not None
+            and envelope.authenticated_as != api_user
+        )
+
+    async def _authentication_results(self, envelope: Delivery) -> bytes:
+        settings = self._inbound_auth
+        assert settings is not None  # noqa: S101 - callers check
+        return await check_origin(
+            envelope.raw,
+            peer_ip=envelope.peer,
+            helo=envelope.helo,
+            mail_from=envelope.mail_from,
+            hostname=settings.hostname,
+            nameserver=settings.nameserver,
+            timeout=settings.timeout,
+        )
+
+    async def _dkim_signed(self, mail_from: str, raw: bytes) -> bytes:
+        assert self._outbound is not None  # noqa: S101 - callers check
+        key = await domains.signing_key(_domain(mail_from), self._outbound.dkim_secret)
+        if key is None:
+            return raw
+        # dkimpy's RSA is pure Python (~8 ms a message): off the event loop.
+        return await asyncio.to_thread(
+            dkim.sign, raw, key.domain, key.selector, key.private_key_pem
         )
 
     async def authenticate(self, username: str, password: str) -> str | None:
@@ -70,3 +171,7 @@ class StoreSink:
                 return mailbox.address
         user = await users.check_password(username, password)
         return user.username if user is not None else None
+
+
+def _domain(address: str) -> str:
+    return address.rpartition("@")[2].lower()
