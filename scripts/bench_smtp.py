@@ -2,7 +2,7 @@
 
 Usage: python scripts/bench_smtp.py [--messages 5000] [--size 2048] [--connections 8]
                                     [--database-url postgres://...] [--profile out.svg]
-                                    [--cprofile out.pstats]
+                                    [--cprofile out.pstats] [--callgrind]
 
 One run: a fresh data dir, ``mailcue create-mailbox`` for the bench address,
 then ``mailcue serve`` as a child process on free ports. Every message is
@@ -24,6 +24,10 @@ should be an empty database (the counts allow for mail already there).
 (``.svg`` writes a flame graph, anything else py-spy's raw collapsed stacks).
 ``--cprofile FILE`` runs the server under cProfile instead (no extra tool; the
 whole process, start-up included, and about twice as slow), for ``pstats``.
+``--callgrind`` runs it under valgrind's callgrind and reports the instructions
+the server executed while the mail was sent, per message and per thread: slow
+(use ``--messages 1000``), but unlike times it barely moves when other
+processes share the machine, so it compares two versions of the code.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -75,18 +80,44 @@ def _env(data_dir: Path, database_url: str) -> dict[str, str]:
     return env
 
 
-def _mailcue(*args: str, cprofile: str = "") -> list[str]:
-    """The ``mailcue`` command; under cProfile (written at clean exit) when ``cprofile``."""
-    profiler = ["-m", "cProfile", "-o", cprofile] if cprofile else []
-    return [sys.executable, *profiler, "-m", "mailcue_server.cli", *args]
+def _mailcue(*args: str, wrapper: Sequence[str] = (), python: Sequence[str] = ()) -> list[str]:
+    """The ``mailcue`` command, optionally under a tool (``wrapper``) or Python options."""
+    return [*wrapper, sys.executable, *python, "-m", "mailcue_server.cli", *args]
+
+
+class Callgrind:
+    """Instruction counts of ``mailcue serve`` under callgrind, from zero to a dump."""
+
+    def __init__(self, output: Path) -> None:
+        self.output = output
+        self.wrapper = [
+            "valgrind",
+            "--tool=callgrind",
+            "--separate-threads=yes",
+            f"--callgrind-out-file={output}",
+        ]
+
+    def zero(self, pid: int) -> None:
+        subprocess.run(["callgrind_control", "--zero", str(pid)], check=True, capture_output=True)
+
+    def dump(self, pid: int) -> list[int]:
+        """Dump the counts since :meth:`zero`; returns them per thread, largest first."""
+        subprocess.run(["callgrind_control", "--dump", str(pid)], check=True, capture_output=True)
+        counts = []
+        for part in self.output.parent.glob(self.output.name + ".1-*"):
+            for line in part.read_text(errors="replace").splitlines():
+                if line.startswith("summary:"):
+                    counts.append(int(line.split()[1]))
+                    break
+        return sorted(counts, reverse=True)
 
 
 class Node:
     """``mailcue serve`` as a child process; a thread drains its stderr into a queue."""
 
-    def __init__(self, env: dict[str, str], cwd: Path, cprofile: str = "") -> None:
+    def __init__(self, env: dict[str, str], cwd: Path, command: list[str]) -> None:
         self.proc = subprocess.Popen(
-            _mailcue("serve", cprofile=cprofile),
+            command,
             env=env,
             cwd=cwd,
             stdin=subprocess.DEVNULL,
@@ -105,9 +136,9 @@ class Node:
             self._queue.put(line.rstrip("\n"))
         self._queue.put(None)
 
-    def wait_listening(self) -> None:
+    def wait_listening(self, timeout: float = START_TIMEOUT) -> None:
         """Collect ``listening: <name> host:port`` lines; HTTP is logged last."""
-        deadline = time.monotonic() + START_TIMEOUT
+        deadline = time.monotonic() + timeout
         while "http" not in self.ports:
             try:
                 line = self._queue.get(timeout=max(deadline - time.monotonic(), 0.01))
@@ -324,6 +355,7 @@ class Figures:
     rss_peak: float
     cpu_server: float
     cpu_client: float
+    instructions: list[int] = field(default_factory=list)
     exit_code: int = 0
 
 
@@ -341,7 +373,9 @@ def create_bench_mailbox(env: dict[str, str], cwd: Path) -> None:
         raise SystemExit(f"create-mailbox failed:\n{created.stdout}{created.stderr}")
 
 
-def measure(node: Node, batches: list[list[bytes]], profile: str) -> Figures:
+def measure(
+    node: Node, batches: list[list[bytes]], profile: str, callgrind: Callgrind | None = None
+) -> Figures:
     """Send every batch, then wait until all of it is visible; the node keeps running."""
     probe = probe_for(node)
     try:
@@ -350,11 +384,14 @@ def measure(node: Node, batches: list[list[bytes]], profile: str) -> Figures:
         poll_ms = (time.perf_counter() - began) * 1000
         rss_idle = node.status("VmRSS")
         profiler = start_profiler(node.proc.pid, Path(profile)) if profile else None
+        if callgrind is not None:
+            callgrind.zero(node.proc.pid)
         cpu_server = node.cpu_seconds()
         cpu_client = resource.getrusage(resource.RUSAGE_SELF)
         sent = asyncio.run(send_all(node.ports["smtp"], batches))
         cpu_server = node.cpu_seconds() - cpu_server
         usage = resource.getrusage(resource.RUSAGE_SELF)
+        instructions = callgrind.dump(node.proc.pid) if callgrind is not None else []
         if profiler is not None:
             stop_profiler(profiler, Path(profile))
         visible_at, polls, count = wait_visible(probe, before + sent.accepted)
@@ -375,6 +412,7 @@ def measure(node: Node, batches: list[list[bytes]], profile: str) -> Figures:
         rss_peak=node.status("VmHWM"),
         cpu_server=cpu_server,
         cpu_client=(usage.ru_utime - cpu_client.ru_utime) + (usage.ru_stime - cpu_client.ru_stime),
+        instructions=instructions,
     )
 
 
@@ -411,6 +449,15 @@ def report(args: argparse.Namespace, mails: list[bytes], figures: Figures) -> No
             f"  CPU per message: server {figures.cpu_server / sent.accepted * 1000:.3f} ms, "
             f"client {figures.cpu_client / sent.accepted * 1000:.3f} ms"
         )
+    if figures.instructions and sent.accepted:
+        total = sum(figures.instructions)
+        threads = " + ".join(
+            f"{n / sent.accepted / 1e6:.3f}" for n in figures.instructions if n >= total / 100
+        )
+        print(
+            f"  callgrind  {total / sent.accepted / 1e6:.3f} M instructions "
+            f"per message while sending (by thread: {threads})"
+        )
     if args.profile:
         print(f"  profile    {args.profile}")
     if args.cprofile:
@@ -425,11 +472,15 @@ def run(args: argparse.Namespace, work: Path) -> None:
     stamp = format_datetime(datetime.now(UTC))
     mails = [build_message(n, args.size, stamp) for n in range(args.messages)]
     batches = [mails[i :: args.connections] for i in range(args.connections)]
-    cprofile = str(Path(args.cprofile).resolve()) if args.cprofile else ""
-    node = Node(env, work, cprofile)
+    cprofile = (
+        ["-m", "cProfile", "-o", str(Path(args.cprofile).resolve())] if args.cprofile else []
+    )
+    callgrind = Callgrind(work / "callgrind.out") if args.callgrind else None
+    wrapper = callgrind.wrapper if callgrind is not None else []
+    node = Node(env, work, _mailcue("serve", wrapper=wrapper, python=cprofile))
     try:
-        node.wait_listening()
-        figures = measure(node, batches, args.profile)
+        node.wait_listening(START_TIMEOUT * (10 if callgrind else 1))
+        figures = measure(node, batches, args.profile, callgrind)
     finally:
         code = node.stop()
     figures.exit_code = code
@@ -445,6 +496,9 @@ def main() -> None:
     parser.add_argument("--profile", default="", help="py-spy output while sending (.svg or raw)")
     parser.add_argument(
         "--cprofile", default="", help="run serve under cProfile, stats written here at exit"
+    )
+    parser.add_argument(
+        "--callgrind", action="store_true", help="count the server's instructions (valgrind)"
     )
     args = parser.parse_args()
     if args.messages < args.connections or args.connections < 1:

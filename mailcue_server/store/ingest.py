@@ -24,6 +24,7 @@ from tortoise.backends.base.client import TransactionalDBClient
 from mailcue_server.errors import Invalid
 from mailcue_server.events.bus import Event, EventBus, publish_quietly
 from mailcue_server.mail.index import IndexFields, index_message
+from mailcue_server.store import aliases
 from mailcue_server.store.mail_models import INBOX, Folder, Message
 from mailcue_server.store.mailboxes import get_or_create_mailbox, normalise_address
 from mailcue_server.store.message_rows import (
@@ -53,6 +54,9 @@ class Incoming:
         received_at: The IMAP internal date; the commit time when ``None``.
         fields: The index of ``raw`` if already computed (:class:`IngestQueue` does
             that in the submitter's task, while the previous transaction runs).
+        expand_aliases: Apply the enabled aliases to ``recipients`` first (SMTP
+            receipt, ``store/aliases.py``); :func:`ingest_many` looks them up
+            once for all such messages of a batch.
     """
 
     raw: bytes
@@ -61,6 +65,7 @@ class Incoming:
     source: str = "smtp"
     received_at: datetime | None = None
     fields: IndexFields | None = None
+    expand_aliases: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +164,8 @@ async def ingest_many(
     """
     indexed = [item.fields or index_message(item.raw) for item in batch]
     targets = [_unique(normalise_address(r) for r in item.recipients) for item in batch]
+    if any(item.expand_aliases for item in batch):
+        targets = await _with_aliases(batch, targets)
     wanted = {address for addresses in targets for address in addresses}
     cached = inboxes.lookup(wanted) if inboxes is not None else {}
     if cached:
@@ -170,6 +177,34 @@ async def ingest_many(
             inboxes.forget(stale.addresses)
     folders = await _resolve(wanted, {}, bus, create_mailboxes, inboxes)
     return await _deliver(batch, indexed, targets, folders, set(), bus)
+
+
+async def _with_aliases(
+    batch: Sequence[Incoming], targets: list[tuple[str, ...]]
+) -> list[tuple[str, ...]]:
+    """Each message's final recipients, with one alias lookup (per hop) for the batch.
+
+    An address's expansion does not depend on the other addresses looked up
+    with it, so a batch gets what each message would get on its own.
+    """
+    wanted = dict.fromkeys(
+        address
+        for item, addresses in zip(batch, targets, strict=True)
+        if item.expand_aliases
+        for address in addresses
+    )
+    expanded = await aliases.expand_recipients(wanted)
+    if expanded.cycles:
+        log.warning("alias loop for %s: %s", list(expanded.looped), "; ".join(expanded.cycles))
+    finals = expanded.by_recipient
+    return [
+        _unique(
+            normalise_address(final) for address in addresses for final in finals.get(address, ())
+        )
+        if item.expand_aliases
+        else addresses
+        for item, addresses in zip(batch, targets, strict=True)
+    ]
 
 
 async def _resolve(
@@ -301,7 +336,13 @@ class IngestQueue:
         if item.fields is None:
             fields = index_message(item.raw)
             item = Incoming(
-                item.raw, item.recipients, item.mail_from, item.source, item.received_at, fields
+                item.raw,
+                item.recipients,
+                item.mail_from,
+                item.source,
+                item.received_at,
+                fields,
+                item.expand_aliases,
             )
         await self._queue.put((item, future))
         return await future

@@ -13,8 +13,9 @@ from tortoise.transactions import in_transaction
 from mailcue_server.errors import Invalid, NotFound
 from mailcue_server.events.bus import ALL_EVENTS, Event, EventType, channel_for
 from mailcue_server.events.memory import MemoryBus
-from mailcue_server.store import ingest, mailboxes, messages
+from mailcue_server.store import aliases, ingest, mailboxes, messages
 from mailcue_server.store.db import Database
+from mailcue_server.store.domain_models import Alias
 from mailcue_server.store.ingest import InboxCache, Incoming, IngestQueue
 from mailcue_server.store.mail_models import Folder, Message, decode_flags, encode_flags
 from mailcue_server.store.messages import FlagMode, Sort
@@ -173,6 +174,32 @@ async def test_a_cached_inbox_that_went_stale_is_looked_up_again(db: Database) -
         ("alice@example.test", 3),
     ]
     assert (await messages.folder_status("bob@example.test")).exists == 1
+
+
+async def test_a_batch_applies_aliases_to_the_messages_that_ask(db: Database) -> None:
+    await Alias.all().delete()  # PostgreSQL: one database per module, aliases not emptied
+    source = aliases.parse_source("sales@example.test")
+    await aliases.create_alias(
+        source, aliases.parse_destinations("alice@example.test, bob@x.test")
+    )
+    batch = [
+        Incoming(raw=mail("one"), recipients=("Sales@example.test",), expand_aliases=True),
+        Incoming(
+            raw=mail("two"),
+            recipients=("sales@example.test", "alice@example.test"),
+            expand_aliases=True,
+        ),
+        Incoming(raw=mail("three"), recipients=("sales@example.test",)),
+    ]
+    try:
+        results = await ingest.ingest_many(batch, bus=MemoryBus())
+    finally:
+        await Alias.all().delete()
+    assert [[s.mailbox for s in result.stored] for result in results] == [
+        ["alice@example.test", "bob@x.test"],
+        ["alice@example.test", "bob@x.test"],
+        ["sales@example.test"],
+    ]
 
 
 def test_inbox_cache_forgets_the_least_recently_used() -> None:

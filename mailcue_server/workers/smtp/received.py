@@ -87,6 +87,17 @@ def _date_time(when: datetime) -> str:
     return format_datetime(when)
 
 
+@functools.lru_cache(maxsize=256)
+def _from_clause(helo: str | None, peer_ip: str) -> str:
+    """The first line; a connection sends it with every message, so remembered."""
+    return f"Received: from {clean_helo(helo)} ({address_literal(peer_ip)})"
+
+
+@functools.lru_cache(maxsize=32)
+def _by_clause(hostname: str, protocol: str) -> str:
+    return f"\tby {_no_controls(hostname)} with {protocol}"
+
+
 def received_header(
     *,
     helo: str | None,
@@ -115,8 +126,8 @@ def received_header(
     """
     stamp = _date_time(now.replace(microsecond=0))
     lines = [
-        f"Received: from {clean_helo(helo)} ({address_literal(peer_ip)})",
-        f"\tby {_no_controls(hostname)} with {protocol} id {_no_controls(message_id)}",
+        _from_clause(helo, peer_ip),
+        f"{_by_clause(hostname, protocol)} id {_no_controls(message_id)}",
     ]
     if recipient is None:
         lines[-1] += ";"

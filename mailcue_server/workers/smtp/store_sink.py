@@ -104,15 +104,15 @@ class StoreSink:
             raw = await self._authentication_results(envelope) + raw
         elif self._signs(envelope):
             raw = await self._dkim_signed(envelope.mail_from, raw)
-        expanded = await aliases.expand_recipients(envelope.rcpt_tos)
-        if expanded.cycles:
-            log.warning("alias loop for %s: %s", envelope.rcpt_tos, "; ".join(expanded.cycles))
+        # Aliases apply in the queue: one lookup for a whole group commit, not
+        # one per message (a query per message cost more than the rest of ingest).
         result = await self._queue.submit(
             Incoming(
                 raw=raw,
-                recipients=expanded.addresses,
+                recipients=envelope.rcpt_tos,
                 mail_from=envelope.mail_from,
                 source=str(envelope.listener),
+                expand_aliases=True,
             )
         )
         remote = [a for a in result.unknown if not await domains.is_managed(_domain(a))]
