@@ -15,6 +15,7 @@ Creating or changing an alias that would make a loop is refused.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -102,6 +103,28 @@ async def _existing_mailboxes(addresses: set[str]) -> set[str]:
     return {str(row) for row in rows}
 
 
+async def _enabled_aliases(sources: list[str]) -> dict[str, list[str]]:
+    """Destinations of the enabled aliases among ``sources``.
+
+    Plain parameterised SQL: this runs for every group commit of the SMTP hot
+    path, where building the ORM query cost more than the rest of the batch.
+    """
+    if not sources:
+        return {}
+    db = Alias._meta.db
+    sqlite = db.capabilities.dialect == "sqlite"
+    marks = ", ".join("?" if sqlite else f"${n}" for n in range(1, len(sources) + 1))
+    true = "1" if sqlite else "TRUE"
+    where = f'"enabled" = {true} AND "source" IN ({marks})'
+    sql = 'SELECT "source", "destinations" FROM "aliases" WHERE ' + where  # noqa: S608
+    rows = await db.execute_query_dict(sql, sources)
+    found: dict[str, list[str]] = {}
+    for row in rows:
+        value = row["destinations"]
+        found[str(row["source"])] = list(json.loads(value) if isinstance(value, str) else value)
+    return found
+
+
 async def _rules(
     addresses: set[str], overlay: dict[str, list[str]] | None = None
 ) -> dict[str, Rule]:
@@ -113,10 +136,7 @@ async def _rules(
     """
     keys = addresses | {catchall_key(address) for address in addresses}
     if overlay is None:
-        rows = await Alias.filter(source__in=sorted(keys), enabled=True).values_list(
-            "source", "destinations"
-        )
-        found = {str(source): list(destinations) for source, destinations in rows}
+        found = await _enabled_aliases(sorted(keys))
     else:
         found = {key: overlay[key] for key in keys if key in overlay}
     if not found:
