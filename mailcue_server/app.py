@@ -32,13 +32,16 @@ from mailcue_server.store.ingest import IngestQueue
 from mailcue_server.workers.dns_checks import DnsCheckWorker
 from mailcue_server.workers.imap.server import ImapServer
 from mailcue_server.workers.outbound import OutboundWorker
+from mailcue_server.workers.periodic import Periodic
 from mailcue_server.workers.pop3.server import Pop3Server
 from mailcue_server.workers.pop3.store_backend import StorePop3Backend
+from mailcue_server.workers.retention import RetentionWorker
+from mailcue_server.workers.settings_sync import SettingsSync
 from mailcue_server.workers.smtp.server import Listener as SmtpListener
 from mailcue_server.workers.smtp.server import SmtpServer, TlsMode
 from mailcue_server.workers.smtp.sink import ListenerKind
 from mailcue_server.workers.smtp.store_sink import InboundAuth, OutboundRoute, StoreSink
-from mailcue_server.workers.tls import TlsManager
+from mailcue_server.workers.tls import SharedCertificateSync, TlsManager
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +123,11 @@ class MailcueServer:
     _http: uvicorn.Server | None = None
     _http_task: asyncio.Task[None] | None = None
     _dns_checks: DnsCheckWorker | None = None
+    # What other nodes saved (live settings, the shared TLS upload), followed every few seconds.
+    settings_sync: SettingsSync | None = None
+    tls_sync: SharedCertificateSync | None = None
+    _node_sync: Periodic | None = None
+    _retention: RetentionWorker | None = None
     # The outbound queue's delivery worker (production, a relay, or MAILCUE_OUTBOUND_ENABLED).
     outbound: OutboundWorker | None = None
 
@@ -139,6 +147,8 @@ class MailcueServer:
         self.bus = build_bus(settings)
         self.tls = TlsManager(settings.data_dir / "tls", settings.effective_hostname)
         self.tls.load()
+        self.tls_sync = SharedCertificateSync(self.tls, secret_key)
+        await self.tls_sync.run_once()  # serve the cluster's upload from the first connection
         self.services = build_services(settings, secret_key, self.bus)
         self.services.tls = self.tls
         self.http_app = create_app(self.services)
@@ -146,11 +156,36 @@ class MailcueServer:
         await self._start_http()
         self._dns_checks = DnsCheckWorker(settings)
         self._dns_checks.start()
+        self.settings_sync = SettingsSync(self._live_settings, self._apply_live_settings)
+        self._node_sync = Periodic("node-sync", settings.node_sync_interval, self._follow_others)
+        self._node_sync.start()
+        self._retention = RetentionWorker(settings, bus=self.bus)
+        self._retention.start()
         if settings.runs_outbound_queue:
-            self.outbound = OutboundWorker(settings, bus=self.bus, secret_key=secret_key)
+            self.outbound = OutboundWorker(
+                settings, bus=self.bus, secret_key=secret_key, live=self._live_settings
+            )
             self.outbound.start()
+            self.services.wake_outbound = self.outbound.wake
         for listener in self.listeners.values():
             log.info("listening: %-10s %s", listener.name, listener.url)
+
+    def _live_settings(self) -> Settings:
+        """The settings in force now: the start-up ones with the live fields PUT since."""
+        return self.services.settings if self.services is not None else self.settings
+
+    def _apply_live_settings(self, settings: Settings) -> None:
+        if self.services is not None:
+            self.services.settings = settings
+
+    async def _follow_others(self) -> None:
+        if self.settings_sync is not None:
+            await self.settings_sync.run_once()
+        if self.tls_sync is not None:
+            await self.tls_sync.run_once()
+
+    def _max_message_size(self) -> int:
+        return self._live_settings().max_message_size
 
     def _inbound_auth(self) -> InboundAuth | None:
         settings = self.settings
@@ -215,7 +250,7 @@ class MailcueServer:
             smtp_listeners,
             hostname=settings.effective_hostname,
             tls_context=tls.server_context(),
-            max_message_size=settings.max_message_size,
+            max_message_size=self._max_message_size,
         )
         ports = await self._smtp.start()
         for spec, port in zip(smtp_listeners, ports, strict=True):
@@ -259,7 +294,7 @@ class MailcueServer:
                 implicit_tls=implicit_tls,
                 allow_plaintext_auth=not settings.is_production,
                 hostname=settings.effective_hostname,
-                max_message_size=settings.max_message_size,
+                max_message_size=self._max_message_size,
             )
             self.listeners[name] = Listener(name, settings.bind, await imap.start())
             self._imap.append(imap)
@@ -295,6 +330,9 @@ class MailcueServer:
 
     async def stop(self) -> None:
         """Stop accepting, let open sessions and queued deliveries finish, close the rest."""
+        if self._retention is not None:
+            await self._retention.stop()  # before the bus: it publishes email.deleted
+            self._retention = None
         if self.outbound is not None:
             await self.outbound.stop()  # unfinished claims go back to the queue
             self.outbound = None
@@ -322,6 +360,9 @@ class MailcueServer:
         if self._dns_checks is not None:
             await self._dns_checks.stop()
             self._dns_checks = None
+        if self._node_sync is not None:
+            await self._node_sync.stop()
+            self._node_sync = None
         if self.db is not None:
             await self.db.close()
             self.db = None

@@ -83,6 +83,18 @@ class Settings(BaseSettings):
     dns_check_interval: int = Field(
         default=3600, ge=0, description="Seconds between DNS re-checks of a domain; 0 is off."
     )
+    node_sync_interval: float = Field(
+        default=5.0,
+        ge=0,
+        description="Seconds between reads of what other nodes saved (live settings, the "
+        "uploaded TLS certificate); 0 turns it off.",
+    )
+    retention_interval: float = Field(
+        default=300.0,
+        ge=0,
+        description="Seconds between runs of the retention worker, which removes mail "
+        "beyond the message and age limits; 0 is off.",
+    )
     inbound_auth: bool | None = Field(
         default=None,
         description="Check SPF, DKIM and DMARC of mail received on the SMTP port and add "

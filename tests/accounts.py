@@ -64,3 +64,44 @@ async def new_api_key(http: httpx.AsyncClient, owner: Account, **body: Any) -> d
     assert response.status_code == 201, response.text
     created: dict[str, Any] = response.json()
     return created
+
+
+async def new_mailbox(
+    http: httpx.AsyncClient,
+    owner: Account,
+    *,
+    password: str = PASSWORD,
+    domain: str = "example.test",
+) -> str:
+    """Create a mailbox through the API as ``owner``; returns its address."""
+    response = await http.post(
+        "/api/v1/mailboxes",
+        headers=owner.headers,
+        json={"username": f"m{secrets.token_hex(4)}", "password": password, "domain": domain},
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["address"])
+
+
+async def set_retention(
+    http: httpx.AsyncClient, boss: Account, *, messages: int, days: int
+) -> None:
+    """Set the server-wide retention limits (0 is no limit)."""
+    response = await http.put(
+        "/api/v1/system/settings",
+        headers=boss.headers,
+        json={"retention_max_messages": messages, "retention_max_age_days": days},
+    )
+    assert response.status_code == 200, response.text
+
+
+async def graphql(
+    http: httpx.AsyncClient, account: Account, document: str, **variables: Any
+) -> dict[str, Any]:
+    """POST a GraphQL document as ``account``; returns the whole answer (data and errors)."""
+    response = await http.post(
+        "/graphql", headers=account.headers, json={"query": document, "variables": variables}
+    )
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result

@@ -5,18 +5,22 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 GPG = shutil.which("gpg") or "/usr/bin/gpg"
+OUTSIDE_ADDRESS = "outside@example.org"
+OUTSIDE = f"Outside Person <{OUTSIDE_ADDRESS}>"
+"""A correspondent outside MailCue: the key the shared keyring starts with."""
 
 
 class GnuPG:
     """One keyring in ``home``; keys made here have no passphrase.
 
     The agent starts on first need (key generation, secret keys) and
-    :meth:`close` stops it.
+    :meth:`close` stops it; ``with GnuPG(home) as gpg:`` does that on leaving.
     """
 
     def __init__(self, home: Path) -> None:
@@ -25,6 +29,12 @@ class GnuPG:
         home.chmod(0o700)
         self.home = home
         self.env = {**os.environ, "GNUPGHOME": str(home), "LC_ALL": "C"}
+
+    def __enter__(self) -> GnuPG:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def run(
         self, *args: str, input: bytes | None = None, check: bool = True
@@ -80,3 +90,13 @@ class GnuPG:
         subprocess.run(
             ["gpgconf", "--kill", "all"], env=self.env, capture_output=True, check=False
         )
+
+
+def outside_keyring(home: Path) -> Iterator[GnuPG]:
+    """A keyring fixture's body: gpg's key for :data:`OUTSIDE`; the agent stopped after.
+
+    Use as ``yield from outside_keyring(tmp_path_factory.mktemp("gnupg"))``.
+    """
+    with GnuPG(home) as gpg:
+        gpg.generate(OUTSIDE)
+        yield gpg

@@ -7,7 +7,7 @@ import smtplib
 import threading
 from pathlib import Path
 
-from mailcue_server.store import messages
+from mailcue_server.store import message_queries
 from mailcue_server.store.db import Database
 from mailcue_server.store.mail_models import INBOX, Message
 from processes import ServeProcess, cli_env
@@ -54,7 +54,7 @@ async def test_every_acknowledged_message_survives_sigkill(tmp_path: Path) -> No
     db = Database(f"sqlite://{(data_dir / 'mailcue.db').resolve()}")
     await db.open()
     try:
-        page = await messages.list_page(RECIPIENT, INBOX, offset=0, limit=1000)
+        page = await message_queries.list_page(RECIPIENT, INBOX, offset=0, limit=1000)
         assert page.total == len(acknowledged)
         rows = await Message.filter(folder__name=INBOX).values_list("raw_bytes", flat=True)
         stored = {bytes(raw) for raw in rows}

@@ -11,7 +11,7 @@ from email.message import EmailMessage
 import aiosmtplib
 
 from mailcue_server.app import MailcueServer
-from mailcue_server.store import mailboxes, messages
+from mailcue_server.store import folder_counts, mailboxes, message_queries
 from mailcue_server.store.mail_models import INBOX
 
 PASSWORD = "mailbox-password"
@@ -47,9 +47,11 @@ async def test_smtp_delivery_is_stored_exactly_and_creates_the_mailbox(
 ) -> None:
     raw = _message("stored exactly", "new.person@mailcue.local")
     await _smtp_send(server, raw, ["new.person@mailcue.local"])
-    page = await messages.list_page("new.person@mailcue.local", INBOX, offset=0, limit=10)
+    page = await message_queries.list_page("new.person@mailcue.local", INBOX, offset=0, limit=10)
     assert page.total == 1
-    stored = await messages.raw_bytes("new.person@mailcue.local", INBOX, page.messages[0].uid)
+    stored = await message_queries.raw_bytes(
+        "new.person@mailcue.local", INBOX, page.messages[0].uid
+    )
     assert stored.endswith(raw)
     received, _, rest = stored.partition(b"\r\n")
     assert received.startswith(b"Received: from ") and rest.endswith(raw)
@@ -98,7 +100,7 @@ async def test_submission_with_starttls_and_auth(server: MailcueServer) -> None:
         username="author@mailcue.local",
         password=PASSWORD,
     )
-    page = await messages.list_page("audience@mailcue.local", INBOX, offset=0, limit=10)
+    page = await message_queries.list_page("audience@mailcue.local", INBOX, offset=0, limit=10)
     assert page.total == 1 and page.messages[0].subject == "over starttls"
 
 
@@ -115,7 +117,7 @@ async def test_smtps_with_auth(server: MailcueServer) -> None:
             client.sendmail("implicit@mailcue.local", ["implicit@mailcue.local"], raw)
 
     await asyncio.to_thread(send)
-    page = await messages.list_page("implicit@mailcue.local", INBOX, offset=0, limit=10)
+    page = await message_queries.list_page("implicit@mailcue.local", INBOX, offset=0, limit=10)
     assert [m.subject for m in page.messages] == ["over smtps"]
 
 
@@ -145,7 +147,7 @@ async def test_pop3_retrieves_what_smtp_stored_and_dele_removes_it(
     assert len(retrieved) == 3
     for raw, got in zip(sent, retrieved, strict=True):
         assert got.endswith(raw)
-    assert (await messages.folder_status(address)).exists == 0
+    assert (await folder_counts.folder_status(address)).exists == 0
 
 
 async def test_received_event_follows_the_commit(server: MailcueServer) -> None:
@@ -160,7 +162,7 @@ async def test_received_event_follows_the_commit(server: MailcueServer) -> None:
                 if event.type == EventType.EMAIL_RECEIVED and event.mailbox == address:
                     break
     assert event.uid is not None
-    stored = await messages.get_by_uid(address, INBOX, event.uid)
+    stored = await message_queries.get_by_uid(address, INBOX, event.uid)
     assert stored.subject == "event"
 
 

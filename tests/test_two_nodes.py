@@ -11,6 +11,8 @@ import asyncio
 import imaplib
 import json
 import secrets
+import smtplib
+import ssl
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,10 +20,13 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography import x509
 
+from certs import fingerprint, make_chain, pem
 from live_events import LATENCY, WAIT, parse_sse_block, smtp_send_to_port
 from processes import ServeProcess, cli_env, mailcue
 from services import fresh_postgres_database, redis_or_skip
+from waiting import eventually
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -123,3 +128,69 @@ async def test_mail_into_node_a_is_announced_and_served_by_node_b(tmp_path: Path
                 assert [e["subject"] for e in body["emails"]] == ["via node A"]
             assert node_b.terminate() == 0, node_b.output
             assert node_a.terminate() == 0, node_a.output
+
+
+def _smtp_facts(port: int, context: ssl.SSLContext) -> tuple[str, str]:
+    """The leaf fingerprint a STARTTLS client sees, and the SIZE the server advertises."""
+    with smtplib.SMTP("127.0.0.1", port, timeout=WAIT) as client:
+        client.starttls(context=context)
+        client.ehlo("client.test")
+        der: bytes = client.sock.getpeercert(binary_form=True)  # type: ignore[union-attr]
+        return fingerprint(x509.load_der_x509_certificate(der)), client.esmtp_features["size"]
+
+
+async def test_a_certificate_and_size_limit_set_on_node_a_are_used_by_node_b(
+    tmp_path: Path,
+) -> None:
+    chain = make_chain(("localhost",))
+    trusting = ssl.create_default_context(cadata=pem(chain.root).decode())
+    trusting.check_hostname = False  # by IP; the fingerprint says which certificate it is
+    anything = ssl.create_default_context()
+    anything.check_hostname, anything.verify_mode = False, ssl.CERT_NONE
+    async with fresh_postgres_database() as database_url:
+        shared = {
+            "MAILCUE_DATABASE_URL": database_url,
+            "MAILCUE_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            "MAILCUE_SECRET_KEY": secrets.token_urlsafe(48),
+            "MAILCUE_NODE_SYNC_INTERVAL": "0.2",
+        }
+        env_a, env_b = cli_env(tmp_path / "a", **shared), cli_env(tmp_path / "b", **shared)
+        with ServeProcess(env_a, tmp_path) as node_a, ServeProcess(env_b, tmp_path) as node_b:
+            url_a = node_a.wait_listening()
+            node_b.wait_listening()
+            smtp_b = node_b.listener_port("smtp")
+            local_b, _ = await asyncio.to_thread(_smtp_facts, smtp_b, anything)
+            async with httpx.AsyncClient(base_url=url_a, timeout=WAIT) as http:
+                login = await http.post(
+                    "/api/v1/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD}
+                )
+                headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+                body = {
+                    "certificate": pem(chain.leaf, chain.issuing).decode(),
+                    "private_key": chain.key_pem.decode(),
+                    "ca_certificate": pem(chain.root).decode(),
+                }
+                uploaded = await http.put("/api/v1/system/tls", headers=headers, json=body)
+                assert uploaded.status_code == 200, uploaded.text
+                sized = await http.put(
+                    "/api/v1/system/settings", headers=headers, json={"max_message_size": 5000}
+                )
+                assert sized.status_code == 200, sized.text
+
+                async def b_serves_the_upload() -> bool:
+                    try:
+                        facts = await asyncio.to_thread(_smtp_facts, smtp_b, trusting)
+                    except ssl.SSLCertVerificationError:
+                        return False  # still its own certificate, which `trusting` refuses
+                    return facts == (chain.sha256, "5000")
+
+                await eventually(b_serves_the_upload, WAIT)  # verified against the uploaded root
+
+                removed = await http.delete("/api/v1/system/tls", headers=headers)
+                assert removed.status_code == 200, removed.text
+
+                async def b_serves_its_own_again() -> bool:
+                    seen, _ = await asyncio.to_thread(_smtp_facts, smtp_b, anything)
+                    return seen == local_b
+
+                await eventually(b_serves_its_own_again, WAIT)

@@ -27,7 +27,7 @@ import authres.dmarc
 import dmarc
 from publicsuffixlist import PublicSuffixList
 
-from mailcue_server.mail.index import header_items, split_head
+from mailcue_server.mail.header_block import header_items, split_head
 
 HEADER_NAME = "Authentication-Results"
 MAX_REASON = 120

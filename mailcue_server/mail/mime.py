@@ -25,7 +25,7 @@ from email.utils import getaddresses
 from typing import Literal
 
 from mailcue_server.mail import parts, tree
-from mailcue_server.mail.index import parse_date
+from mailcue_server.mail.header_values import parse_date
 
 Disposition = Literal["attachment", "inline"]
 

@@ -23,7 +23,7 @@ from email.message import Message
 from email.utils import collapse_rfc2231_value
 from urllib.parse import quote
 
-from mailcue_server.mail.index import split_head
+from mailcue_server.mail.header_block import split_head
 
 MAX_DEPTH = 50
 """Multiparts nested deeper than this are not read (real mail stays under about ten)."""

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from email.message import Message
 
 from mailcue_server.mail import tree
-from mailcue_server.mail.index import split_head
+from mailcue_server.mail.header_block import split_head
 from mailcue_server.mail.pgp_keys import (
     HashAlgorithm,
     PGPKey,

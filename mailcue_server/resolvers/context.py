@@ -148,6 +148,14 @@ class Services:
     submission: SmtpTarget | None = None
     # The mail listeners' TLS material (None while only HTTP runs, as in spec export).
     tls: TlsControl | None = None
+    # Wakes this process's delivery worker to look at the queue now (None: no worker here;
+    # the workers of other nodes find due mail at their next poll).
+    wake_outbound: Callable[[], None] | None = None
+
+    @property
+    def delivers_outbound(self) -> bool:
+        """Whether this node runs the outbound queue's delivery worker (set at start)."""
+        return self.wake_outbound is not None
 
 
 @dataclass

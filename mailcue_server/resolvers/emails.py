@@ -41,9 +41,11 @@ from mailcue_server.schema.types.emails import (
     InjectedEmail,
     InjectEmailRequest,
 )
-from mailcue_server.store import messages
+from mailcue_server.store import appends, folder_counts, message_queries, messages
+from mailcue_server.store.appends import Appending
 from mailcue_server.store.mail_models import INBOX, Mailbox, Message, SystemFlag, decode_flags
-from mailcue_server.store.messages import Appending, FlagMode, Sort
+from mailcue_server.store.message_queries import Sort
+from mailcue_server.store.messages import FlagMode
 
 MAX_PAGE_SIZE = 500
 MAX_BULK_INJECT = 1000
@@ -94,7 +96,7 @@ async def _message(
     """The mailbox and the whole stored message (raw bytes included)."""
     box = await target_mailbox(ctx, mailbox, scope)
     try:
-        return box, await messages.get_by_uid(box.address, folder, parse_uid(uid))
+        return box, await message_queries.get_by_uid(box.address, folder, parse_uid(uid))
     except NotFound:
         raise NotFound(f"Email {uid} not found") from None
 
@@ -151,7 +153,7 @@ async def list_emails(
     if sort not in SORTS:
         raise Invalid(f"sort must be one of: {', '.join(SORTS)}")
     box = await target_mailbox(ctx, mailbox, "email:read")
-    found = await messages.list_page(
+    found = await message_queries.list_page(
         box.address,
         folder,
         offset=(page - 1) * page_size,
@@ -352,7 +354,7 @@ async def inject_email(ctx: Context, request: InjectEmailRequest) -> InjectedEma
     """Store a built message straight into a folder (APPEND semantics, no SMTP). Admin only."""
     ctx.require_principal().require_admin("email:write")
     appending, message_id = await _prepare_inject(ctx, request)
-    [stored] = await messages.append_many([appending], bus=ctx.services.bus, source="inject")
+    [stored] = await appends.append_many([appending], bus=ctx.services.bus, source="inject")
     return InjectedEmail(
         uid=str(stored.uid), mailbox=stored.mailbox, folder=stored.folder, message_id=message_id
     )
@@ -372,7 +374,7 @@ async def bulk_inject(ctx: Context, request: BulkInjectRequest) -> BulkInjectRes
             errors.append(f"{index}: {exc.message}")
             continue
         ready.append(appending)
-    stored = await messages.append_many(ready, bus=ctx.services.bus, source="inject")
+    stored = await appends.append_many(ready, bus=ctx.services.bus, source="inject")
     return BulkInjectResponse(
         injected=len(stored),
         failed=len(errors),
@@ -384,7 +386,7 @@ async def bulk_inject(ctx: Context, request: BulkInjectRequest) -> BulkInjectRes
 async def _prepare_inject(ctx: Context, request: InjectEmailRequest) -> tuple[Appending, str]:
     """Check the target and build the bytes; nothing is stored yet."""
     box = await reachable_mailbox(ctx, request.mailbox, "email:write")
-    await messages.folder_status(box.address, request.folder)  # NotFound before building
+    await folder_counts.folder_status(box.address, request.folder)  # NotFound before building
     when = _aware(request.date) if request.date else datetime.now(UTC)
     built = build_message(
         Compose(

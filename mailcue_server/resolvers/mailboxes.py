@@ -1,7 +1,9 @@
-"""Mailboxes: list with counts, create, delete, purge, stats and profile changes.
+"""Mailboxes: list with counts, create, delete, purge, stats, profile and retention.
 
 Admins manage every mailbox; a user manages the mailboxes they own and may
 create new ones up to their ``max_mailboxes`` quota (the reference API's rule).
+A user may make their mailbox's retention stricter than the server-wide limits,
+only an admin looser (the limits are the admin's guard on storage).
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from uuid import UUID
 from mailcue_server.errors import Forbidden, Invalid, NotFound
 from mailcue_server.mail.addresses import canonical_address
 from mailcue_server.resolvers.access import reachable_mailbox, reachable_mailboxes
-from mailcue_server.resolvers.context import Context
+from mailcue_server.resolvers.context import Context, Principal
+from mailcue_server.resolvers.system import MAX_RETENTION_DAYS, MAX_RETENTION_MESSAGES
 from mailcue_server.schema.types.mailboxes import (
     DisplayNameUpdateRequest,
     FolderInfo,
@@ -19,12 +22,15 @@ from mailcue_server.schema.types.mailboxes import (
     MailboxListResponse,
     MailboxPurpose,
     MailboxResponse,
+    MailboxRetention,
+    MailboxRetentionRequest,
     MailboxStats,
     SignatureUpdateRequest,
 )
-from mailcue_server.store import mailboxes, messages, users
+from mailcue_server.store import folder_counts, mailboxes, messages, retention, users
+from mailcue_server.store import settings as stored_settings
+from mailcue_server.store.folder_counts import MailboxCounts
 from mailcue_server.store.mail_models import Mailbox
-from mailcue_server.store.messages import MailboxCounts
 from mailcue_server.store.users import MAX_PASSWORD_LENGTH
 
 MAX_DISPLAY_NAME = 255
@@ -52,6 +58,8 @@ def mailbox_response(mailbox: Mailbox, counts: MailboxCounts = _NO_COUNTS) -> Ma
         junk_count=counts.junk,
         signature=mailbox.signature,
         owner_id=str(owner) if owner is not None else None,
+        retention_max_messages=mailbox.retention_max_messages,
+        retention_max_age_days=mailbox.retention_max_age_days,
     )
 
 
@@ -60,7 +68,7 @@ async def list_mailboxes(ctx: Context) -> MailboxListResponse:
     principal = ctx.require_principal()
     principal.require_scope("mailbox:read")
     found = await reachable_mailboxes(principal)
-    counts = await messages.counts_by_mailbox([m.id for m in found])
+    counts = await folder_counts.counts_by_mailbox([m.id for m in found])
     items = [mailbox_response(m, counts.get(str(m.id), _NO_COUNTS)) for m in found]
     return MailboxListResponse(mailboxes=items, total=len(items))
 
@@ -119,7 +127,7 @@ async def mailbox_stats(ctx: Context, mailbox_id: str) -> MailboxStats:
     """Per-folder totals, unread and size; ``mailbox_id`` is the id or the address."""
     address = await _address_for(mailbox_id)
     mailbox = await reachable_mailbox(ctx, address, "mailbox:read")
-    counts = await messages.mailbox_counts(mailbox.address)
+    counts = await folder_counts.mailbox_counts(mailbox.address)
     return MailboxStats(
         mailbox_id=str(mailbox.id),
         address=mailbox.address,
@@ -174,3 +182,70 @@ async def update_signature(
 def _check_display_name(name: str) -> None:
     if len(name) > MAX_DISPLAY_NAME or any(c in name for c in "\r\n\0"):
         raise Invalid(f"display_name is one line of at most {MAX_DISPLAY_NAME} characters")
+
+
+# --- retention ---------------------------------------------------------------------------
+
+
+def _retention_view(mailbox: Mailbox, server: stored_settings.Retention) -> MailboxRetention:
+    limits = retention.limits_of(mailbox, server)
+    return MailboxRetention(
+        address=mailbox.address,
+        max_messages=mailbox.retention_max_messages,
+        max_age_days=mailbox.retention_max_age_days,
+        effective_max_messages=limits.max_messages or 0,
+        effective_max_age_days=limits.max_age_days or 0,
+    )
+
+
+async def get_retention(ctx: Context, address: str) -> MailboxRetention:
+    """The mailbox's own retention limits and the ones enforced on it."""
+    mailbox = await reachable_mailbox(ctx, address, "mailbox:read")
+    return _retention_view(mailbox, await stored_settings.retention())
+
+
+def _own_limit(
+    principal: Principal, value: int | None, field: str, high: int, server: int | None
+) -> int | None:
+    """``value`` checked: in range, and for a non-admin no looser than the server's limit."""
+    if value is None:
+        return None
+    if not 0 <= value <= high:
+        raise Invalid(f"{field} must be between 0 and {high}, or null to follow the server")
+    looser = server is not None and (value == 0 or value > server)
+    if looser and not principal.is_admin:
+        raise Forbidden(
+            f"{field}: the server-wide limit is {server}; only an administrator may "
+            "set a looser one (or 0) for a mailbox"
+        )
+    return value
+
+
+async def set_retention(
+    ctx: Context, address: str, request: MailboxRetentionRequest
+) -> MailboxRetention:
+    """Set the mailbox's own limits (null follows the server, 0 is no limit); the retention
+    worker applies them at its next run.
+
+    Raises:
+        Invalid: A limit is negative or too large (nothing changes).
+        Forbidden: A non-admin asked for more than the server-wide limit allows.
+        NotFound: No such mailbox, or one the caller may not manage.
+    """
+    mailbox = await reachable_mailbox(ctx, address, "mailbox:write")
+    principal = ctx.require_principal()
+    server = await stored_settings.retention()
+    max_messages = _own_limit(
+        principal,
+        request.max_messages,
+        "max_messages",
+        MAX_RETENTION_MESSAGES,
+        server.max_messages,
+    )
+    max_age_days = _own_limit(
+        principal, request.max_age_days, "max_age_days", MAX_RETENTION_DAYS, server.max_age_days
+    )
+    updated = await retention.set_limits(
+        mailbox.address, max_messages=max_messages, max_age_days=max_age_days
+    )
+    return _retention_view(updated, server)

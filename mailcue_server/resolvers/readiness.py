@@ -231,7 +231,8 @@ def _event_bus(ctx: Context) -> ProductionCheck:
 
 async def _delivery(ctx: Context) -> ProductionCheck:
     key, label = "outbound_delivery", "Relay or MX delivery reachable"
-    # The relay as saved: what an admin just changed is what they want checked.
+    # The relay as saved: what an admin just changed is what they want checked (on a
+    # node that runs the queue it is also the one in use, PUT applies it live).
     saved = stored.with_saved(ctx.settings, await stored.saved_system())
     if not saved.relay_host:
         return _check(
@@ -244,8 +245,8 @@ async def _delivery(ctx: Context) -> ProductionCheck:
         )
     target = f"{saved.relay_host}:{saved.relay_port}"
     pending = ""
-    if (saved.relay_host, saved.relay_port) != (ctx.settings.relay_host, ctx.settings.relay_port):
-        pending = " (saved; the outbound queue uses it after a restart)"
+    if not ctx.services.delivers_outbound:
+        pending = " (saved; this node starts its outbound queue at the next restart)"
     try:
         async with asyncio.timeout(RELAY_TIMEOUT):
             _, writer = await asyncio.open_connection(saved.relay_host, saved.relay_port)

@@ -38,7 +38,7 @@ from mailcue_server.schema.types.sending import (
     SendEmailRequest,
     SendEmailResponse,
 )
-from mailcue_server.store import domains, mailboxes, messages
+from mailcue_server.store import appends, domains, mailboxes
 from mailcue_server.store.mail_models import Mailbox, SpecialUse
 from mailcue_server.store.message_rows import Stored
 
@@ -290,7 +290,7 @@ async def _keep_sent_copy(ctx: Context, mailbox: Mailbox | None, raw: bytes) -> 
         log.info("mailbox %s has no Sent folder; no copy kept", mailbox.address)
         return None
     try:
-        return await messages.append(
+        return await appends.append(
             mailbox.address, sent, raw, bus=ctx.services.bus, flags=("\\Seen",), source="send"
         )
     except NotFound:

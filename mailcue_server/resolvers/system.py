@@ -27,6 +27,7 @@ from mailcue_server.schema.types.system import (
     UploadTlsCertificateRequest,
 )
 from mailcue_server.store import settings as stored
+from mailcue_server.store import tls_uploads
 
 READ = "system:read"
 WRITE = "system:write"
@@ -36,9 +37,8 @@ MAX_PEM_CHARS = 256 * 1024
 MAX_MESSAGE_SIZE = 1 << 30  # 1 GiB; MAILCUE_MAX_MESSAGE_SIZE's floor is 1 KiB
 MAX_RETENTION_MESSAGES = 10_000_000
 MAX_RETENTION_DAYS = 36_500
-# Every saved Settings field takes effect when a node starts: the hostname is in
-# the greeting and the certificate, the listeners read the size limit once and
-# the outbound queue its relay.
+# Saved Settings fields that wait for a restart: the hostname is in the greeting and
+# the certificate. The size limit and the relay apply while the node runs.
 RESTART_FIELDS = stored.STARTUP_FIELDS
 _HOST_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
@@ -130,7 +130,9 @@ async def upload_tls_certificate(
         chain += b"\n" + _pem(data.ca_certificate, "ca_certificate")
     key = _pem(data.private_key, "private_key")
     # Writes and fsyncs files and loads them into OpenSSL: off the event loop.
-    await asyncio.to_thread(tls.install, chain, key)
+    installed = await asyncio.to_thread(tls.install, chain, key)
+    # The other nodes sharing the database install it at their next sync.
+    await tls_uploads.save(chain, key, installed.sha256, ctx.services.secret_key)
     return certificate_status(tls, ctx.now())
 
 
@@ -142,7 +144,14 @@ async def remove_tls_certificate(ctx: Context) -> TlsCertificateStatus:
     """
     ctx.require_principal().require_admin(WRITE)
     tls = _tls(ctx)
-    await asyncio.to_thread(tls.remove_uploaded)
+    try:
+        await asyncio.to_thread(tls.remove_uploaded)
+    except NotFound:
+        # This node may not have installed a shared upload (it refused it): still
+        # take it away from the others.
+        if (await tls_uploads.wanted()).sha256 is None:
+            raise
+    await tls_uploads.forget()
     return certificate_status(tls, ctx.now())
 
 
@@ -153,13 +162,17 @@ def _running_value(settings: Settings, name: str) -> object:
     return settings.effective_hostname if name == "hostname" else getattr(settings, name)
 
 
-def _settings_view(running: Settings, saved: dict[str, Any]) -> ServerSettingsResponse:
+def _settings_view(
+    running: Settings, saved: dict[str, Any], *, delivers_outbound: bool
+) -> ServerSettingsResponse:
     after_restart = stored.with_saved(running, saved)
     pending = [
         name
         for name in RESTART_FIELDS
         if _running_value(after_restart, name) != _running_value(running, name)
     ]
+    if after_restart.runs_outbound_queue and not delivers_outbound:
+        pending.append("relay_host")  # the delivery worker starts with the node
     return ServerSettingsResponse(
         hostname=after_restart.effective_hostname,
         catch_all_enabled=not running.is_production,
@@ -177,7 +190,11 @@ def _settings_view(running: Settings, saved: dict[str, Any]) -> ServerSettingsRe
 async def get_settings(ctx: Context) -> ServerSettingsResponse:
     """The saved server-wide settings, and which of them wait for a restart."""
     ctx.require_principal().require_admin(READ)
-    return _settings_view(ctx.settings, await stored.saved_system())
+    return _view(ctx, await stored.saved_system())
+
+
+def _view(ctx: Context, saved: dict[str, Any]) -> ServerSettingsResponse:
+    return _settings_view(ctx.settings, saved, delivers_outbound=ctx.services.delivers_outbound)
 
 
 def _domain(value: str, field: str) -> str:
@@ -246,8 +263,9 @@ async def update_settings(
     """Validate and save settings; the answer's ``restart_required`` names what waits.
 
     Retention is read from the database at each use, so it applies at once on
-    every node; hostname, domain, max_message_size and the relay when a node
-    (re)starts.
+    every node; max_message_size and the relay apply at once on this node and
+    within seconds on the others (the settings-sync worker); hostname and
+    domain when a node (re)starts.
 
     Raises:
         Invalid: A value is out of range or malformed (nothing is saved).
@@ -256,4 +274,6 @@ async def update_settings(
     changes = _changes(ctx.settings, data)
     if changes:
         await stored.save_system(changes)
-    return _settings_view(ctx.settings, await stored.saved_system())
+    saved = await stored.saved_system()
+    ctx.services.settings = stored.with_live(ctx.settings, saved)
+    return _view(ctx, saved)

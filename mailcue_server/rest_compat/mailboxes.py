@@ -21,6 +21,8 @@ from mailcue_server.schema.types.mailboxes import (
     MailboxCreateRequest,
     MailboxListResponse,
     MailboxResponse,
+    MailboxRetention,
+    MailboxRetentionRequest,
     MailboxStats,
     SignatureUpdateRequest,
 )
@@ -72,6 +74,22 @@ async def update_display_name(
 async def update_signature(ctx: Ctx, address: str, body: SignatureUpdateRequest) -> dict[str, str]:
     """Set the mailbox's email signature."""
     return await mailboxes.update_signature(ctx, address, body)
+
+
+@router.get("/{address}/retention", response_model=MailboxRetention)
+async def get_retention(ctx: Ctx, address: str) -> MailboxRetention:
+    """The mailbox's own retention limits and the ones enforced on it (0: no limit)."""
+    return await mailboxes.get_retention(ctx, address)
+
+
+@router.put("/{address}/retention", response_model=MailboxRetention)
+async def set_retention(ctx: Ctx, address: str, body: MailboxRetentionRequest) -> MailboxRetention:
+    """Set the mailbox's own limits: `null` follows the server-wide setting, `0` is no limit.
+
+    Both count every folder of the mailbox; age is from when a message was
+    received. Only admins may set limits looser than the server-wide ones.
+    """
+    return await mailboxes.set_retention(ctx, address, body)
 
 
 @router.get("/{mailbox_address}/emails", response_model=EmailListResponse)

@@ -11,6 +11,7 @@ from mailcue_server.rest_compat import (
     events,
     gpg,
     mailboxes,
+    outbound_queue,
     sending,
     system,
     validation,
@@ -20,6 +21,7 @@ from mailcue_server.rest_compat import (
 def build_router() -> APIRouter:
     router = APIRouter(prefix="/api/v1")
     router.include_router(system.router)
+    router.include_router(outbound_queue.router)
     # Before every other "/emails" router: "/emails/validate" is not a message route.
     router.include_router(validation.router)
     router.include_router(sending.router)

@@ -1,4 +1,4 @@
-"""Root fields for mailboxes: list, stats, create, delete, purge and profile changes."""
+"""Root fields for mailboxes: list, stats, create, delete, purge, profile and retention."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from mailcue_server.schema.types.mailboxes import (
     MailboxCreateRequest,
     MailboxListResponse,
     MailboxResponse,
+    MailboxRetention,
+    MailboxRetentionRequest,
     MailboxStats,
     SignatureUpdateRequest,
 )
@@ -30,6 +32,9 @@ class Purged:
 
 
 PurgeResult = Annotated[Purged | OperationError, strawberry.union("PurgeResult")]
+MailboxRetentionResult = Annotated[
+    MailboxRetention | OperationError, strawberry.union("MailboxRetentionResult")
+]
 
 
 @strawberry.type
@@ -41,6 +46,10 @@ class MailboxesQuery:
     @strawberry.field(description="Per-folder totals; `mailboxId` is the id or the address.")
     async def mailbox_stats(self, info: Info, mailbox_id: str) -> MailboxStats:
         return await query(mailboxes.mailbox_stats(info.context.ctx, mailbox_id))
+
+    @strawberry.field(description="A mailbox's own retention limits and the ones enforced.")
+    async def mailbox_retention(self, info: Info, address: str) -> MailboxRetention:
+        return await query(mailboxes.get_retention(info.context.ctx, address))
 
 
 @strawberry.type
@@ -59,6 +68,15 @@ class MailboxesMutation:
     async def purge_mailbox(self, info: Info, address: str) -> PurgeResult:
         result = await attempt(mailboxes.purge_mailbox(info.context.ctx, address))
         return result if isinstance(result, OperationError) else Purged(deleted=result["deleted"])
+
+    @strawberry.mutation(
+        description="Set a mailbox's own retention limits: null follows the server-wide "
+        "setting, 0 is no limit. Only admins may go beyond the server-wide limits."
+    )
+    async def set_mailbox_retention(
+        self, info: Info, address: str, input: MailboxRetentionRequest
+    ) -> MailboxRetentionResult:
+        return await attempt(mailboxes.set_retention(info.context.ctx, address, input))
 
     @strawberry.mutation
     async def update_mailbox_display_name(

@@ -18,6 +18,7 @@ from mailcue_server.schema.emails import EmailsMutation, EmailsQuery
 from mailcue_server.schema.events import EventsSubscription
 from mailcue_server.schema.gpg import GpgMutation, GpgQuery
 from mailcue_server.schema.mailboxes import MailboxesMutation, MailboxesQuery
+from mailcue_server.schema.outbound_queue import OutboundQueueMutation, OutboundQueueQuery
 from mailcue_server.schema.sending import SendingMutation
 from mailcue_server.schema.system import SystemMutation, SystemQuery
 from mailcue_server.schema.types.common import SCALARS
@@ -34,6 +35,7 @@ Query = merge_types(
         DomainQuery,
         AliasQuery,
         GpgQuery,
+        OutboundQueueQuery,
     ),
 )
 Mutation = merge_types(
@@ -47,6 +49,7 @@ Mutation = merge_types(
         DomainMutation,
         AliasMutation,
         GpgMutation,
+        OutboundQueueMutation,
     ),
 )
 Subscription = merge_types("Subscription", (EventsSubscription,))

@@ -1,14 +1,19 @@
-"""Live DNS lookups for domain checks, with dnspython's async resolver.
+"""Live DNS lookups, with dnspython's async resolver: the project's one way to ask DNS.
 
-Beside the store because both callers of a domain check need it: the
-verify-dns resolver and the periodic worker, which may not import resolvers.
-The questions are asked concurrently; each answer becomes a
-:class:`~mailcue_server.mail.dns_records.Lookup` that the pure judge reads.
+Beside the store because resolvers and workers both need it: the verify-dns
+resolver and the periodic worker (domain checks), inbound SPF/DKIM/DMARC,
+outbound delivery and address validation. :func:`resolve` asks one question
+and keeps "no such name", "no such record" and "no answer known" apart;
+:func:`query` turns that into a :class:`~mailcue_server.mail.dns_records.Lookup`
+that the pure judge reads, and the mail-routing helpers read MX and A/AAAA
+records the way RFC 5321 section 5.1 needs them.
 """
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import dns.asyncresolver
 import dns.exception
@@ -31,8 +36,15 @@ TIMEOUT = 3.0  # seconds per server try
 LIFETIME = 6.0  # seconds for one question, retries included
 
 
-def make_resolver(nameserver: tuple[str, int] | None) -> dns.asyncresolver.Resolver:
+def make_resolver(
+    nameserver: tuple[str, int] | None, timeout: float | None = None
+) -> dns.asyncresolver.Resolver:
     """A resolver asking ``(ip, port)``, or the system's (``/etc/resolv.conf``) for ``None``.
+
+    Args:
+        nameserver: The DNS server, or None for the system's.
+        timeout: Seconds for one question, retries included; None keeps
+            :data:`TIMEOUT` per try and :data:`LIFETIME` per question.
 
     Raises:
         dns.resolver.NoResolverConfiguration: no nameserver given and none configured.
@@ -41,9 +53,39 @@ def make_resolver(nameserver: tuple[str, int] | None) -> dns.asyncresolver.Resol
     if nameserver is not None:
         resolver.nameservers = [nameserver[0]]
         resolver.port = nameserver[1]
-    resolver.timeout = TIMEOUT
-    resolver.lifetime = LIFETIME
+    resolver.timeout = TIMEOUT if timeout is None else timeout
+    resolver.lifetime = LIFETIME if timeout is None else timeout
     return resolver
+
+
+@dataclass(frozen=True)
+class Records:
+    """One question's records of the type asked, or why there are none.
+
+    ``nxdomain``: the name does not exist. ``no_answer``: it exists without
+    records of that type. ``error``: no answer is known (timeout, server
+    failure), as opposed to "no such record".
+    """
+
+    rdata: tuple[Any, ...] = ()
+    nxdomain: bool = False
+    no_answer: bool = False
+    error: dns.exception.DNSException | None = None
+
+
+async def resolve(resolver: dns.asyncresolver.Resolver, name: str, rdtype: str) -> Records:
+    """Ask one question (absolute name, no search list); never raises for DNS failures."""
+    try:
+        answer = await resolver.resolve(dns.name.from_text(name), rdtype, search=False)
+    except dns.resolver.NXDOMAIN:
+        return Records(nxdomain=True)
+    except dns.resolver.NoAnswer:
+        return Records(no_answer=True)
+    except dns.exception.DNSException as exc:
+        return Records(error=exc)
+    # dnspython's rrset is the one the question (after its CNAME chain) names: records
+    # a server added for other names in the same answer section are not ours to use.
+    return Records(rdata=tuple(answer.rrset) if answer.rrset is not None else ())
 
 
 def _text(rdtype: str, rdata: object) -> str:
@@ -61,28 +103,42 @@ def _text(rdtype: str, rdata: object) -> str:
 
 
 async def query(resolver: dns.asyncresolver.Resolver, name: str, rdtype: str) -> Lookup:
-    """One question; "no such record" and "no answer known" come back apart."""
-    try:
-        answer = await resolver.resolve(dns.name.from_text(name), rdtype, search=False)
-    except dns.resolver.NXDOMAIN:
+    """One question as text; "no such record" and "no answer known" come back apart."""
+    found = await resolve(resolver, name, rdtype)
+    if found.nxdomain:
         return Lookup(missing=f"{name} does not exist")
-    except dns.resolver.NoAnswer:
+    if found.no_answer:
         return Lookup(missing=f"{name} has no {rdtype} record")
-    except dns.exception.Timeout:
+    if isinstance(found.error, dns.exception.Timeout):
         return Lookup(error=f"no answer for {name} {rdtype} in time")
-    except dns.resolver.NoNameservers:
+    if isinstance(found.error, dns.resolver.NoNameservers):
         return Lookup(error=f"the DNS server failed to answer {name} {rdtype}")
-    except dns.exception.DNSException as exc:
-        return Lookup(error=f"{name} {rdtype}: {exc}")
-    # A CNAME chain is part of the answer; keep only the records of the type asked.
-    wanted = dns.rdatatype.from_text(rdtype)
-    values = tuple(
-        _text(rdtype, rdata)
-        for rrset in answer.response.answer
-        if rrset.rdtype == wanted
-        for rdata in rrset
-    )
-    return Lookup(values=values)
+    if found.error is not None:
+        return Lookup(error=f"{name} {rdtype}: {found.error}")
+    return Lookup(values=tuple(_text(rdtype, rdata) for rdata in found.rdata))
+
+
+class Exchange(NamedTuple):
+    """One MX record; sorts by preference, then host."""
+
+    preference: int
+    host: str  # absolute, with its final dot; "." for a null MX
+
+
+def exchanges(mx: Records) -> list[Exchange]:
+    """The MX records of an answer, most preferred first."""
+    return sorted(Exchange(int(rdata.preference), rdata.exchange.to_text()) for rdata in mx.rdata)
+
+
+def is_null_mx(found: list[Exchange]) -> bool:
+    """RFC 7505: a single MX record naming the root says the domain accepts no mail."""
+    return len(found) == 1 and found[0].host == "."
+
+
+async def host_addresses(resolver: dns.asyncresolver.Resolver, host: str) -> list[str]:
+    """A and AAAA addresses of a host (IPv4 first); empty when it has none or DNS failed."""
+    a, aaaa = await asyncio.gather(resolve(resolver, host, "A"), resolve(resolver, host, "AAAA"))
+    return [str(rdata.address) for rdata in a.rdata + aaaa.rdata]
 
 
 async def _host(resolver: dns.asyncresolver.Resolver, name: str) -> Lookup:

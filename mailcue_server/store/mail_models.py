@@ -58,6 +58,10 @@ class Mailbox(Model):
     # deleted and created again must get a new one (RFC 9051 section 2.3.1.1).
     last_uid_validity = fields.BigIntField(default=0)
     created_at = fields.DatetimeField(auto_now_add=True)
+    # This mailbox's own retention limits (``store/retention.py``): None follows the
+    # server-wide setting, 0 keeps mail without that limit here.
+    retention_max_messages: int | None = fields.IntField(null=True)
+    retention_max_age_days: int | None = fields.IntField(null=True)
 
     class Meta:
         table = "mailboxes"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from mailcue_server.events.bus import EventBus
-from mailcue_server.store import messages
+from mailcue_server.store import message_queries, messages
 from mailcue_server.store.mail_models import INBOX, Message
 from mailcue_server.store.mailboxes import get_folder
 
@@ -23,7 +23,7 @@ async def inbox_sizes(address: str) -> list[tuple[int, int]]:
 
 async def read(address: str, uid: int) -> bytes:
     """The exact stored bytes (raises NotFound if the message is gone)."""
-    return await messages.raw_bytes(address, INBOX, uid)
+    return await message_queries.raw_bytes(address, INBOX, uid)
 
 
 async def remove(address: str, uids: Sequence[int], *, bus: EventBus) -> list[int]:

@@ -1,6 +1,6 @@
 """Building message rows and their ``email.received`` events: shared by ingest and append.
 
-:func:`new_row` makes a model instance (one message, :func:`store.messages.append`).
+:func:`new_row` makes a model instance (one message, :func:`store.appends.append`).
 The SMTP hot path skips the instances: :class:`RowInsert` is Tortoise's own
 INSERT statement for the table and :meth:`RowInsert.values` the list it binds,
 converted by the same field objects, with the UID and mod-sequence filled in

@@ -1,23 +1,22 @@
-"""The single write path for mail, and the reads that go with it.
+"""Changes to stored mail: flags, copy, move, delete, expunge and purge.
 
-Every way a message enters or changes ends here or in ``store/ingest.py``
-(SMTP/LMTP delivery and its group commit): IMAP APPEND and API inject
-(:func:`append`), flags, copy, move, delete/expunge and purge. Each function
-commits one transaction and then publishes its events on the bus it is
-handed (STYLE rules 1 and 2), so a subscriber that reacts to an event always
-finds the change in the database, and a transaction that fails publishes
-nothing.
+Mail enters the store through ``store/ingest.py`` (SMTP/LMTP delivery and
+its group commit) or ``store/appends.py`` (IMAP APPEND and API inject);
+every later change ends here. Each function commits one transaction and
+then publishes its events on the bus it is handed (STYLE rules 1 and 2), so
+a subscriber that reacts to an event always finds the change in the
+database, and a transaction that fails publishes nothing.
 
 Messages are addressed by mailbox address, folder name and IMAP UID. UIDs,
 mod-sequences and the folder counters are handled by ``store/uids.py``.
+Reading messages is ``store/message_queries.py``; reading the counters is
+``store/folder_counts.py``.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -25,11 +24,8 @@ from tortoise.queryset import QuerySet
 
 from mailcue_server.errors import Invalid, NotFound
 from mailcue_server.events.bus import Event, EventBus, EventType, publish_quietly
-from mailcue_server.mail.index import index_message
-from mailcue_server.mail.search_query import parse_search
 from mailcue_server.store import uids
 from mailcue_server.store.mail_models import (
-    INBOX,
     LISTED_FIELDS,
     Folder,
     Mailbox,
@@ -38,22 +34,12 @@ from mailcue_server.store.mail_models import (
     decode_flags,
     encode_flags,
 )
-from mailcue_server.store.mailboxes import (
-    folder_name,
-    get_folder,
-    get_mailbox,
-    normalise_address,
-)
-from mailcue_server.store.message_rows import Stored, new_row, received_event
-from mailcue_server.store.search import search_folder
+from mailcue_server.store.mailboxes import get_folder, get_mailbox, normalise_address
 
 log = logging.getLogger(__name__)
 
 QUERY_CHUNK = 1000
 """UIDs per ``IN (...)`` query: far below SQLite's and asyncpg's parameter limits."""
-
-SUMMARY_FIELDS = LISTED_FIELDS
-"""Every column but the raw bytes and the search text: what listings load."""
 
 # Every bitmask with \Deleted set: filters on one bit the same way on every engine.
 _DELETED_VALUES = [value for value in range(max(SystemFlag) * 2) if value & SystemFlag.DELETED]
@@ -65,153 +51,6 @@ class FlagMode(StrEnum):
     REPLACE = "replace"
     ADD = "add"
     REMOVE = "remove"
-
-
-class Sort(StrEnum):
-    """Listing orders; the REST ``sort`` values plus the thread view."""
-
-    DATE_DESC = "date_desc"
-    DATE_ASC = "date_asc"
-    THREAD = "thread"
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    """One page of a folder listing (messages loaded without their raw bytes)."""
-
-    total: int
-    messages: list[Message]
-
-
-@dataclass(frozen=True, slots=True)
-class FolderStatus:
-    """What IMAP STATUS/SELECT report, from the folder's counters (no message scan)."""
-
-    name: str
-    exists: int
-    unseen: int
-    uid_next: int
-    uid_validity: int
-    highest_modseq: int
-    size_bytes: int
-    special_use: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class MailboxCounts:
-    """Totals over a mailbox's folders (``emails`` and ``unread`` include every folder)."""
-
-    emails: int
-    unread: int
-    junk: int
-    size_bytes: int
-    folders: tuple[FolderStatus, ...] = field(default=())
-
-
-@dataclass(frozen=True, slots=True)
-class Appending:
-    """One message to store straight into a folder (IMAP APPEND, API inject).
-
-    Attributes:
-        mailbox: The mailbox address.
-        folder: The folder name.
-        raw: The exact bytes to store.
-        flags: IMAP flag names to set.
-        internal_date: The internal date; now when ``None``.
-    """
-
-    mailbox: str
-    folder: str
-    raw: bytes
-    flags: tuple[str, ...] = ()
-    internal_date: datetime | None = None
-
-
-async def append(
-    mailbox: str,
-    folder: str,
-    raw: bytes,
-    *,
-    bus: EventBus,
-    flags: Iterable[str] = (),
-    internal_date: datetime | None = None,
-    source: str = "append",
-) -> Stored:
-    """Store a message straight into a folder: IMAP APPEND (RFC 9051 section 6.3.12) and inject.
-
-    Args:
-        mailbox: The mailbox address.
-        folder: The folder name.
-        raw: The exact bytes to store.
-        bus: Where ``email.received`` is published after commit.
-        flags: IMAP flag names to set.
-        internal_date: The internal date; now when ``None``.
-        source: For the event (``append``, ``inject``...).
-
-    Returns:
-        The UID and UIDVALIDITY (APPENDUID, RFC 4315).
-
-    Raises:
-        NotFound: No such mailbox or folder.
-    """
-    item = Appending(mailbox, folder, raw, tuple(flags), internal_date)
-    [stored] = await append_many([item], bus=bus, source=source)
-    return stored
-
-
-async def append_many(
-    items: Sequence[Appending], *, bus: EventBus, source: str = "append"
-) -> list[Stored]:
-    """Store several messages in one transaction (bulk inject): all of them or none.
-
-    Returns:
-        Where each landed, in order.
-
-    Raises:
-        NotFound: A mailbox or folder does not exist (nothing is stored).
-    """
-    folders: dict[tuple[str, str], Folder] = {}
-    for item in items:
-        key = (normalise_address(item.mailbox), folder_name(item.folder))
-        if key not in folders:
-            folders[key] = await get_folder(item.mailbox, item.folder)
-    prepared = []
-    for item in items:
-        target = folders[(normalise_address(item.mailbox), folder_name(item.folder))]
-        bits, keywords = encode_flags(item.flags)
-        prepared.append((item, target, index_message(item.raw), bits, keywords))
-    plan: dict[int, list[int]] = {}  # folder id -> [count, unseen, size]
-    for item, target, _, bits, _ in prepared:
-        totals = plan.setdefault(target.id, [0, 0, 0])
-        totals[0] += 1
-        totals[1] += 0 if bits & SystemFlag.SEEN else 1
-        totals[2] += len(item.raw)
-    now = datetime.now(UTC)
-    stored: list[Stored] = []
-    events: list[Event] = []
-    async with uids.write_transaction():
-        reserved: dict[int, uids.Reservation] = {}
-        for folder_id in sorted(plan):
-            count, unseen, size = plan[folder_id]
-            taken = await uids.reserve(folder_id, count=count, unseen=unseen, size=size)
-            if taken is None:
-                raise NotFound("A folder was deleted meanwhile")
-            reserved[folder_id] = taken
-        next_uid = {folder_id: taken.first_uid for folder_id, taken in reserved.items()}
-        rows: list[Message] = []
-        for item, target, fields, bits, keywords in prepared:
-            taken = reserved[target.id]
-            uid = next_uid[target.id]
-            next_uid[target.id] += 1
-            # UTC always: SQLite compares and sorts the stored text.
-            when = (item.internal_date or now).astimezone(UTC)
-            rows.append(new_row(taken, uid, item.raw, fields, bits, keywords, when))
-            address = normalise_address(item.mailbox)
-            stored.append(Stored(address, target.name, uid, taken.uid_validity))
-            events.append(received_event(address, target.name, uid, fields, len(item.raw), source))
-        await Message.bulk_create(rows)
-    await publish_quietly(bus, events)
-    return stored
 
 
 # --- changes --------------------------------------------------------------------------------
@@ -342,7 +181,7 @@ async def _transfer(
 
 
 def _copy_row(original: Message, folder: uids.LockedFolder, uid: int) -> Message:
-    values = {name: getattr(original, name) for name in SUMMARY_FIELDS if name != "id"}
+    values = {name: getattr(original, name) for name in LISTED_FIELDS if name != "id"}
     values.update(folder_id=folder.id, uid=uid, modseq=folder.modseq())
     return Message(**values, body_text=original.body_text, raw_bytes=original.raw_bytes)
 
@@ -438,113 +277,6 @@ async def delete_mailbox(address: str, *, bus: EventBus) -> None:
     await publish_quietly(
         bus,
         [Event(EventType.MAILBOX_DELETED, mailbox.address, data={"mailbox_id": str(mailbox.id)})],
-    )
-
-
-# --- reads ----------------------------------------------------------------------------------
-
-
-async def get_by_uid(mailbox: str, folder: str, uid: int) -> Message:
-    """The whole message, raw bytes included.
-
-    Raises:
-        NotFound: No such mailbox, folder or message.
-    """
-    target = await get_folder(mailbox, folder)
-    message = await Message.get_or_none(folder_id=target.id, uid=uid)
-    if message is None:
-        raise NotFound(f"Message {uid} not found in {folder}")
-    return message
-
-
-async def raw_bytes(mailbox: str, folder: str, uid: int) -> bytes:
-    """The message exactly as received (the ``.eml`` download, POP3 RETR, IMAP BODY[])."""
-    target = await get_folder(mailbox, folder)
-    values = await Message.filter(folder_id=target.id, uid=uid).values_list("raw_bytes", flat=True)
-    if not values:
-        raise NotFound(f"Message {uid} not found in {folder}")
-    return bytes(values[0])
-
-
-async def list_page(
-    mailbox: str,
-    folder: str = INBOX,
-    *,
-    offset: int = 0,
-    limit: int = 50,
-    sort: Sort = Sort.DATE_DESC,
-    search: str | None = None,
-) -> Page:
-    """One page of a folder, without raw bytes.
-
-    Args:
-        mailbox: The mailbox address.
-        folder: The folder name.
-        offset: Messages to skip.
-        limit: Most messages to return.
-        sort: Newest first, oldest first, or grouped by thread.
-        search: A search in the language of ``mail/search_query.py`` (words, phrases,
-            ``from:``, ``is:unread``, ``before:``...), run on the full-text index.
-
-    Raises:
-        NotFound: No such mailbox or folder.
-        Invalid: The search cannot be parsed.
-    """
-    target = await get_folder(mailbox, folder)
-    order = {
-        Sort.DATE_DESC: ("-internal_date", "-uid"),
-        Sort.DATE_ASC: ("internal_date", "uid"),
-        Sort.THREAD: ("thread_id", "internal_date", "uid"),
-    }[Sort(sort)]
-    query = parse_search(search or "")
-    if not query.is_empty:
-        found = await search_folder(target.id, query, offset=offset, limit=limit, order=order)
-        return Page(total=found.total, messages=found.messages)
-    listed = Message.filter(folder_id=target.id).order_by(*order).offset(offset).limit(limit)
-    return Page(total=target.message_count, messages=list(await listed.only(*SUMMARY_FIELDS)))
-
-
-async def folder_status(mailbox: str, folder: str = INBOX) -> FolderStatus:
-    """EXISTS, UNSEEN, UIDNEXT, UIDVALIDITY (RFC 9051 section 6.3.11) from the counters."""
-    return _status(await get_folder(mailbox, folder))
-
-
-async def mailbox_counts(address: str) -> MailboxCounts:
-    """Message, unread and junk counts of a mailbox, from the folder counters."""
-    mailbox = await get_mailbox(address)
-    return _counts(await Folder.filter(mailbox_id=mailbox.id).order_by("id"))
-
-
-async def counts_by_mailbox(mailbox_ids: Sequence[Any]) -> dict[str, MailboxCounts]:
-    """:func:`mailbox_counts` of many mailboxes in one query, by mailbox id (as text)."""
-    folders = await Folder.filter(mailbox_id__in=list(mailbox_ids)).order_by("id")
-    grouped: dict[str, list[Folder]] = {}
-    for folder in folders:
-        grouped.setdefault(str(folder.mailbox_id), []).append(folder)
-    return {key: _counts(group) for key, group in grouped.items()}
-
-
-def _counts(folders: Sequence[Folder]) -> MailboxCounts:
-    statuses = tuple(_status(folder) for folder in folders)
-    return MailboxCounts(
-        emails=sum(s.exists for s in statuses),
-        unread=sum(s.unseen for s in statuses),
-        junk=sum(f.message_count for f in folders if f.special_use == "\\Junk"),
-        size_bytes=sum(s.size_bytes for s in statuses),
-        folders=statuses,
-    )
-
-
-def _status(folder: Folder) -> FolderStatus:
-    return FolderStatus(
-        name=folder.name,
-        exists=folder.message_count,
-        unseen=folder.unseen_count,
-        uid_next=folder.uid_next,
-        uid_validity=folder.uid_validity,
-        highest_modseq=folder.highest_modseq,
-        size_bytes=folder.total_bytes,
-        special_use=folder.special_use,
     )
 
 

@@ -1,4 +1,4 @@
-"""The outbound queue: durable enqueue, leased claims, per-recipient outcomes, admin views.
+"""The outbound queue as the worker drives it: durable enqueue, leased claims, outcomes.
 
 How a message moves (the delivery worker is ``workers/outbound/``):
 
@@ -14,6 +14,11 @@ How a message moves (the delivery worker is ``workers/outbound/``):
 3. :func:`record` stores each recipient's outcome as soon as its domain has
    answered; :func:`reschedule` puts deferred recipients back in line;
    :func:`finish` closes the message once no recipient is pending.
+4. :func:`purge_finished` drops closed messages once they are old enough.
+
+What admins see of the queue and may do to it from outside a claim (list,
+retry, delete) is ``store/outbound_admin.py``; the worker's MTA-STS policy
+cache is ``store/mta_sts_policies.py``.
 """
 
 from __future__ import annotations
@@ -23,14 +28,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F, Q
 
-from mailcue_server.errors import Invalid, NotFound
+from mailcue_server.errors import Invalid
 from mailcue_server.mail.dns_records import domain_name
 from mailcue_server.store import uids
 from mailcue_server.store.outbound_models import (
-    MtaStsPolicyRecord,
     OutboundMessage,
     OutboundRecipient,
     QueueState,
@@ -77,6 +80,8 @@ class Outcome:
 
 @dataclass(frozen=True, slots=True)
 class RecipientReport:
+    """One recipient of a queued message with its last outcome."""
+
     address: str
     state: str
     attempts: int
@@ -85,22 +90,6 @@ class RecipientReport:
     diagnostic: str
     remote_host: str
     last_attempt_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class QueueEntry:
-    """A queued message as admins see it (without its bytes)."""
-
-    id: int
-    mail_from: str
-    size: int
-    state: str
-    attempts: int
-    next_attempt_at: datetime
-    last_error: str
-    created_at: datetime
-    updated_at: datetime
-    recipients: tuple[RecipientReport, ...] = ()
 
 
 def claim_token(owner: str) -> str:
@@ -320,7 +309,21 @@ async def finish(message_id: int, token: str, *, error: str = "") -> QueueState:
 async def recipients_of(message_id: int) -> list[RecipientReport]:
     """Every recipient of a message with its last outcome, in queueing order."""
     rows = await OutboundRecipient.filter(message_id=message_id).order_by("id")
-    return [_report(row) for row in rows]
+    return [recipient_report(row) for row in rows]
+
+
+def recipient_report(row: OutboundRecipient) -> RecipientReport:
+    """The report of one recipient row (``outbound_admin`` lists many at once)."""
+    return RecipientReport(
+        address=row.address,
+        state=row.state,
+        attempts=row.attempts,
+        smtp_code=row.smtp_code,
+        status=row.status,
+        diagnostic=row.diagnostic,
+        remote_host=row.remote_host,
+        last_attempt_at=row.last_attempt_at,
+    )
 
 
 async def next_due(now: datetime) -> datetime | None:
@@ -335,90 +338,6 @@ async def next_due(now: datetime) -> datetime | None:
     return row.next_attempt_at if row is not None else None
 
 
-async def _check_lease(message_id: int, token: str, connection: object) -> None:
-    held = (
-        await OutboundMessage.filter(id=message_id, lease_owner=token)
-        .using_db(connection)  # type: ignore[arg-type]
-        .exists()
-    )
-    if not held:
-        raise LeaseLost(str(message_id))
-
-
-# --- admin views -------------------------------------------------------------
-
-_ENTRY_FIELDS = (
-    "id",
-    "mail_from",
-    "size",
-    "state",
-    "attempts",
-    "next_attempt_at",
-    "last_error",
-    "created_at",
-    "updated_at",
-)
-
-
-async def list_entries(
-    *, state: str | None = None, offset: int = 0, limit: int = 50
-) -> tuple[int, list[QueueEntry]]:
-    """A page of the queue, newest first; returns (total, entries) without recipients."""
-    query = OutboundMessage.all()
-    if state:
-        query = query.filter(state=state)
-    total = await query.count()
-    rows = await query.order_by("-id").offset(offset).limit(limit).only(*_ENTRY_FIELDS)
-    return total, [_entry(row) for row in rows]
-
-
-async def get_entry(message_id: int) -> QueueEntry:
-    """One queued message with every recipient's outcome.
-
-    Raises:
-        NotFound: No such queue id.
-    """
-    row = await OutboundMessage.filter(id=message_id).only(*_ENTRY_FIELDS).first()
-    if row is None:
-        raise NotFound(f"Queued message {message_id} not found")
-    return _entry(row, tuple(await recipients_of(message_id)))
-
-
-async def raw_bytes(message_id: int) -> bytes:
-    """The exact bytes of a queued message.
-
-    Raises:
-        NotFound: No such queue id.
-    """
-    found = await OutboundMessage.filter(id=message_id).values_list("raw_bytes", flat=True)
-    if not found:
-        raise NotFound(f"Queued message {message_id} not found")
-    return bytes(found[0])
-
-
-async def retry_now(message_id: int, now: datetime) -> None:
-    """Make a queued message due at once (an admin who fixed the cause).
-
-    Raises:
-        NotFound: No such queued (still undelivered) message.
-    """
-    changed = await OutboundMessage.filter(id=message_id, state=QueueState.QUEUED).update(
-        next_attempt_at=now
-    )
-    if not changed:
-        raise NotFound(f"No queued message {message_id}")
-
-
-async def delete_entry(message_id: int) -> None:
-    """Drop a message from the queue (delivered or not), no bounce.
-
-    Raises:
-        NotFound: No such queue id.
-    """
-    if not await OutboundMessage.filter(id=message_id).delete():
-        raise NotFound(f"Queued message {message_id} not found")
-
-
 async def purge_finished(before: datetime) -> int:
     """Delete closed messages last changed before ``before``; returns how many."""
     return await OutboundMessage.filter(
@@ -427,68 +346,11 @@ async def purge_finished(before: datetime) -> int:
     ).delete()
 
 
-def _entry(row: OutboundMessage, recipients: tuple[RecipientReport, ...] = ()) -> QueueEntry:
-    return QueueEntry(
-        id=row.id,
-        mail_from=row.mail_from,
-        size=row.size,
-        state=row.state,
-        attempts=row.attempts,
-        next_attempt_at=row.next_attempt_at,
-        last_error=row.last_error,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        recipients=recipients,
+async def _check_lease(message_id: int, token: str, connection: object) -> None:
+    held = (
+        await OutboundMessage.filter(id=message_id, lease_owner=token)
+        .using_db(connection)  # type: ignore[arg-type]
+        .exists()
     )
-
-
-def _report(row: OutboundRecipient) -> RecipientReport:
-    return RecipientReport(
-        address=row.address,
-        state=row.state,
-        attempts=row.attempts,
-        smtp_code=row.smtp_code,
-        status=row.status,
-        diagnostic=row.diagnostic,
-        remote_host=row.remote_host,
-        last_attempt_at=row.last_attempt_at,
-    )
-
-
-# --- the MTA-STS policy cache (RFC 8461 section 5.1) ----------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class CachedPolicy:
-    policy_id: str
-    policy: str
-    expires_at: datetime
-
-
-async def cached_policy(domain: str, now: datetime) -> CachedPolicy | None:
-    """The stored, unexpired MTA-STS policy of a recipient domain."""
-    row = await MtaStsPolicyRecord.get_or_none(domain=domain, expires_at__gt=now)
-    return None if row is None else CachedPolicy(row.policy_id, row.policy, row.expires_at)
-
-
-async def save_policy(
-    domain: str, policy_id: str, policy: str, *, now: datetime, expires_at: datetime
-) -> None:
-    """Remember a freshly fetched policy (replacing the domain's previous one)."""
-    for attempt in range(2):
-        changed = await MtaStsPolicyRecord.filter(domain=domain).update(
-            policy_id=policy_id, policy=policy, fetched_at=now, expires_at=expires_at
-        )
-        if changed or attempt:
-            return
-        try:
-            await MtaStsPolicyRecord.create(
-                domain=domain,
-                policy_id=policy_id,
-                policy=policy,
-                fetched_at=now,
-                expires_at=expires_at,
-            )
-            return
-        except IntegrityError:  # another node stored it first: overwrite with ours
-            continue
+    if not held:
+        raise LeaseLost(str(message_id))

@@ -2,9 +2,10 @@
 
 Server-wide settings changed through ``PUT /system/settings`` live under the
 ``system.`` prefix. Those with a ``MAILCUE_*`` twin replace it when a node
-starts (:func:`apply_saved`); the others are read where they are used, each
-time (:func:`retention`), so every node sharing the database follows a change
-at once.
+starts (:func:`apply_saved`); the live ones among them also while it runs
+(:func:`with_live`, applied by the settings-sync worker). Retention has no
+twin and is read where it is used, each time (:func:`retention`), so every
+node sharing the database follows a change at once.
 """
 
 from __future__ import annotations
@@ -19,8 +20,13 @@ from mailcue_server.config import Settings
 from mailcue_server.store.models import Setting
 
 SYSTEM_PREFIX = "system."
-# Saved values that replace the Settings field of the same name at start-up.
-STARTUP_FIELDS = ("hostname", "domain", "max_message_size", "relay_host", "relay_port")
+# Saved values that replace the Settings field of the same name at start-up only:
+# the greeting, Received headers and the self-signed certificate are made from them.
+STARTUP_FIELDS = ("hostname", "domain")
+# Saved values that also replace their Settings field while a node runs: the
+# listeners read the size limit per connection, the outbound queue its relay
+# per delivery.
+LIVE_FIELDS = ("max_message_size", "relay_host", "relay_port")
 # Read at each use from the database; no Settings field behind them.
 RETENTION_MAX_MESSAGES = "retention_max_messages"
 RETENTION_MAX_AGE_DAYS = "retention_max_age_days"
@@ -58,10 +64,24 @@ async def save_system(values: Mapping[str, Any]) -> None:
             await put(SYSTEM_PREFIX + name, value)
 
 
-def with_saved(settings: Settings, saved: Mapping[str, Any]) -> Settings:
-    """``settings`` with the saved start-up fields in place of the ``MAILCUE_*`` values."""
-    update = {name: saved[name] for name in STARTUP_FIELDS if name in saved}
+def with_saved(
+    settings: Settings,
+    saved: Mapping[str, Any],
+    fields: tuple[str, ...] = STARTUP_FIELDS + LIVE_FIELDS,
+) -> Settings:
+    """``settings`` with saved values in place of the ``MAILCUE_*`` ones (the same object
+    when nothing differs, so a caller can tell whether anything changed)."""
+    update = {
+        name: saved[name]
+        for name in fields
+        if name in saved and saved[name] != getattr(settings, name)
+    }
     return settings.model_copy(update=update) if update else settings
+
+
+def with_live(settings: Settings, saved: Mapping[str, Any]) -> Settings:
+    """``settings`` with the saved live fields: what a running node takes over."""
+    return with_saved(settings, saved, LIVE_FIELDS)
 
 
 async def apply_saved(settings: Settings) -> Settings:

@@ -8,14 +8,13 @@ database may each check a domain; the last result wins, which is harmless.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from mailcue_server.config import Settings
 from mailcue_server.store import domains
+from mailcue_server.workers.periodic import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -44,18 +43,14 @@ class DnsCheckWorker:
         self.interval = settings.dns_check_interval if interval is None else interval
         self.poll = min(self.interval, MAX_POLL_SECONDS)
         self._clock = clock
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Periodic("dns-checks", self.poll, self.run_once)
 
     def start(self) -> None:
-        if self.interval > 0 and self._task is None:
-            self._task = asyncio.create_task(self._run(), name="mailcue-dns-checks")
+        if self.interval > 0:
+            self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()
 
     async def run_once(self) -> int:
         """Check every domain that is due; returns how many were checked."""
@@ -72,11 +67,3 @@ class DnsCheckWorker:
             except Exception:  # one broken domain must not stop the others
                 log.exception("DNS check of %s failed", domain.name)
         return len(due)
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.poll)
-            try:
-                await self.run_once()
-            except Exception:  # a database hiccup: try again at the next poll
-                log.exception("periodic DNS check failed")

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from mailcue_server.mail.index import index_message, split_head
+from mailcue_server.mail.header_block import split_head
+from mailcue_server.mail.index import index_message
 
 DATA = Path(__file__).parent.parent / "data"
 

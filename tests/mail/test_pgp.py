@@ -13,7 +13,7 @@ import pgpy
 import pytest
 from pgpy.constants import EllipticCurveOID, PubKeyAlgorithm
 
-from gpg_home import GnuPG
+from gpg_home import OUTSIDE, OUTSIDE_ADDRESS, GnuPG, outside_keyring
 from mailcue_server.errors import Invalid
 from mailcue_server.mail import pgp, pgp_keys
 from mailcue_server.mail.compose import Attachment, Compose, build_message
@@ -26,17 +26,13 @@ from mailcue_server.mail.pgp_mime import (
     split_parts,
 )
 
-OUTSIDE = "Outside Person <outside@example.org>"
 ATTACHMENT = b"\x00\x01binary attachment\xff"
 
 
 @pytest.fixture(scope="module")
 def gpg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GnuPG]:
     """A GnuPG keyring holding a key made by gpg and the secret keys MailCue made."""
-    home = GnuPG(tmp_path_factory.mktemp("gnupg"))
-    home.generate(OUTSIDE)
-    yield home
-    home.close()
+    yield from outside_keyring(tmp_path_factory.mktemp("gnupg"))
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +61,7 @@ def keys(gpg: GnuPG) -> dict[str, pgp_keys.PGPKey]:
 
 @pytest.fixture(scope="module")
 def outside_key(gpg: GnuPG) -> pgp_keys.PGPKey:
-    return pgp_keys.load_key(gpg.export("outside@example.org"))
+    return pgp_keys.load_key(gpg.export(OUTSIDE_ADDRESS))
 
 
 @pytest.fixture(scope="module")
@@ -283,7 +279,7 @@ def test_reads_what_gpg_encrypted_and_signed(
         "--sign",
         "--encrypt",
         "--local-user",
-        "outside@example.org",
+        OUTSIDE_ADDRESS,
         "--recipient",
         "alice@mailcue.test",
         input=entity,
@@ -294,7 +290,7 @@ def test_reads_what_gpg_encrypted_and_signed(
     assert set(opened.encryption_key_ids) & set(pgp_keys.facts(keys["RSA"]).key_ids)
     check = pgp.check_signature(opened.signature, [outside_key], now())
     assert check.status == "valid"
-    assert check.fingerprint == gpg.fingerprint("outside@example.org")
+    assert check.fingerprint == gpg.fingerprint(OUTSIDE_ADDRESS)
     assert check.uid == OUTSIDE
     assert opened.decrypted_message is not None
     detail = parse_detail(opened.decrypted_message)
@@ -305,7 +301,7 @@ def test_reads_what_gpg_encrypted_and_signed(
     # Without the signer's key: the fingerprint the signature names, and "unknown".
     unknown = pgp.check_signature(opened.signature, [keys["ECC"]], now())
     assert unknown.status == "no_public_key"
-    assert unknown.fingerprint == gpg.fingerprint("outside@example.org")
+    assert unknown.fingerprint == gpg.fingerprint(OUTSIDE_ADDRESS)
     # Another mailbox (no fitting secret key): encrypted, not readable, the recipients named.
     closed = pgp.open_message(raw, [keys["ECC"]])
     assert (closed.is_encrypted, closed.decrypted, closed.decrypted_message) == (True, False, None)
@@ -314,7 +310,7 @@ def test_reads_what_gpg_encrypted_and_signed(
 
 def _signed_by_gpg(gpg: GnuPG, entity: bytes) -> bytes:
     signature = gpg.run(
-        "--armor", "--detach-sign", "--local-user", "outside@example.org", input=entity
+        "--armor", "--detach-sign", "--local-user", OUTSIDE_ADDRESS, input=entity
     ).stdout
     return (
         b"From: outside@example.org\r\nTo: alice@mailcue.test\r\nSubject: Signed\r\n"
@@ -340,7 +336,7 @@ def test_a_detached_gpg_signature_holds_and_one_changed_byte_breaks_it(
     assert tampered != raw
     verdict = pgp.check_signature(pgp.open_message(tampered).signature, [outside_key], now())
     assert verdict.status == "invalid"
-    assert verdict.fingerprint == gpg.fingerprint("outside@example.org")
+    assert verdict.fingerprint == gpg.fingerprint(OUTSIDE_ADDRESS)
     # The same message stored with LF line ends still verifies (canonical form, RFC 3156 5).
     lf_only = raw.replace(b"\r\n", b"\n")
     assert (
@@ -379,7 +375,7 @@ def test_inline_pgp_is_recognised(
         "--sign",
         "--encrypt",
         "--local-user",
-        "outside@example.org",
+        OUTSIDE_ADDRESS,
         "--recipient",
         "alice@mailcue.test",
         input=text,
@@ -392,7 +388,7 @@ def test_inline_pgp_is_recognised(
     assert pgp.check_signature(opened.signature, [outside_key], now()).status == "valid"
 
     clearsigned = gpg.run(
-        "--clearsign", "--local-user", "outside@example.org", input=b"I said this.\n"
+        "--clearsign", "--local-user", OUTSIDE_ADDRESS, input=b"I said this.\n"
     ).stdout
     raw = head + b"Content-Type: text/plain\r\n\r\n" + clearsigned
     opened = pgp.open_message(raw)
@@ -453,8 +449,7 @@ def test_import_validation(gpg: GnuPG, keys: dict[str, pgp_keys.PGPKey], tmp_pat
     refused(str(bare.pubkey), "self-signature")
 
     # A private key locked by a passphrase.
-    locked = GnuPG(tmp_path)
-    try:
+    with GnuPG(tmp_path) as locked:
         locked.run(
             "--passphrase",
             "secret",
@@ -468,8 +463,6 @@ def test_import_validation(gpg: GnuPG, keys: dict[str, pgp_keys.PGPKey], tmp_pat
             "--passphrase", "secret", "--armor", "--export-secret-keys", "l@example.org"
         ).stdout.decode()
         refused(exported, "passphrase")
-    finally:
-        locked.close()
 
     # A revoked key: gpg writes a revocation certificate for every key it makes.
     fingerprint = gpg.generate("Revoked <revoked@example.org>")
@@ -480,10 +473,10 @@ def test_import_validation(gpg: GnuPG, keys: dict[str, pgp_keys.PGPKey], tmp_pat
 
 def test_keys_offered_by_a_message(keys: dict[str, pgp_keys.PGPKey], gpg: GnuPG) -> None:
     attached = pgp_keys.public_armor(keys["RSA"])
-    autocrypt = pgp_keys.load_key(gpg.export("outside@example.org"))
+    autocrypt = pgp_keys.load_key(gpg.export(OUTSIDE_ADDRESS))
     keydata = base64.b64encode(bytes(autocrypt)).decode()
     message = EmailMessage(policy=SMTP)
-    message["From"] = "outside@example.org"
+    message["From"] = OUTSIDE_ADDRESS
     message["Autocrypt"] = f"addr=outside@example.org; prefer-encrypt=mutual; keydata={keydata}"
     message.set_content("My keys.\n")
     message.add_attachment(
@@ -493,7 +486,7 @@ def test_keys_offered_by_a_message(keys: dict[str, pgp_keys.PGPKey], gpg: GnuPG)
     fingerprints = {pgp_keys.facts(pgp_keys.load_key(k)).fingerprint for k in offered}
     assert fingerprints == {
         pgp_keys.facts(keys["RSA"]).fingerprint,
-        gpg.fingerprint("outside@example.org"),
+        gpg.fingerprint(OUTSIDE_ADDRESS),
     }
     assert all("PRIVATE" not in k for k in offered)
     assert pgp.offered_keys(b"Subject: none\r\n\r\nnothing\r\n") == []

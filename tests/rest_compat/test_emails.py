@@ -12,7 +12,7 @@ from typing import Any
 import aiosmtplib
 import httpx
 
-from accounts import Account, admin, new_api_key, new_user
+from accounts import Account, admin, graphql, new_api_key, new_user
 from mailcue_server.app import MailcueServer
 from mailcue_server.events.bus import EventType, channel_for
 
@@ -54,17 +54,6 @@ async def inject(http: httpx.AsyncClient, boss: Account, **fields: Any) -> dict[
     body.update(fields)
     response = await http.post("/api/v1/emails/inject", headers=boss.headers, json=body)
     assert response.status_code == 201, response.text
-    result: dict[str, Any] = response.json()
-    return result
-
-
-async def graphql(
-    http: httpx.AsyncClient, account: Account, document: str, **variables: Any
-) -> dict[str, Any]:
-    response = await http.post(
-        "/graphql", headers=account.headers, json={"query": document, "variables": variables}
-    )
-    assert response.status_code == 200, response.text
     result: dict[str, Any] = response.json()
     return result
 

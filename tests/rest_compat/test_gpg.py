@@ -23,7 +23,7 @@ from mailcue import AsyncMailcue
 
 from accounts import Account, admin, new_api_key, new_user
 from conftest import node_settings
-from gpg_home import GnuPG
+from gpg_home import OUTSIDE, OUTSIDE_ADDRESS, GnuPG, outside_keyring
 from mailcue_server.app import MailcueServer
 from mailcue_server.errors import Invalid
 from mailcue_server.mail.compose import Compose, build_message
@@ -31,13 +31,12 @@ from mailcue_server.mail.mime import parse_detail
 from mailcue_server.resolvers.context import Context, Principal
 from mailcue_server.resolvers.pgp_mail import import_offered_keys, pgp_protect, pgp_reading
 from mailcue_server.schema.types.gpg import SignatureStatus
-from mailcue_server.store import mailboxes, messages
+from mailcue_server.store import mailboxes, message_queries
 from mailcue_server.store.credentials import SecretBox
 from mailcue_server.store.gpg_models import GpgKey
 from mailcue_server.store.mail_models import INBOX, Mailbox
 
 KEYS = "/api/v1/gpg/keys"
-OUTSIDE = "Outside Person <outside@example.org>"
 KEYSERVER_TIMEOUT = 0.5
 
 
@@ -156,10 +155,7 @@ async def server(
 
 @pytest.fixture(scope="module")
 def gpg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GnuPG]:
-    home = GnuPG(tmp_path_factory.mktemp("gnupg"))
-    home.generate(OUTSIDE)
-    yield home
-    home.close()
+    yield from outside_keyring(tmp_path_factory.mktemp("gnupg"))
 
 
 @pytest.fixture(autouse=True)
@@ -344,12 +340,9 @@ async def test_a_key_made_by_gpg_imports(
     assert "PRIVATE KEY" not in private.text
 
     # Another key for an address that has one is refused.
-    other = GnuPG(tmp_path)
-    try:
+    with GnuPG(tmp_path) as other:
         other.generate(f"Impostor <{address}>")
         clash = await import_key(http, owner, other.export(address))
-    finally:
-        other.close()
     assert clash.status_code == 409 and fingerprint in clash.json()["detail"]
 
 
@@ -361,7 +354,7 @@ async def test_import_refusals(http: httpx.AsyncClient, server: MailcueServer, g
             "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nAAAA\n-----END PGP PUBLIC KEY BLOCK-----",
             "readable",
         ),
-        (gpg.export_secret("outside@example.org"), "one of your mailboxes"),
+        (gpg.export_secret(OUTSIDE_ADDRESS), "one of your mailboxes"),
     ):
         response = await import_key(http, owner, armored)
         assert response.status_code == 400, armored
@@ -374,7 +367,7 @@ async def test_import_refusals(http: httpx.AsyncClient, server: MailcueServer, g
     )
     assert given.status_code == 201 and given.json()["mailbox_address"] == "nameless@example.org"
     bad_address = await import_key(
-        http, owner, gpg.export("outside@example.org"), mailbox_address="not an address"
+        http, owner, gpg.export(OUTSIDE_ADDRESS), mailbox_address="not an address"
     )
     assert bad_address.status_code == 400
 
@@ -385,17 +378,17 @@ async def test_contact_keys_belong_to_their_importer(
     alice, bob = await new_user(http), await new_user(http)
     alice_box = await own_mailbox(server, alice, "owned")
     mine = await generate(http, alice, alice_box, algorithm="ECC")
-    imported = await import_key(http, alice, gpg.export("outside@example.org"))
+    imported = await import_key(http, alice, gpg.export(OUTSIDE_ADDRESS))
     assert imported.status_code == 201
     contact = imported.json()
-    assert contact["mailbox_address"] == "outside@example.org" and contact["is_private"] is False
+    assert contact["mailbox_address"] == OUTSIDE_ADDRESS and contact["is_private"] is False
 
     listed = (await http.get(KEYS, headers=alice.headers)).json()
     assert {k["id"] for k in listed["keys"]} == {mine["id"], contact["id"]}
     assert listed["total"] == 2
     assert (await http.get(KEYS, headers=bob.headers)).json() == {"keys": [], "total": 0}
     # Bob sees neither Alice's mailbox key nor her contact key, and cannot remove them.
-    for address in (alice_box, "outside@example.org"):
+    for address in (alice_box, OUTSIDE_ADDRESS):
         assert (await http.get(f"{KEYS}/{address}", headers=bob.headers)).status_code == 404
         assert (await http.delete(f"{KEYS}/{address}", headers=bob.headers)).status_code == 404
         assert (await http.get(f"{KEYS}/{address}", headers=alice.headers)).status_code == 200
@@ -553,8 +546,8 @@ async def test_the_official_sdk_parses_our_answers(
         assert (await client.gpg.get(address)).key_id == made.key_id
         exported = await client.gpg.export_public(address)
         assert exported.fingerprint == made.fingerprint
-        imported = await client.gpg.import_key(gpg.export("outside@example.org"))
-        assert imported.mailbox_address == "outside@example.org"
+        imported = await client.gpg.import_key(gpg.export(OUTSIDE_ADDRESS))
+        assert imported.mailbox_address == OUTSIDE_ADDRESS
         published = await client.gpg.publish(address)
         assert published.published and published.key_fingerprint == made.fingerprint
         await client.gpg.delete(address)
@@ -568,7 +561,7 @@ async def test_no_route_or_field_returns_private_key_material(
     address = await own_mailbox(server, owner, "secretive")
     other = await own_mailbox(server, owner, "imported")
     fingerprint = gpg.generate(f"Imported <{other}>")
-    vks.published["far2@example.net"] = gpg.export("outside@example.org")
+    vks.published["far2@example.net"] = gpg.export(OUTSIDE_ADDRESS)
     answers: list[httpx.Response] = [
         await http.post(
             f"{KEYS}/generate", headers=owner.headers, json={"mailbox_address": address}
@@ -638,11 +631,11 @@ async def smtp_deliver(server: MailcueServer, raw: bytes, sender: str, recipient
             client.sendmail(sender, [recipient], raw)
 
     await asyncio.to_thread(send)
-    page = await messages.list_page(recipient, INBOX, offset=0, limit=1)
+    page = await message_queries.list_page(recipient, INBOX, offset=0, limit=1)
     assert page.total >= 1
     newest = page.messages[0]
     assert newest.is_encrypted or newest.is_signed  # from the index
-    return await messages.raw_bytes(recipient, INBOX, newest.uid)
+    return await message_queries.raw_bytes(recipient, INBOX, newest.uid)
 
 
 async def mailbox_of(address: str) -> Mailbox:
@@ -745,7 +738,7 @@ async def test_what_gpg_sends_over_smtp_is_decrypted_and_verified(
     await generate(http, owner, recipient, algorithm="ECC")
     exported = (await http.get(f"{KEYS}/{recipient}/export", headers=owner.headers)).json()
     gpg.import_key(exported["public_key"])
-    await import_key(http, owner, gpg.export("outside@example.org"))  # the sender, known
+    await import_key(http, owner, gpg.export(OUTSIDE_ADDRESS))  # the sender, known
 
     inner = (
         b"Content-Type: multipart/alternative; boundary=alt\r\n\r\n"
@@ -757,7 +750,7 @@ async def test_what_gpg_sends_over_smtp_is_decrypted_and_verified(
         "--sign",
         "--encrypt",
         "--local-user",
-        "outside@example.org",
+        OUTSIDE_ADDRESS,
         "--recipient",
         recipient,
         input=inner,
@@ -774,11 +767,11 @@ async def test_what_gpg_sends_over_smtp_is_decrypted_and_verified(
         + armored
         + b"\r\n--enc--\r\n"
     )
-    stored = await smtp_deliver(server, raw, "outside@example.org", recipient)
+    stored = await smtp_deliver(server, raw, OUTSIDE_ADDRESS, recipient)
     reading = await pgp_reading(context(server, owner), stored, await mailbox_of(recipient))
     assert reading is not None and reading.decrypted_message is not None
     assert reading.info.decrypted and reading.info.signature_status is SignatureStatus.VALID
-    assert reading.info.signer_fingerprint == gpg.fingerprint("outside@example.org")
+    assert reading.info.signer_fingerprint == gpg.fingerprint(OUTSIDE_ADDRESS)
     assert reading.info.signer_uid == OUTSIDE
     detail = parse_detail(reading.decrypted_message)
     assert (detail.subject, detail.text_body, detail.html_body) == (
@@ -800,7 +793,7 @@ async def test_what_gpg_sends_over_smtp_is_decrypted_and_verified(
         "--sign",
         "--encrypt",
         "--local-user",
-        "outside@example.org",
+        OUTSIDE_ADDRESS,
         "--recipient",
         elsewhere,
         input=inner,
@@ -808,13 +801,13 @@ async def test_what_gpg_sends_over_smtp_is_decrypted_and_verified(
     stored = await smtp_deliver(
         server,
         raw.split(b"-----BEGIN")[0] + armored + b"\r\n--enc--\r\n",
-        "outside@example.org",
+        OUTSIDE_ADDRESS,
         elsewhere,
     )
     unknown = await pgp_reading(context(server, stranger), stored, await mailbox_of(elsewhere))
     assert unknown is not None and unknown.info.decrypted
     assert unknown.info.signature_status is SignatureStatus.NO_PUBLIC_KEY
-    assert unknown.info.signer_fingerprint == gpg.fingerprint("outside@example.org")
+    assert unknown.info.signer_fingerprint == gpg.fingerprint(OUTSIDE_ADDRESS)
 
 
 async def test_keys_offered_by_mail_can_be_imported(

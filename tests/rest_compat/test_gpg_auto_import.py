@@ -59,13 +59,10 @@ def mail_with_key(sender: str, to: str, armored: str) -> bytes:
 async def test_a_key_attached_to_read_mail_is_imported(
     importing_node: MailcueServer, client: httpx.AsyncClient, tmp_path: Path
 ) -> None:
-    gpg = GnuPG(tmp_path)
     correspondent = f"friend-{secrets.token_hex(3)}@example.org"
-    try:
+    with GnuPG(tmp_path) as gpg:
         fingerprint = await asyncio.to_thread(gpg.generate, f"Friend <{correspondent}>")
         armored = await asyncio.to_thread(gpg.export, correspondent)
-    finally:
-        gpg.close()
     owner = await new_user(client)
     address = await owned_mailbox(client, owner)
 

@@ -25,7 +25,7 @@ from mailcue import AsyncMailcue
 from accounts import PASSWORD, Account, admin, new_api_key, new_user
 from mailcue_server.app import MailcueServer
 from mailcue_server.events.bus import EventType, channel_for
-from mailcue_server.store import mailboxes, messages
+from mailcue_server.store import folder_counts, mailboxes, message_queries
 
 SEND = "/api/v1/emails/send"
 
@@ -69,12 +69,12 @@ async def _copies(address: str, folder: str = "INBOX") -> list[bytes]:
     """The raw bytes of every message in a folder; none when the mailbox does not exist."""
     if await mailboxes.find_mailbox(address) is None:
         return []
-    page = await messages.list_page(address, folder)
-    return [await messages.raw_bytes(address, folder, m.uid) for m in page.messages]
+    page = await message_queries.list_page(address, folder)
+    return [await message_queries.raw_bytes(address, folder, m.uid) for m in page.messages]
 
 
 async def _sent_count(address: str) -> int:
-    return (await messages.folder_status(address, "Sent")).exists
+    return (await folder_counts.folder_status(address, "Sent")).exists
 
 
 def _parse(raw: bytes) -> EmailMessage:

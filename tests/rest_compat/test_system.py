@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hashlib
 import imaplib
-import ipaddress
 import poplib
 import smtplib
 import ssl
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,19 +22,30 @@ import httpx
 import pytest
 import pytest_asyncio
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from mailcue import AsyncMailcue
 
 from accounts import Account, admin, login, new_api_key, new_user
+from certs import (
+    DAY,
+    ISSUING_CA,
+    NOW,
+    ROOT_CA,
+    Chain,
+    fingerprint,
+    issue,
+    key_pem,
+    make_chain,
+    new_key,
+    pem,
+    sha256,
+)
 from conftest import ADMIN_USER, node_settings
 from mailcue_server.app import MailcueServer
 from mailcue_server.config import DEFAULT_ADMIN_PASSWORD
 
 SYSTEM = "/api/v1/system"
-NOW = dt.datetime.now(dt.UTC)
-DAY = dt.timedelta(days=1)
+# The node's own names: the production status wants its hostname in the certificate.
+HOSTS = ("localhost", "mail.mailcue.local")
 TIMEOUT = 10
 IMPLICIT = ("smtps", "imaps", "pop3s")
 STARTTLS = ("smtp", "submission", "imap", "pop3")
@@ -46,104 +54,17 @@ STARTTLS = ("smtp", "submission", "imap", "pop3")
 # --- certificates made by the test ---------------------------------------------------
 
 
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+def text(*certs: x509.Certificate) -> str:
+    return pem(*certs).decode()
 
 
-def _sign(
-    subject: str,
-    key: ec.EllipticCurvePrivateKey,
-    issuer: str,
-    issuer_key: ec.EllipticCurvePrivateKey,
-    *,
-    ca: bool,
-    hosts: tuple[str, ...] = (),
-    not_before: dt.datetime = NOW - DAY,
-    not_after: dt.datetime = NOW + 90 * DAY,
-) -> x509.Certificate:
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(subject))
-        .issuer_name(_name(issuer))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if not ca:
-        names: list[x509.GeneralName] = [x509.DNSName(host) for host in hosts]
-        names.append(x509.IPAddress(ipaddress.IPv4Address("127.0.0.1")))
-        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-        builder = builder.add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
-        )
-    return builder.sign(issuer_key, hashes.SHA256())
-
-
-def _key() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def pem(*certs: x509.Certificate) -> str:
-    return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs).decode()
-
-
-def key_pem(key: ec.EllipticCurvePrivateKey) -> str:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-
-
-def sha256(der: bytes) -> str:
-    return ":".join(f"{byte:02X}" for byte in hashlib.sha256(der).digest())
-
-
-@dataclass
-class Chain:
-    """Root -> issuing CA -> leaf, as a public CA would hand it out."""
-
-    root: x509.Certificate
-    issuing: x509.Certificate
-    issuing_key: ec.EllipticCurvePrivateKey
-    leaf: x509.Certificate
-    leaf_key: ec.EllipticCurvePrivateKey
-
-    @property
-    def fingerprint(self) -> str:
-        return sha256(self.leaf.public_bytes(serialization.Encoding.DER))
-
-    def body(self) -> dict[str, Any]:
-        """The upload: the chain without its root, the root as ``ca_certificate``."""
-        return {
-            "certificate": pem(self.leaf, self.issuing),
-            "private_key": key_pem(self.leaf_key),
-            "ca_certificate": pem(self.root),
-        }
-
-
-def make_chain(
-    hosts: tuple[str, ...] = ("localhost", "mail.mailcue.local"),
-    *,
-    not_before: dt.datetime = NOW - DAY,
-    not_after: dt.datetime = NOW + 90 * DAY,
-) -> Chain:
-    root_key, issuing_key, leaf_key = _key(), _key(), _key()
-    root = _sign("Test Root", root_key, "Test Root", root_key, ca=True)
-    issuing = _sign("Test Issuing", issuing_key, "Test Root", root_key, ca=True)
-    leaf = _sign(
-        hosts[0],
-        leaf_key,
-        "Test Issuing",
-        issuing_key,
-        ca=False,
-        hosts=hosts,
-        not_before=not_before,
-        not_after=not_after,
-    )
-    return Chain(root, issuing, issuing_key, leaf, leaf_key)
+def upload_body(chain: Chain) -> dict[str, Any]:
+    """The upload: the chain without its root, the root as ``ca_certificate``."""
+    return {
+        "certificate": text(chain.leaf, chain.issuing),
+        "private_key": key_pem(chain.leaf_key).decode(),
+        "ca_certificate": text(chain.root),
+    }
 
 
 # --- what real clients receive --------------------------------------------------------
@@ -281,7 +202,7 @@ async def test_certificate_is_what_every_listener_presents(
     ca = x509.load_pem_x509_certificate(download.content)
     assert info["issuer"] == ca.subject.rfc4514_string() == info["ca"]["subject"]
     assert info["ca"]["is_local"] is True
-    assert info["ca"]["fingerprint_sha256"] == sha256(ca.public_bytes(serialization.Encoding.DER))
+    assert info["ca"]["fingerprint_sha256"] == fingerprint(ca)
 
 
 async def test_public_routes_need_no_credentials_and_ignore_bad_ones(
@@ -301,23 +222,23 @@ async def test_upload_switches_every_listener_without_restart(
 ) -> None:
     local = await current(http)
     local_ca = (await http.get(f"{SYSTEM}/certificate/download")).text
-    chain = make_chain()
+    chain = make_chain(HOSTS)
 
-    response = await upload(http, boss, chain.body())
+    response = await upload(http, boss, upload_body(chain))
 
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["configured"] is True and body["fingerprint_sha256"] == chain.fingerprint
+    assert body["configured"] is True and body["fingerprint_sha256"] == chain.sha256
     assert body["common_name"] == "localhost" and body["uploaded_at"] is not None
-    assert body["issuer"] == "CN=Test Issuing" and body["ca"]["subject"] == "CN=Test Root"
+    assert body["issuer"] == f"CN={ISSUING_CA}" and body["ca"]["subject"] == f"CN={ROOT_CA}"
     assert await current(http) == body
     status = (await http.get(f"{SYSTEM}/tls", headers=boss.headers)).json()
     assert status == body
     # The CA to trust is now the uploaded root: new connections verify with it.
     download = await http.get(f"{SYSTEM}/certificate/download")
-    assert download.text == pem(chain.root)
+    assert download.text == text(chain.root)
     seen = await every_listener(server, trusting(download.text))
-    assert set(seen.values()) == {chain.fingerprint}, seen
+    assert set(seen.values()) == {chain.sha256}, seen
     with pytest.raises(ssl.SSLCertVerificationError):
         await implicit_tls_peer(server.port("imaps"), trusting(local_ca))
 
@@ -350,66 +271,70 @@ async def test_upload_switches_every_listener_without_restart(
 async def test_a_whole_chain_in_certificate_is_accepted(
     http: httpx.AsyncClient, boss: Account, local_tls: None
 ) -> None:
-    chain = make_chain()
-    body = chain.body()
+    chain = make_chain(HOSTS)
+    body = upload_body(chain)
     # The root pasted twice (end of the chain and as ca_certificate) is kept once.
-    body["certificate"] = pem(chain.leaf, chain.issuing, chain.root)
+    body["certificate"] = text(chain.leaf, chain.issuing, chain.root)
     response = await upload(http, boss, body)
     assert response.status_code == 200, response.text
-    assert (await http.get(f"{SYSTEM}/certificate/download")).text == pem(chain.root)
+    assert (await http.get(f"{SYSTEM}/certificate/download")).text == text(chain.root)
 
 
 def _mismatched_key() -> dict[str, Any]:
-    return {**make_chain().body(), "private_key": key_pem(_key())}
+    return {**upload_body(make_chain(HOSTS)), "private_key": key_pem(new_key()).decode()}
 
 
 def _expired() -> dict[str, Any]:
-    return make_chain(not_before=NOW - 90 * DAY, not_after=NOW - DAY).body()
+    return upload_body(make_chain(HOSTS, not_before=NOW - 90 * DAY, not_after=NOW - DAY))
 
 
 def _not_yet_valid() -> dict[str, Any]:
-    return make_chain(not_before=NOW + DAY, not_after=NOW + 90 * DAY).body()
+    return upload_body(make_chain(HOSTS, not_before=NOW + DAY, not_after=NOW + 90 * DAY))
 
 
 def _unlinked() -> dict[str, Any]:
-    chain, key = make_chain(), _key()
-    stranger = _sign("Other CA", key, "Other CA", key, ca=True)
-    return {**chain.body(), "certificate": pem(chain.leaf, stranger), "ca_certificate": None}
+    chain = make_chain(HOSTS)
+    stranger = issue("Other CA", new_key(), ca=True)
+    return {
+        **upload_body(chain),
+        "certificate": text(chain.leaf, stranger),
+        "ca_certificate": None,
+    }
 
 
 def _wrong_root() -> dict[str, Any]:
-    return {**make_chain().body(), "ca_certificate": pem(make_chain().root)}
+    return {**upload_body(make_chain(HOSTS)), "ca_certificate": text(make_chain(HOSTS).root)}
 
 
 def _leaf_as_issuer() -> dict[str, Any]:
-    chain = make_chain()
-    return {**chain.body(), "certificate": pem(chain.leaf, make_chain().leaf)}
+    chain = make_chain(HOSTS)
+    return {**upload_body(chain), "certificate": text(chain.leaf, make_chain(HOSTS).leaf)}
 
 
 def _expired_issuer() -> dict[str, Any]:
-    chain = make_chain()
-    old = _sign(
-        "Test Issuing",
+    chain = make_chain(HOSTS)
+    old = issue(
+        ISSUING_CA,
         chain.issuing_key,
-        "Test Root",
-        _key(),
+        ROOT_CA,
+        new_key(),
         ca=True,
         not_after=NOW - DAY,
         not_before=NOW - 9 * DAY,
     )
-    return {**chain.body(), "certificate": pem(chain.leaf, old), "ca_certificate": None}
+    return {**upload_body(chain), "certificate": text(chain.leaf, old), "ca_certificate": None}
 
 
 def _garbage_certificate() -> dict[str, Any]:
-    return {**make_chain().body(), "certificate": "hello", "ca_certificate": None}
+    return {**upload_body(make_chain(HOSTS)), "certificate": "hello", "ca_certificate": None}
 
 
 def _garbage_key() -> dict[str, Any]:
-    return {**make_chain().body(), "private_key": "-----BEGIN PRIVATE KEY-----\nAA==\n"}
+    return {**upload_body(make_chain(HOSTS)), "private_key": "-----BEGIN PRIVATE KEY-----\nAA==\n"}
 
 
 def _non_ascii() -> dict[str, Any]:
-    return {**make_chain().body(), "certificate": "-----BEGIN CERTIFICATE----- é"}
+    return {**upload_body(make_chain(HOSTS)), "certificate": "-----BEGIN CERTIFICATE----- é"}
 
 
 @pytest.mark.parametrize(
@@ -418,7 +343,7 @@ def _non_ascii() -> dict[str, Any]:
         (_mismatched_key, "private key does not match the certificate"),
         (_expired, "the certificate has expired"),
         (_not_yet_valid, "the certificate is not yet valid"),
-        (_unlinked, "chain is broken: certificate 1 was issued by 'CN=Test Issuing', but"),
+        (_unlinked, f"chain is broken: certificate 1 was issued by 'CN={ISSUING_CA}', but"),
         (_wrong_root, "chain is broken: the signature on certificate 2 does not verify"),
         (_leaf_as_issuer, "certificate 2 ('CN=localhost') is not a CA certificate"),
         (_expired_issuer, "certificate 2 of the chain has expired"),
@@ -493,9 +418,9 @@ async def test_settings_round_trip(http: httpx.AsyncClient, boss: Account) -> No
     assert changed.status_code == 200, changed.text
     body = changed.json()
     assert (body["retention_max_messages"], body["retention_max_age_days"]) == (500, 30)
-    # The relay is the outbound queue's, which reads it when the node starts.
+    # Live fields: nothing waits for a restart (this test node runs no outbound queue).
     assert (body["relay_host"], body["relay_port"]) == (None, 2525)
-    assert body["restart_required"] == ["relay_port"]
+    assert body["restart_required"] == []
     assert (await http.get(url, headers=boss.headers)).json() == body
 
     reset = {"retention_max_messages": 0, "retention_max_age_days": 0, "relay_port": 587}
@@ -561,7 +486,8 @@ async def test_settings_persist_across_a_restart(tmp_path: Path) -> None:
             boss = await admin(http)
             saved = await http.put(f"{SYSTEM}/settings", headers=boss.headers, json=change)
             assert saved.status_code == 200, saved.text
-            waiting = ["hostname", "domain", "max_message_size", "relay_host", "relay_port"]
+            # The size applies at once; a relay in test mode starts the queue at next start.
+            waiting = ["hostname", "domain", "relay_host"]
             assert saved.json()["restart_required"] == waiting
     finally:
         await first.stop()
@@ -655,7 +581,7 @@ async def test_production_status_on_a_test_node_and_after_fixes(
         )
         assert changed.status_code == 200, changed.text
         boss = await login(http, ADMIN_USER, "a-better-one-9")
-        assert (await upload(http, boss, make_chain().body())).status_code == 200
+        assert (await upload(http, boss, upload_body(make_chain(HOSTS)))).status_code == 200
         domain = await http.post("/api/v1/domains", headers=boss.headers, json={"name": "ok.test"})
         assert domain.status_code == 201, domain.text
         relay = await relay_listener()
@@ -674,14 +600,14 @@ async def test_production_status_on_a_test_node_and_after_fixes(
         assert status["tls_configured"] is True and status["domains_configured"] == 1
         for key in ("admin_password", "tls_trusted", "tls_valid", "dkim_keys"):
             assert checks[key]["status"] == "pass", checks[key]
-        assert checks["tls_trusted"]["hint"] == "Issued by CN=Test Issuing"
+        assert checks["tls_trusted"]["hint"] == f"Issued by CN={ISSUING_CA}"
         assert checks["outbound_delivery"] == {
             "key": "outbound_delivery",
             "label": "Relay or MX delivery reachable",
             "status": "pass",
             "passed": True,
-            "hint": f"The relay 127.0.0.1:{relay_port} (saved; the outbound queue uses it "
-            "after a restart) accepts connections",
+            "hint": f"The relay 127.0.0.1:{relay_port} (saved; this node starts its outbound "
+            "queue at the next restart) accepts connections",
         }
         assert "domains" not in checks
         dns = checks["domain_dns:ok.test"]
@@ -696,7 +622,7 @@ async def test_production_status_on_a_test_node_and_after_fixes(
 
         # A certificate that does not name this server's host is not "valid" for it.
         other = make_chain(("other.example",))
-        assert (await upload(http, boss, other.body())).status_code == 200
+        assert (await upload(http, boss, upload_body(other))).status_code == 200
         tls_valid = checks_of((await http.get(url, headers=boss.headers)).json())["tls_valid"]
         assert tls_valid["status"] == "fail"
         assert "does not name mail.mailcue.local" in tls_valid["hint"]
@@ -755,10 +681,10 @@ async def test_official_sdk_parses_our_answers(
         assert pem_bytes.startswith(b"-----BEGIN CERTIFICATE-----")
         assert (await client.system.settings())["hostname"] == "mail.mailcue.local"
         assert (await client.system.tls_status()).configured is False
-        chain = make_chain()
-        assert (await upload(http, boss, chain.body())).status_code == 200
+        chain = make_chain(HOSTS)
+        assert (await upload(http, boss, upload_body(chain))).status_code == 200
         status = await client.system.tls_status()
-        assert status.configured is True and status.fingerprint_sha256 == chain.fingerprint
+        assert status.configured is True and status.fingerprint_sha256 == chain.sha256
         assert status.uploaded_at and status.not_after
 
 
@@ -815,23 +741,27 @@ async def test_graphql_mutations(
     mutation = await gql(http, {}, '{ __type(name: "Mutation") { fields { name } } }')
     names = {field["name"] for field in mutation["data"]["__type"]["fields"]}
     assert "uploadTlsCertificate" in names, "schema/root.py must merge SystemMutation"
-    chain = make_chain()
+    chain = make_chain(HOSTS)
     variables = {
-        "certificate": pem(chain.leaf, chain.issuing),
-        "privateKey": key_pem(chain.leaf_key),
-        "caCertificate": pem(chain.root),
+        "certificate": text(chain.leaf, chain.issuing),
+        "privateKey": key_pem(chain.leaf_key).decode(),
+        "caCertificate": text(chain.root),
     }
     made = (await gql(http, boss.headers, GQL_UPLOAD, input=variables))["data"]
     assert made["uploadTlsCertificate"] == {
         "__typename": "TlsCertificate",
         "configured": True,
-        "fingerprintSha256": chain.fingerprint,
+        "fingerprintSha256": chain.sha256,
     }
-    assert await implicit_tls_peer(server.port("smtps"), trusting(pem(chain.root))) == (
-        chain.fingerprint
+    assert await implicit_tls_peer(server.port("smtps"), trusting(text(chain.root))) == (
+        chain.sha256
     )
-    expired = make_chain(not_before=NOW - 9 * DAY, not_after=NOW - DAY)
-    bad = {**variables, "certificate": pem(expired.leaf), "privateKey": key_pem(expired.leaf_key)}
+    expired = make_chain(HOSTS, not_before=NOW - 9 * DAY, not_after=NOW - DAY)
+    bad = {
+        **variables,
+        "certificate": text(expired.leaf),
+        "privateKey": key_pem(expired.leaf_key).decode(),
+    }
     refused = (await gql(http, boss.headers, GQL_UPLOAD, input=bad))["data"]
     assert refused["uploadTlsCertificate"]["code"] == "INVALID"
     assert "has expired" in refused["uploadTlsCertificate"]["message"]

@@ -7,7 +7,7 @@ import pytest
 from mailcue_server.errors import Conflict, Invalid, NotFound
 from mailcue_server.events.bus import ALL_EVENTS, Event, EventType
 from mailcue_server.events.memory import MemoryBus
-from mailcue_server.store import changes, folders, mailboxes, messages
+from mailcue_server.store import appends, changes, folders, mailboxes, messages
 from mailcue_server.store.db import Database
 from mailcue_server.store.messages import FlagMode
 
@@ -31,7 +31,7 @@ async def test_delete_folder_removes_its_mail_through_the_write_path(db: Databas
     await mailboxes.create_folder(ALICE, "Work", bus=bus)
     await mailboxes.create_folder(ALICE, "Work/Old", bus=bus)
     for subject in ("one", "two"):
-        await messages.append(ALICE, "Work", mail(subject), bus=bus)
+        await appends.append(ALICE, "Work", mail(subject), bus=bus)
     async with bus.subscribe([ALL_EVENTS]) as events:
         await folders.delete_folder(ALICE, "Work", bus=bus)
         published = await drain(bus, events)
@@ -99,7 +99,7 @@ async def test_changes_since_a_modseq(db: Database) -> None:
     bus = MemoryBus()
     await mailboxes.create_mailbox(ALICE, bus=bus)
     for subject in ("one", "two", "three"):
-        await messages.append(ALICE, "INBOX", mail(subject), bus=bus)
+        await appends.append(ALICE, "INBOX", mail(subject), bus=bus)
     inbox = await mailboxes.get_folder(ALICE)
     state = await changes.folder_state(inbox.id)
     assert state is not None and (state.messages, state.uid_next) == (3, 4)

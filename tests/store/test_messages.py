@@ -13,12 +13,21 @@ from tortoise.transactions import in_transaction
 from mailcue_server.errors import Invalid, NotFound
 from mailcue_server.events.bus import ALL_EVENTS, Event, EventType, channel_for
 from mailcue_server.events.memory import MemoryBus
-from mailcue_server.store import aliases, ingest, mailboxes, messages
+from mailcue_server.store import (
+    aliases,
+    appends,
+    folder_counts,
+    ingest,
+    mailboxes,
+    message_queries,
+    messages,
+)
 from mailcue_server.store.db import Database
 from mailcue_server.store.domain_models import Alias
 from mailcue_server.store.ingest import InboxCache, Incoming, IngestQueue
 from mailcue_server.store.mail_models import Folder, Message, decode_flags, encode_flags
-from mailcue_server.store.messages import FlagMode, Sort
+from mailcue_server.store.message_queries import Sort
+from mailcue_server.store.messages import FlagMode
 
 pytest_plugins = ["mail_db"]  # the parametrised ``db`` fixture (tests/store/mail_db.py)
 
@@ -69,16 +78,16 @@ async def test_raw_bytes_round_trip_exactly(db: Database, raw: bytes) -> None:
     bus = MemoryBus()
     result = await ingest.ingest(raw, ["alice@example.test"], bus=bus)
     [stored] = result.stored
-    assert await messages.raw_bytes("alice@example.test", "INBOX", stored.uid) == raw
-    message = await messages.get_by_uid("alice@example.test", "INBOX", stored.uid)
+    assert await message_queries.raw_bytes("alice@example.test", "INBOX", stored.uid) == raw
+    message = await message_queries.get_by_uid("alice@example.test", "INBOX", stored.uid)
     assert (message.raw_bytes, message.size) == (raw, len(raw))
-    appended = await messages.append("alice@example.test", "Drafts", raw, bus=bus)
-    assert await messages.raw_bytes("alice@example.test", "Drafts", appended.uid) == raw
+    appended = await appends.append("alice@example.test", "Drafts", raw, bus=bus)
+    assert await message_queries.raw_bytes("alice@example.test", "Drafts", appended.uid) == raw
 
 
 async def test_index_fields_are_stored(db: Database) -> None:
     await ingest.ingest(REPORT, ["alice@example.test"], bus=MemoryBus())
-    message = await messages.get_by_uid("alice@example.test", "INBOX", 1)
+    message = await message_queries.get_by_uid("alice@example.test", "INBOX", 1)
     assert message.subject == "Grüße aus Köln"
     assert (message.from_name, message.from_addr) == ("Jörg Müller", "joerg@example.test")
     assert message.to_addrs == ["alice@example.test"]
@@ -92,7 +101,7 @@ async def test_index_fields_are_stored(db: Database) -> None:
 async def test_hostile_header_bytes_store_on_every_engine(db: Database) -> None:
     raw = b"Subject: nul\x00byte \xff\xfe\r\nMessage-ID: <\x00@x>\r\n\r\n\x00body"
     await ingest.ingest(raw, ["alice@example.test"], bus=MemoryBus())
-    message = await messages.get_by_uid("alice@example.test", "INBOX", 1)
+    message = await message_queries.get_by_uid("alice@example.test", "INBOX", 1)
     assert message.raw_bytes == raw
     assert "\x00" not in message.subject
 
@@ -153,9 +162,9 @@ async def test_a_cached_inbox_that_went_stale_is_looked_up_again(db: Database) -
     assert cache.lookup(["alice@example.test"]) == {}
     [stored] = (await deliver("again")).stored
     assert (stored.mailbox, stored.uid) == ("alice@example.test", 1)
-    page = await messages.list_page("alice@example.test")
+    page = await message_queries.list_page("alice@example.test")
     assert [m.subject for m in page.messages] == ["again"]
-    assert (await messages.folder_status("bob@example.test")).exists == 0
+    assert (await folder_counts.folder_status("bob@example.test")).exists == 0
     [cached] = cache.lookup(["alice@example.test"]).values()
     assert cached == (await mailboxes.get_folder("alice@example.test")).id
 
@@ -173,7 +182,7 @@ async def test_a_cached_inbox_that_went_stale_is_looked_up_again(db: Database) -
         ("bob@example.test", 1),
         ("alice@example.test", 3),
     ]
-    assert (await messages.folder_status("bob@example.test")).exists == 1
+    assert (await folder_counts.folder_status("bob@example.test")).exists == 1
 
 
 async def test_a_batch_applies_aliases_to_the_messages_that_ask(db: Database) -> None:
@@ -213,7 +222,7 @@ def test_inbox_cache_forgets_the_least_recently_used() -> None:
 async def test_append_with_flags_and_date(db: Database) -> None:
     await make_mailbox("alice@example.test")
     when = datetime(2020, 1, 2, 3, 4, 5, tzinfo=UTC)
-    stored = await messages.append(
+    stored = await appends.append(
         "alice@example.test",
         "Sent",
         mail("sent"),
@@ -221,14 +230,14 @@ async def test_append_with_flags_and_date(db: Database) -> None:
         flags=["\\Seen", "\\flagged", "$Forwarded"],
         internal_date=when,
     )
-    sent = await messages.folder_status("alice@example.test", "Sent")
+    sent = await folder_counts.folder_status("alice@example.test", "Sent")
     assert (stored.uid, stored.uid_validity) == (1, sent.uid_validity)
     assert (sent.exists, sent.unseen, sent.uid_next) == (1, 0, 2)
-    message = await messages.get_by_uid("alice@example.test", "Sent", 1)
+    message = await message_queries.get_by_uid("alice@example.test", "Sent", 1)
     assert decode_flags(message.flags, message.keywords) == ["\\Seen", "\\Flagged", "$Forwarded"]
     assert message.internal_date == when
     with pytest.raises(NotFound):
-        await messages.append("alice@example.test", "Nope", mail("x"), bus=MemoryBus())
+        await appends.append("alice@example.test", "Nope", mail("x"), bus=MemoryBus())
 
 
 async def test_a_subscriber_reacting_to_an_event_finds_the_message(db: Database) -> None:
@@ -238,7 +247,9 @@ async def test_a_subscriber_reacting_to_an_event_finds_the_message(db: Database)
 
     async def react() -> None:
         async for event in events:
-            message = await messages.get_by_uid(event.mailbox, event.folder or "", event.uid or 0)
+            message = await message_queries.get_by_uid(
+                event.mailbox, event.folder or "", event.uid or 0
+            )
             found.append(message.subject)
             if len(found) == 20:
                 return
@@ -247,7 +258,7 @@ async def test_a_subscriber_reacting_to_an_event_finds_the_message(db: Database)
         reader = asyncio.create_task(react())
         for n in range(10):
             await ingest.ingest(mail(f"smtp {n}"), ["alice@example.test"], bus=bus)
-            await messages.append("alice@example.test", "INBOX", mail(f"append {n}"), bus=bus)
+            await appends.append("alice@example.test", "INBOX", mail(f"append {n}"), bus=bus)
         await asyncio.wait_for(reader, 10)
     assert len(found) == 20
 
@@ -255,17 +266,17 @@ async def test_a_subscriber_reacting_to_an_event_finds_the_message(db: Database)
 async def test_a_failed_transaction_publishes_nothing(db: Database) -> None:
     bus = MemoryBus()
     await make_mailbox("alice@example.test")
-    await messages.append("alice@example.test", "INBOX", mail("one"), bus=bus)
+    await appends.append("alice@example.test", "INBOX", mail("one"), bus=bus)
     # Corrupt the counter: the next UID collides, and the unique index stops the insert.
     await Folder.filter(name="INBOX").update(uid_next=1)
     async with bus.subscribe([ALL_EVENTS]) as events:
         with pytest.raises(IntegrityError):
-            await messages.append("alice@example.test", "INBOX", mail("two"), bus=bus)
+            await appends.append("alice@example.test", "INBOX", mail("two"), bus=bus)
         with pytest.raises(IntegrityError):
             await ingest.ingest(mail("three"), ["alice@example.test"], bus=bus)
         await bus.close()
         assert [event async for event in events] == []
-    status = await messages.folder_status("alice@example.test")
+    status = await folder_counts.folder_status("alice@example.test")
     assert (status.exists, status.unseen, status.uid_next) == (1, 1, 1)  # rolled back
 
 
@@ -273,15 +284,15 @@ async def test_writes_refuse_to_run_inside_a_callers_transaction(db: Database) -
     await make_mailbox("alice@example.test")
     with pytest.raises(RuntimeError, match="inside a transaction"):
         async with in_transaction():
-            await messages.append("alice@example.test", "INBOX", mail("x"), bus=MemoryBus())
+            await appends.append("alice@example.test", "INBOX", mail("x"), bus=MemoryBus())
 
 
 async def test_set_flags_modes_counters_and_events(db: Database) -> None:
     bus = MemoryBus()
     await make_mailbox("alice@example.test")
     for n in range(3):
-        await messages.append("alice@example.test", "INBOX", mail(f"m{n}"), bus=bus)
-    before = await messages.folder_status("alice@example.test")
+        await appends.append("alice@example.test", "INBOX", mail(f"m{n}"), bus=bus)
+    before = await folder_counts.folder_status("alice@example.test")
     async with bus.subscribe([ALL_EVENTS]) as events:
         result = await messages.set_flags(
             "alice@example.test",
@@ -307,14 +318,14 @@ async def test_set_flags_modes_counters_and_events(db: Database) -> None:
         (EventType.EMAIL_FLAGS_CHANGED, 2, ["\\Seen", "work"]),
         (EventType.EMAIL_FLAGS_CHANGED, 2, ["work"]),
     ]
-    after = await messages.folder_status("alice@example.test")
+    after = await folder_counts.folder_status("alice@example.test")
     assert (before.unseen, after.unseen) == (3, 2)
     assert after.highest_modseq == before.highest_modseq + 2  # no-op STORE changes nothing
     replaced = await messages.set_flags(
         "alice@example.test", "INBOX", [1, 2, 3], ["\\Deleted"], bus=bus
     )
     assert set(map(tuple, replaced.values())) == {("\\Deleted",)}
-    assert (await messages.folder_status("alice@example.test")).unseen == 3
+    assert (await folder_counts.folder_status("alice@example.test")).unseen == 3
 
 
 async def test_copy_and_move(db: Database) -> None:
@@ -323,7 +334,7 @@ async def test_copy_and_move(db: Database) -> None:
     for n in range(3):
         await ingest.ingest(mail(f"m{n}"), ["alice@example.test"], bus=bus)
     await messages.set_flags("alice@example.test", "INBOX", [2], ["\\Seen"], bus=bus)
-    await messages.append("alice@example.test", "Junk", mail("junk"), bus=bus)
+    await appends.append("alice@example.test", "Junk", mail("junk"), bus=bus)
     copied = await messages.copy("alice@example.test", "INBOX", [1, 2, 7], "Junk", bus=bus)
     assert copied == {1: 2, 2: 3}
     async with bus.subscribe([ALL_EVENTS]) as events:
@@ -337,12 +348,12 @@ async def test_copy_and_move(db: Database) -> None:
     ]
     counts = {
         s.name: (s.exists, s.unseen)
-        for s in (await messages.mailbox_counts("alice@example.test")).folders
+        for s in (await folder_counts.mailbox_counts("alice@example.test")).folders
     }
     assert counts["INBOX"] == (1, 1)
     assert counts["Junk"] == (3, 2)
     assert counts["Trash"] == (2, 1)
-    trashed = await messages.get_by_uid("alice@example.test", "Trash", 1)
+    trashed = await message_queries.get_by_uid("alice@example.test", "Trash", 1)
     assert trashed.subject == "m1"
     assert decode_flags(trashed.flags, trashed.keywords) == ["\\Seen"]
     assert trashed.raw_bytes == mail("m1")
@@ -366,13 +377,13 @@ async def test_expunge_delete_and_purge(db: Database) -> None:
             (EventType.EMAIL_DELETED, 4),
             (EventType.EMAIL_DELETED, 1),
         ]
-    status = await messages.folder_status("alice@example.test")
+    status = await folder_counts.folder_status("alice@example.test")
     assert (status.exists, status.unseen, status.uid_next) == (2, 2, 6)
-    await messages.append("alice@example.test", "Sent", mail("sent"), bus=MemoryBus())
+    await appends.append("alice@example.test", "Sent", mail("sent"), bus=MemoryBus())
     assert await messages.purge_mailbox("alice@example.test", bus=MemoryBus()) == 3
-    counts = await messages.mailbox_counts("alice@example.test")
+    counts = await folder_counts.mailbox_counts("alice@example.test")
     assert (counts.emails, counts.unread, counts.size_bytes) == (0, 0, 0)
-    assert (await messages.folder_status("alice@example.test")).uid_next == 6  # never reused
+    assert (await folder_counts.folder_status("alice@example.test")).uid_next == 6  # never reused
 
 
 async def test_delete_mailbox_removes_its_mail(db: Database) -> None:
@@ -383,7 +394,7 @@ async def test_delete_mailbox_removes_its_mail(db: Database) -> None:
         assert (await anext(events)).type is EventType.MAILBOX_DELETED
     assert await Message.all().count() == 1
     with pytest.raises(NotFound):
-        await messages.folder_status("alice@example.test")
+        await folder_counts.folder_status("alice@example.test")
 
 
 async def test_list_page_sort_search_and_counts(db: Database) -> None:
@@ -391,7 +402,7 @@ async def test_list_page_sort_search_and_counts(db: Database) -> None:
     await make_mailbox("alice@example.test")
     start = datetime(2026, 1, 1, tzinfo=UTC)
     for n in range(7):
-        await messages.append(
+        await appends.append(
             "alice@example.test",
             "INBOX",
             mail(f"report {n}" if n % 2 else f"note {n}"),
@@ -399,18 +410,20 @@ async def test_list_page_sort_search_and_counts(db: Database) -> None:
             internal_date=start + timedelta(hours=n),
         )
     await messages.set_flags("alice@example.test", "INBOX", [1, 2], ["\\Seen"], bus=bus)
-    page = await messages.list_page("alice@example.test", offset=0, limit=3)
+    page = await message_queries.list_page("alice@example.test", offset=0, limit=3)
     assert (page.total, [m.uid for m in page.messages]) == (7, [7, 6, 5])
-    page = await messages.list_page("alice@example.test", offset=6, limit=3, sort=Sort.DATE_ASC)
+    page = await message_queries.list_page(
+        "alice@example.test", offset=6, limit=3, sort=Sort.DATE_ASC
+    )
     assert [m.uid for m in page.messages] == [7]
-    found = await messages.list_page("alice@example.test", search="REPORT")
+    found = await message_queries.list_page("alice@example.test", search="REPORT")
     assert (found.total, [m.subject for m in found.messages]) == (
         3,
         ["report 5", "report 3", "report 1"],
     )
-    threaded = await messages.list_page("alice@example.test", sort=Sort.THREAD)
+    threaded = await message_queries.list_page("alice@example.test", sort=Sort.THREAD)
     assert len(threaded.messages) == 7
-    counts = await messages.mailbox_counts("alice@example.test")
+    counts = await folder_counts.mailbox_counts("alice@example.test")
     assert (counts.emails, counts.unread, counts.junk) == (7, 5, 0)
     assert counts.size_bytes == sum(len(mail(m.subject)) for m in threaded.messages)
 
@@ -439,7 +452,7 @@ async def test_group_commit_isolates_a_failing_message(db: Database) -> None:
     bus = MemoryBus()
     await make_mailbox("good@example.test")
     await make_mailbox("bad@example.test")
-    await messages.append("bad@example.test", "INBOX", mail("first"), bus=bus)
+    await appends.append("bad@example.test", "INBOX", mail("first"), bus=bus)
     bad = await mailboxes.get_folder("bad@example.test")
     await Folder.filter(id=bad.id).update(uid_next=1)  # the next insert there collides
     queue = IngestQueue(bus=bus, create_mailboxes=False)
@@ -454,7 +467,7 @@ async def test_group_commit_isolates_a_failing_message(db: Database) -> None:
     finally:
         await queue.close()
     assert isinstance(outcomes[1], IntegrityError)
-    assert (await messages.folder_status("good@example.test")).exists == 2
+    assert (await folder_counts.folder_status("good@example.test")).exists == 2
 
 
 def test_flag_encoding() -> None:

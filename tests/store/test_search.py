@@ -17,12 +17,12 @@ from tortoise.transactions import in_transaction
 from mailcue_server.errors import Invalid
 from mailcue_server.events.memory import MemoryBus
 from mailcue_server.mail.search_query import parse_search
-from mailcue_server.store import ingest, mailboxes, messages, search
+from mailcue_server.store import appends, ingest, mailboxes, message_queries, messages, search
 from mailcue_server.store.db import Database, connection_name
 from mailcue_server.store.ingest import Incoming
 from mailcue_server.store.mail_models import Message
 from mailcue_server.store.mailboxes import get_folder
-from mailcue_server.store.messages import Sort
+from mailcue_server.store.message_queries import Sort
 from services import fresh_postgres_database
 
 pytest_plugins = ["mail_db"]  # the parametrised ``db`` fixture (tests/store/mail_db.py)
@@ -77,16 +77,18 @@ async def fill() -> None:
     for subject, body, options, days, flags in INBOX_MAIL:
         raw = mail(subject, body, **options)
         when = DAY + timedelta(days=days)
-        await messages.append(ALICE, "INBOX", raw, bus=bus, flags=flags, internal_date=when)
+        await appends.append(ALICE, "INBOX", raw, bus=bus, flags=flags, internal_date=when)
     # The same words elsewhere: in Alice's Sent folder and in another mailbox's INBOX.
     for address, folder in ((ALICE, "Sent"), ("zed@example.test", "INBOX")):
         raw = mail("Quarterly report", "numbers report lunch digest")
-        await messages.append(address, folder, raw, bus=bus, internal_date=DAY)
+        await appends.append(address, folder, raw, bus=bus, internal_date=DAY)
 
 
 async def uids(text: str, folder: str = "INBOX", mailbox: str = ALICE) -> list[int]:
     """The UIDs a search finds, oldest first; checks the total against them."""
-    page = await messages.list_page(mailbox, folder, search=text, sort=Sort.DATE_ASC, limit=100)
+    page = await message_queries.list_page(
+        mailbox, folder, search=text, sort=Sort.DATE_ASC, limit=100
+    )
     found = [m.uid for m in page.messages]
     assert page.total == len(found), text
     return found
@@ -183,19 +185,19 @@ async def test_results_stay_in_the_folder_and_mailbox(db: Database) -> None:
 async def test_empty_or_punctuation_only_search_lists_everything(db: Database) -> None:
     await fill()
     for text in ("", "   ", "!!! -", '"'):
-        page = await messages.list_page(ALICE, search=text)
+        page = await message_queries.list_page(ALICE, search=text)
         assert (page.total, len(page.messages)) == (5, 5)
 
 
 async def test_bad_search_is_invalid(db: Database) -> None:
     await fill()
     with pytest.raises(Invalid, match="notadate"):
-        await messages.list_page(ALICE, search="before:notadate")
+        await message_queries.list_page(ALICE, search="before:notadate")
 
 
 async def test_listed_rows_leave_out_raw_bytes_and_search_text(db: Database) -> None:
     await fill()
-    [found] = (await messages.list_page(ALICE, search="digest")).messages
+    [found] = (await message_queries.list_page(ALICE, search="digest")).messages
     assert found.subject == "Newsletter"
     for heavy in ("raw_bytes", "body_text"):
         with pytest.raises(AttributeError):
@@ -209,20 +211,22 @@ async def test_pages_are_disjoint_and_cover_the_result(db: Database) -> None:
         body = "invoice attached" if n % 4 else "a receipt"
         # Pairs of messages share an instant: the UID breaks the tie.
         when = DAY + timedelta(hours=n // 2)
-        await messages.append(ALICE, "INBOX", mail(f"n{n}", body), bus=bus, internal_date=when)
+        await appends.append(ALICE, "INBOX", mail(f"n{n}", body), bus=bus, internal_date=when)
     wanted = [n + 1 for n in range(40) if n % 4]
     for sort, expected in ((Sort.DATE_DESC, wanted[::-1]), (Sort.DATE_ASC, wanted)):
         seen: list[int] = []
         for offset in range(0, 35, 7):
-            page = await messages.list_page(
+            page = await message_queries.list_page(
                 ALICE, search="invoice", sort=sort, offset=offset, limit=7
             )
             assert page.total == 30
             seen += [m.uid for m in page.messages]
         assert seen == expected
-    beyond = await messages.list_page(ALICE, search="invoice", offset=30, limit=7)
+    beyond = await message_queries.list_page(ALICE, search="invoice", offset=30, limit=7)
     assert (beyond.total, beyond.messages) == (30, [])
-    threaded = await messages.list_page(ALICE, search="invoice", sort=Sort.THREAD, limit=100)
+    threaded = await message_queries.list_page(
+        ALICE, search="invoice", sort=Sort.THREAD, limit=100
+    )
     assert sorted(m.uid for m in threaded.messages) == wanted
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from mailcue_server.events.memory import MemoryBus
-from mailcue_server.store import ingest, mailboxes, messages, uids
+from mailcue_server.store import appends, folder_counts, ingest, mailboxes, messages, uids
 from mailcue_server.store.db import Database
 from mailcue_server.store.ingest import Incoming
 from mailcue_server.store.mail_models import Folder, Message
@@ -41,7 +41,7 @@ async def test_concurrent_writers_get_strictly_increasing_uids_visible_in_order(
 
     async def appender(writer: int) -> None:
         for n in range(per_writer):
-            await messages.append(ADDRESS, "INBOX", mail(writer, n), bus=bus)
+            await appends.append(ADDRESS, "INBOX", mail(writer, n), bus=bus)
 
     async def batcher(writer: int) -> None:
         for start in range(0, per_writer, BATCH):
@@ -77,12 +77,12 @@ async def test_concurrent_writers_get_strictly_increasing_uids_visible_in_order(
     uids_in_insert_order = [int(uid) for uid in rows]
     assert uids_in_insert_order == sorted(uids_in_insert_order)  # allocation order = insert order
     assert sorted(uids_in_insert_order) == list(range(1, TOTAL + 1))  # distinct, and no gaps here
-    status = await messages.folder_status(ADDRESS)
+    status = await folder_counts.folder_status(ADDRESS)
     assert (status.exists, status.unseen, status.uid_next) == (TOTAL, TOTAL, TOTAL + 1)
 
     # Deleting the highest UID does not hand it out again.
     await messages.delete(ADDRESS, "INBOX", [TOTAL], bus=bus)
-    again = await messages.append(ADDRESS, "INBOX", mail(0, -1), bus=bus)
+    again = await appends.append(ADDRESS, "INBOX", mail(0, -1), bus=bus)
     assert again.uid == TOTAL + 1
 
 
@@ -103,15 +103,15 @@ async def test_uid_validity_differs_per_folder_and_never_repeats(db: Database) -
 async def test_every_change_gets_a_higher_modseq(db: Database) -> None:
     bus = MemoryBus()
     await mailboxes.create_mailbox("m@example.test", bus=bus)
-    seen = [(await messages.folder_status("m@example.test")).highest_modseq]
+    seen = [(await folder_counts.folder_status("m@example.test")).highest_modseq]
 
     async def step() -> int:
-        status = await messages.folder_status("m@example.test")
+        status = await folder_counts.folder_status("m@example.test")
         assert status.highest_modseq > seen[-1]
         seen.append(status.highest_modseq)
         return status.highest_modseq
 
-    await messages.append("m@example.test", "INBOX", mail(0, 0), bus=bus)
+    await appends.append("m@example.test", "INBOX", mail(0, 0), bus=bus)
     appended = await step()
     await messages.set_flags("m@example.test", "INBOX", [1], ["\\Seen"], bus=bus)
     flagged = await step()

@@ -1,7 +1,5 @@
 """The outside world of outbound delivery tests, all real and on loopback.
 
-- :class:`TestCa`: a certificate authority made here with ``cryptography``,
-  independent of the code under test, issuing server certificates.
 - :func:`remote_smtp`: an aiosmtpd server on a free port playing a remote MX
   or a relay, scripted reply by reply, recording what it was given.
 - :func:`policy_server`: an HTTPS server answering every request with one
@@ -11,84 +9,13 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import ipaddress
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-NOW = dt.datetime.now(dt.UTC)
-DAY = dt.timedelta(days=1)
-
-
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
-class TestCa:
-    """A CA whose certificate a test can hand to the code under test as trusted."""
-
-    __test__ = False  # not a test class, despite the name
-
-    def __init__(self, directory: Path, name: str = "MailCue Test CA") -> None:
-        self.directory = directory
-        self.key = ec.generate_private_key(ec.SECP256R1())
-        self.cert = (
-            x509.CertificateBuilder()
-            .subject_name(_name(name))
-            .issuer_name(_name(name))
-            .public_key(self.key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(NOW - DAY)
-            .not_valid_after(NOW + 30 * DAY)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(self.key, hashes.SHA256())
-        )
-        self.ca_file = directory / f"{name.replace(' ', '-')}.pem"
-        self.ca_file.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
-
-    def server_context(self, *names: str, ips: tuple[str, ...] = ()) -> ssl.SSLContext:
-        """A TLS server context with a certificate for these DNS names and IPs."""
-        key = ec.generate_private_key(ec.SECP256R1())
-        sans: list[x509.GeneralName] = [x509.DNSName(n) for n in names]
-        sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(_name(names[0] if names else ips[0]))
-            .issuer_name(self.cert.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(NOW - DAY)
-            .not_valid_after(NOW + 30 * DAY)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-            .add_extension(
-                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
-            )
-            .sign(self.key, hashes.SHA256())
-        )
-        stem = self.directory / f"server-{x509.random_serial_number()}"
-        cert_file, key_file = stem.with_suffix(".pem"), stem.with_suffix(".key")
-        cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        key_file.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(cert_file, key_file)
-        return context
 
 
 @dataclass

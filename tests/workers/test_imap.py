@@ -22,7 +22,7 @@ import aioimaplib
 import pytest
 from imapclient import IMAPClient
 
-from mailcue_server.store import folders, messages
+from mailcue_server.store import folders, message_queries, messages
 from mailcue_server.store.mail_models import decode_flags
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "store"))  # mail_db
@@ -97,7 +97,7 @@ async def test_imaplib_reads_every_fetch_item(rig: Rig) -> None:
         imap.logout()
 
     await asyncio.to_thread(client)
-    seen = [await messages.get_by_uid(USER, "INBOX", uid) for uid in (1, 2, 3, 4)]
+    seen = [await message_queries.get_by_uid(USER, "INBOX", uid) for uid in (1, 2, 3, 4)]
     assert [bool(m.flags & 1) for m in seen] == [False, False, True, True]
 
 
@@ -126,14 +126,14 @@ async def test_store_copy_move_and_expunge(rig: Rig) -> None:
         imap.logout()
 
     await asyncio.to_thread(client)
-    inbox = await messages.list_page(USER, "INBOX", sort=messages.Sort.DATE_ASC)
+    inbox = await message_queries.list_page(USER, "INBOX", sort=message_queries.Sort.DATE_ASC)
     assert [m.uid for m in inbox.messages] == [2, 4]
     flags = {m.uid: decode_flags(m.flags, m.keywords) for m in inbox.messages}
     assert flags == {2: ["\\Answered"], 4: ["\\Deleted"]}
-    sent = await messages.list_page(USER, "Sent")
+    sent = await message_queries.list_page(USER, "Sent")
     assert sorted(m.uid for m in sent.messages) == [1, 2]
-    assert await messages.raw_bytes(USER, "Sent", 1) == RAW[0]
-    assert await messages.raw_bytes(USER, "Trash", 1) == RAW[2]
+    assert await message_queries.raw_bytes(USER, "Sent", 1) == RAW[0]
+    assert await message_queries.raw_bytes(USER, "Trash", 1) == RAW[2]
 
 
 @sqlite_only
@@ -196,7 +196,7 @@ async def test_append_with_flags_and_date(rig: Rig) -> None:
         imap.logout()
 
     await asyncio.to_thread(client)
-    stored = await messages.get_by_uid(USER, "Drafts", 1)
+    stored = await message_queries.get_by_uid(USER, "Drafts", 1)
     assert stored.raw_bytes == RAW[1]
     assert stored.internal_date == when
     assert decode_flags(stored.flags, stored.keywords) == ["\\Seen", "\\Draft"]

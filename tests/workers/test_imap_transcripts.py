@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from mailcue_server.store import messages
+from mailcue_server.store import message_queries, messages
 from mailcue_server.store.messages import FlagMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "store"))  # mail_db
@@ -173,7 +173,7 @@ async def test_fetch_body_sets_seen_in_the_same_response(rig: Rig) -> None:
     reply = await wire.command(b"UID FETCH 3 (RFC822.TEXT)")
     assert reply[0].startswith(b"* 3 FETCH (RFC822.TEXT {")
     assert reply[1] == b"* 3 FETCH (FLAGS (\\Recent \\Seen) UID 3)\r\n"  # the implicit \Seen
-    stored = await messages.get_by_uid(USER, "INBOX", 3)
+    stored = await message_queries.get_by_uid(USER, "INBOX", 3)
     assert stored.flags & 1  # SystemFlag.SEEN
     await wire.close()
 
@@ -252,9 +252,9 @@ async def test_oversized_append_is_refused_without_storing(rig: Rig) -> None:
     await wire.send(b"a3 APPEND INBOX (\\Seen) {%d+}\r\n%b\r\n" % (len(small), small))
     reply = await wire.until(b"a3")
     assert reply[-1].startswith(b"a3 OK [APPENDUID ")
-    page = await messages.list_page(USER, "INBOX")
+    page = await message_queries.list_page(USER, "INBOX")
     assert page.total == 2
-    assert await messages.raw_bytes(USER, "INBOX", 2) == small
+    assert await message_queries.raw_bytes(USER, "INBOX", 2) == small
     # Far too large to be worth reading: the server hangs up (RFC 7888 section 4).
     await wire.send(b"a4 APPEND INBOX {999999999+}\r\n")
     assert await wire.line() == b"* BYE Literal too large.\r\n"

@@ -10,7 +10,8 @@ and what the queue and the sender's INBOX hold afterwards.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+import socket
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -19,17 +20,19 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from outbound_rig import Remote, TestCa, password_authenticator, policy_server, remote_smtp
+from outbound_rig import Remote, password_authenticator, policy_server, remote_smtp
 
+from certs import TestCa
 from conftest import node_settings
 from dns_server import dns_server
 from mailcue_server.app import MailcueServer
 from mailcue_server.events.memory import MemoryBus
-from mailcue_server.store import mailboxes, messages, outbound
+from mailcue_server.store import mailboxes, message_queries, outbound, outbound_admin
 from mailcue_server.store.db import Database
 from mailcue_server.store.mail_models import INBOX, Message
 from mailcue_server.store.outbound_models import MtaStsPolicyRecord
 from mailcue_server.workers.outbound import OutboundWorker
+from waiting import eventually
 
 STS_POLICY = "version: STSv1\r\nmode: enforce\r\nmx: mx.sts.test\r\nmax_age: 86400\r\n"
 SENDER = "sender@local.test"
@@ -47,23 +50,15 @@ def _mail(subject: str, sender: str = SENDER, to: str = "bob@ok.test") -> bytes:
     ).encode()
 
 
-async def _eventually(check: Callable[[], Awaitable[bool]], timeout: float = 15.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
-
-
 async def _state(queue_id: int) -> str:
-    return (await outbound.get_entry(queue_id)).state
+    return (await outbound_admin.get_entry(queue_id)).state
 
 
 async def _inbox(address: str) -> list[EmailMessage]:
-    page = await messages.list_page(address, INBOX)
+    page = await message_queries.list_page(address, INBOX)
     found = []
     for summary in page.messages:
-        raw = await messages.raw_bytes(address, INBOX, summary.uid)
+        raw = await message_queries.raw_bytes(address, INBOX, summary.uid)
         found.append(message_from_bytes(raw, policy=policy.default))
     return found
 
@@ -170,7 +165,7 @@ async def test_delivers_exact_bytes_and_envelope_to_each_domains_mx(
         assert delivery.mail_from == SENDER
         assert delivery.helo == "mail.local.test"
         assert delivery.tls
-    entry = await outbound.get_entry(queue_id)
+    entry = await outbound_admin.get_entry(queue_id)
     assert entry.state == "delivered"
     assert entry.attempts == 1
     assert {r.state for r in entry.recipients} == {"delivered"}
@@ -187,7 +182,7 @@ async def test_a_4xx_is_retried_later_and_then_delivered(
         queue_id = await outbound.enqueue(_mail("retry"), SENDER, ["bob@ok.test"], now=_now())
         assert await worker.run_once() == 1
 
-        entry = await outbound.get_entry(queue_id)
+        entry = await outbound_admin.get_entry(queue_id)
         assert entry.state == "queued"
         assert entry.next_attempt_at > _now()
         [recipient] = entry.recipients
@@ -201,12 +196,12 @@ async def test_a_4xx_is_retried_later_and_then_delivered(
 
         worker.start()  # the loop wakes when the retry is due, not at the 5 s poll
         try:
-            await _eventually(lambda: _has_state(queue_id, "delivered"), timeout=4)
+            await eventually(lambda: _has_state(queue_id, "delivered"), timeout=4)
         finally:
             await worker.stop()
     assert remote.data_commands == 2
     assert len(remote.received) == 1
-    entry = await outbound.get_entry(queue_id)
+    entry = await outbound_admin.get_entry(queue_id)
     assert entry.attempts == 2
     assert entry.recipients[0].attempts == 2
 
@@ -254,7 +249,7 @@ async def test_a_5xx_or_unknown_domain_bounces_to_the_local_senders_inbox(
     assert b"Subject: bounce me" in quoted
     assert b"Message-ID: <bounce-me@local.test>" in quoted
     assert b"dot-stuffing" not in quoted  # the header only, not the body
-    total, _ = await outbound.list_entries()
+    total, _ = await outbound_admin.list_entries()
     assert total == 1  # the bounce went to the INBOX, not the queue
 
 
@@ -267,7 +262,7 @@ async def test_a_null_sender_failure_is_never_bounced(
         queue_id = await outbound.enqueue(_mail("a bounce"), "<>", ["nobody@ok.test"], now=_now())
         await worker.run_once()
     assert await _state(queue_id) == "failed"
-    total, _ = await outbound.list_entries()
+    total, _ = await outbound_admin.list_entries()
     assert total == 1
     assert await Message.all().count() == 0
 
@@ -281,7 +276,7 @@ async def test_a_remote_sender_gets_the_bounce_through_the_queue_with_null_sende
         worker = make_worker(outbound_smtp_port=remote.port)
         await outbound.enqueue(_mail("far", sender=sender), sender, ["nobody@ok.test"], now=_now())
         await worker.run_once()  # fails, queues the bounce
-        _, entries = await outbound.list_entries(state="queued")
+        _, entries = await outbound_admin.list_entries(state="queued")
         [bounce] = entries
         assert bounce.mail_from == ""
         await worker.run_once()  # delivers the bounce
@@ -308,10 +303,10 @@ async def test_still_deferred_mail_bounces_when_the_deadline_passes(
         worker.start()
         worker.wake()
         try:
-            await _eventually(lambda: _has_state(queue_id, "failed"), timeout=5)
+            await eventually(lambda: _has_state(queue_id, "failed"), timeout=5)
         finally:
             await worker.stop()
-    entry = await outbound.get_entry(queue_id)
+    entry = await outbound_admin.get_entry(queue_id)
     assert entry.attempts >= 2
     [dsn] = await _inbox(SENDER)
     _, status, _ = dsn.get_payload()
@@ -335,7 +330,7 @@ async def test_enforced_mta_sts_defers_rather_than_send_without_valid_tls(
         queue_id = await outbound.enqueue(raw, SENDER, ["carol@sts.test"], now=_now())
         await worker.run_once()
     assert plaintext_only.mail_commands == 0  # nothing of the message went out in clear
-    [recipient] = (await outbound.get_entry(queue_id)).recipients
+    [recipient] = (await outbound_admin.get_entry(queue_id)).recipients
     assert (recipient.state, recipient.status) == ("pending", "4.7.5")
     assert "STARTTLS" in recipient.diagnostic
     assert await MtaStsPolicyRecord.filter(domain="sts.test").count() == 1
@@ -343,16 +338,16 @@ async def test_enforced_mta_sts_defers_rather_than_send_without_valid_tls(
     untrusted = stranger_ca.server_context("mx.sts.test")
     async with remote_smtp(tls=untrusted) as wrong_certificate:
         worker = make_worker(outbound_smtp_port=wrong_certificate.port, **sts)
-        await outbound.retry_now(queue_id, _now())
+        await outbound_admin.retry_now(queue_id, _now())
         await worker.run_once()
     assert wrong_certificate.mail_commands == 0
-    [recipient] = (await outbound.get_entry(queue_id)).recipients
+    [recipient] = (await outbound_admin.get_entry(queue_id)).recipients
     assert recipient.state == "pending"
     assert "certificate" in recipient.diagnostic.lower()
 
     async with remote_smtp(tls=ca.server_context("mx.sts.test")) as valid:
         worker = make_worker(outbound_smtp_port=valid.port, **sts)
-        await outbound.retry_now(queue_id, _now())
+        await outbound_admin.retry_now(queue_id, _now())
         await worker.run_once()
     [delivery] = valid.received
     assert delivery.tls and delivery.content == raw
@@ -371,7 +366,7 @@ async def test_enforced_mta_sts_skips_an_mx_the_policy_does_not_list(
         queue_id = await outbound.enqueue(_mail("mx"), SENDER, ["eve@badsts.test"], now=_now())
         await worker.run_once()
     assert remote.sessions == 0
-    [recipient] = (await outbound.get_entry(queue_id)).recipients
+    [recipient] = (await outbound_admin.get_entry(queue_id)).recipients
     assert recipient.state == "pending"
     assert "is allowed by its MTA-STS policy" in recipient.diagnostic
 
@@ -397,7 +392,7 @@ async def test_relay_mode_logs_in_and_a_refused_login_is_retried(
         queue_id = await outbound.enqueue(raw, SENDER, ["someone@far-away.example"], now=_now())
         await worker.run_once()
 
-    entry = await outbound.get_entry(queue_id)
+    entry = await outbound_admin.get_entry(queue_id)
     if password == "wrong":
         assert relay.received == []
         assert entry.state == "queued"  # the operator fixes the password; nothing bounces
@@ -439,7 +434,7 @@ async def test_stopping_gives_claims_back_for_the_next_worker(
         queue_id = await outbound.enqueue(_mail("handover"), SENDER, ["bob@ok.test"], now=_now())
         first.start()
         try:
-            await _eventually(lambda: _true(remote.data_commands == 1))
+            await eventually(lambda: _true(remote.data_commands == 1))
         finally:
             await first.stop(grace=0.1)  # DATA hangs: cut it off and give the claim back
         assert remote.data_gate is not None
@@ -475,7 +470,33 @@ async def test_mail_queued_before_a_restart_is_delivered_after_it(
         await second.start()
         try:
             assert second.outbound is not None
-            await _eventually(lambda: _has_state(queue_id, "delivered"))
+            await eventually(lambda: _has_state(queue_id, "delivered"))
         finally:
             await second.stop()
     assert [d.rcpt_tos for d in remote.received] == [["bob@ok.test"]]
+
+
+async def test_a_relay_set_while_running_is_used_from_the_next_attempt(
+    db: Database, make_worker: Callable[..., OutboundWorker], bus: MemoryBus
+) -> None:
+    with socket.socket() as probe:  # a port nobody listens on: the MX refuses
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    started = make_worker(outbound_smtp_port=closed).settings
+    live = [started]
+    worker = OutboundWorker(started, bus=bus, live=lambda: live[0])
+    raw = _mail("relay later")
+    queue_id = await outbound.enqueue(raw, SENDER, ["bob@ok.test"], now=_now())
+    await worker.run_once()
+    assert (await outbound_admin.get_entry(queue_id)).state == "queued"  # deferred: MX refused
+
+    async with remote_smtp() as relay:
+        # What PUT /system/settings installs on a running node (store.settings.with_live).
+        live[0] = started.model_copy(
+            update={"relay_host": "127.0.0.1", "relay_port": relay.port, "relay_tls": "none"}
+        )
+        await outbound_admin.retry_now(queue_id, _now())
+        assert await worker.run_once() == 1
+    [delivery] = relay.received
+    assert (delivery.rcpt_tos, delivery.content) == (["bob@ok.test"], raw)
+    assert (await outbound_admin.get_entry(queue_id)).state == "delivered"

@@ -16,7 +16,7 @@ from outbound_rig import Remote, remote_smtp
 from conftest import node_settings
 from dns_server import dns_server
 from mailcue_server.events.memory import MemoryBus
-from mailcue_server.store import outbound
+from mailcue_server.store import outbound, outbound_admin
 from mailcue_server.store.db import Database
 from mailcue_server.workers.outbound import OutboundWorker
 from services import fresh_postgres_database
@@ -82,7 +82,7 @@ async def test_two_workers_on_one_postgres_queue_deliver_each_message_once(
 async def _all_delivered(ids: list[int], timeout: float = 30.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        total, _ = await outbound.list_entries(state="delivered")
+        total, _ = await outbound_admin.list_entries(state="delivered")
         if total == len(ids):
             return
         if asyncio.get_running_loop().time() > deadline:

@@ -7,7 +7,6 @@ raw sockets for byte-exact dialogues, and Debian's swaks when installed.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import random
 import re
 import shutil
@@ -22,11 +21,8 @@ from pathlib import Path
 
 import aiosmtplib
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+from certs import self_signed_files, server_context
 from mailcue_server.errors import ConfigError
 from mailcue_server.workers.smtp import (
     Delivery,
@@ -61,6 +57,7 @@ class MemorySink:
     gate: asyncio.Event | None = None
     entered: asyncio.Event = field(default_factory=asyncio.Event)
     deliveries: list[Delivery] = field(default_factory=list)
+    foreign_senders: set[str] = field(default_factory=set)
 
     async def check_recipient(
         self, address: str, *, authenticated: str | None
@@ -68,6 +65,9 @@ class MemorySink:
         if address == "explode@mail.test":
             raise RuntimeError(SECRET)
         return self.rejected.get(address, RecipientVerdict.ACCEPT)
+
+    async def check_sender(self, address: str, *, authenticated: str) -> bool:
+        return address not in self.foreign_senders
 
     async def deliver(self, envelope: Delivery) -> None:
         self.entered.set()
@@ -103,35 +103,8 @@ LISTENERS = {
 @pytest.fixture(scope="module")
 def tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     """A throwaway self-signed certificate: (server context, client context trusting it)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mail.test")])
-    now = datetime.now(UTC)
-    san = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address(HOST))]
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName(san), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    folder = tmp_path_factory.mktemp("tls")
-    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-    (folder / "cert.pem").write_bytes(cert_pem)
-    (folder / "key.pem").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server.load_cert_chain(folder / "cert.pem", folder / "key.pem")
-    return server, ssl.create_default_context(cadata=cert_pem.decode())
+    cert_file, key_file = self_signed_files(tmp_path_factory.mktemp("tls"), "mail.test")
+    return server_context(cert_file, key_file), ssl.create_default_context(cafile=cert_file)
 
 
 @pytest.fixture
@@ -362,6 +335,27 @@ async def test_wrong_password_is_535(rig: Rig) -> None:
     with pytest.raises(smtplib.SMTPAuthenticationError) as failure:
         await asyncio.to_thread(login)
     assert failure.value.smtp_code == 535
+
+
+async def test_a_sender_the_identity_does_not_own_is_553(rig: Rig) -> None:
+    rig.sink.foreign_senders = {"boss@mail.test"}
+
+    def attempt() -> tuple[tuple[int, bytes], tuple[int, bytes], tuple[int, bytes]]:
+        with smtplib.SMTP(HOST, rig.ports["submission"]) as client:
+            client.starttls(context=rig.client_tls)
+            client.login(USER, PASSWORD)
+            refused = client.mail("boss@mail.test")
+            client.rset()
+            accepted = client.mail(USER)
+        with smtplib.SMTP(HOST, rig.ports["smtp"]) as anonymous:
+            anonymous.ehlo("c.test")
+            inbound = anonymous.mail("boss@mail.test")  # no identity: not the sink's question
+        return refused, accepted, inbound
+
+    refused, accepted, inbound = await asyncio.to_thread(attempt)
+    assert refused[0] == 553 and refused[1].startswith(b"5.7.1 ")
+    assert (accepted[0], inbound[0]) == (250, 250)
+    assert rig.sink.deliveries == []
 
 
 async def test_submission_without_auth_is_530(rig: Rig) -> None:

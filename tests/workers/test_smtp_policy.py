@@ -16,7 +16,7 @@ from accounts import login
 from conftest import ADMIN_PASSWORD, ADMIN_USER, node_settings
 from mailcue_server.app import MailcueServer
 from mailcue_server.mail import dkim
-from mailcue_server.store import aliases, mailboxes, messages, outbound
+from mailcue_server.store import aliases, mailboxes, message_queries, outbound_admin
 
 DOMAIN = "prod-policy.test"
 SECRET = "s" * 48
@@ -84,7 +84,7 @@ async def test_an_alias_delivers_to_its_destination(production: MailcueServer) -
     alias = f"sales-{secrets.token_hex(3)}@{DOMAIN}"
     await aliases.create_alias(alias, [target])
     await asyncio.to_thread(send, production.port("smtp"), "a@elsewhere.example", alias, "hi")
-    page = await messages.list_page(target)
+    page = await message_queries.list_page(target)
     assert [m.subject for m in page.messages] == ["hi"]
     assert await mailboxes.find_mailbox(alias) is None  # no mailbox made for the alias
 
@@ -96,7 +96,7 @@ async def test_authenticated_mail_to_the_world_is_signed_and_queued(
     sender = f"writer-{secrets.token_hex(3)}@{DOMAIN}"
     await mailboxes.create_mailbox(sender, bus=production.bus, password="writer-pass-1")
     context: ssl.SSLContext = production.tls.client_context()
-    before, _ = await outbound.list_entries()
+    before, _ = await outbound_admin.list_entries()
 
     def submit() -> None:
         raw = f"From: {sender}\r\nTo: friend@remote.example\r\nSubject: out\r\n\r\nhi\r\n"
@@ -106,12 +106,122 @@ async def test_authenticated_mail_to_the_world_is_signed_and_queued(
             client.sendmail(sender, ["friend@remote.example"], raw.encode())
 
     await asyncio.to_thread(submit)
-    total, entries = await outbound.list_entries()
+    total, entries = await outbound_admin.list_entries()
     assert total == before + 1
-    raw = await outbound.raw_bytes(entries[0].id)
+    raw = await outbound_admin.raw_bytes(entries[0].id)
     record = production.dkim_record  # type: ignore[attr-defined]
 
     def lookup(name: str) -> str | None:
         return str(record["expected_value"]) if name == record["hostname"].rstrip(".") else None
 
     assert dkim.verify(raw, lookup).result.value == "pass"
+
+
+def mail_from_replies(
+    node: MailcueServer, login_as: tuple[str, str], senders: list[str]
+) -> list[int]:
+    """The reply code to ``MAIL FROM`` for each sender, after AUTH on the submission port."""
+    assert node.tls is not None
+    context: ssl.SSLContext = node.tls.client_context()
+    codes = []
+    with smtplib.SMTP("127.0.0.1", node.port("submission")) as client:
+        client.starttls(context=context)
+        client.login(*login_as)
+        for sender in senders:
+            codes.append(client.mail(sender)[0])
+            client.rset()
+    return codes
+
+
+async def test_submission_sends_only_from_the_identitys_own_addresses(
+    production: MailcueServer,
+) -> None:
+    assert production.bus is not None
+    tag = secrets.token_hex(3)
+    mine = f"mine-{tag}@{DOMAIN}"
+    theirs = f"theirs-{tag}@{DOMAIN}"
+    await mailboxes.create_mailbox(mine, bus=production.bus, password="mine-pass-1")
+    await mailboxes.create_mailbox(theirs, bus=production.bus, password="theirs-pass-1")
+    to_me = f"alias-{tag}@{DOMAIN}"
+    await aliases.create_alias(to_me, [mine])
+    chained = f"chained-{tag}@{DOMAIN}"
+    await aliases.create_alias(chained, [to_me])
+    catch_domain = f"catch-{tag}.test"
+    await aliases.create_alias(f"@{catch_domain}", [mine])
+    codes = await asyncio.to_thread(
+        mail_from_replies,
+        production,
+        (mine, "mine-pass-1"),
+        [
+            mine,
+            mine.upper(),
+            to_me,
+            chained,
+            theirs,
+            f"anyone@{catch_domain}",
+            "x@else.example",
+            "<>",
+        ],
+    )
+    assert codes == [250, 250, 250, 250, 553, 553, 553, 553]
+
+
+async def test_a_user_sends_from_owned_mailboxes_and_an_admin_from_managed_domains(
+    production: MailcueServer,
+) -> None:
+    assert production.bus is not None
+    tag = secrets.token_hex(3)
+    async with httpx.AsyncClient(base_url=production.http_url, timeout=30) as http:
+        boss = await login(http, ADMIN_USER, ADMIN_PASSWORD + "-prod")
+        made = await http.post(
+            "/api/v1/auth/register",
+            headers=boss.headers,
+            json={
+                "username": f"owner{tag}",
+                "email": f"owner{tag}@elsewhere.example",
+                "password": "owner-pass-12345",
+            },
+        )
+        assert made.status_code in (200, 201), made.text
+        user = await login(http, f"owner{tag}", "owner-pass-12345")
+        owned = f"owned-{tag}@{DOMAIN}"
+        created = await http.post(
+            "/api/v1/mailboxes",
+            headers=user.headers,
+            json={"username": f"owned-{tag}", "password": "owned-pass-1", "domain": DOMAIN},
+        )
+        assert created.status_code == 201, created.text
+        assert created.json()["address"] == owned
+    other = f"unowned-{tag}@{DOMAIN}"
+    await mailboxes.create_mailbox(other, bus=production.bus)
+    user_codes = await asyncio.to_thread(
+        mail_from_replies, production, (f"owner{tag}", "owner-pass-12345"), [owned, other]
+    )
+    admin_codes = await asyncio.to_thread(
+        mail_from_replies,
+        production,
+        (ADMIN_USER, ADMIN_PASSWORD + "-prod"),
+        [other, f"postmaster@{DOMAIN}", "x@else.example"],
+    )
+    assert (user_codes, admin_codes) == ([250, 553], [250, 250, 553])
+
+
+async def test_a_username_shaped_like_an_address_does_not_own_that_address(
+    production: MailcueServer,
+) -> None:
+    assert production.bus is not None
+    victim = f"victim-{secrets.token_hex(3)}@{DOMAIN}"
+    await mailboxes.create_mailbox(victim, bus=production.bus, password="victim-pass-1")
+    async with httpx.AsyncClient(base_url=production.http_url, timeout=30) as http:
+        boss = await login(http, ADMIN_USER, ADMIN_PASSWORD + "-prod")
+        made = await http.post(
+            "/api/v1/auth/register",
+            headers=boss.headers,
+            json={"username": victim, "email": victim, "password": "lookalike-pass-12345"},
+        )
+        assert made.status_code == 201, made.text
+    # Logged in as the *user* of that name (the mailbox's own password differs).
+    codes = await asyncio.to_thread(
+        mail_from_replies, production, (victim, "lookalike-pass-12345"), [victim]
+    )
+    assert codes == [553]

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hashlib
-import ipaddress
 import re
 import shutil
 import ssl
@@ -21,122 +19,32 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from certs import (
+    DAY,
+    ISSUING_CA,
+    LOOPBACK,
+    NOW,
+    ROOT_CA,
+    fingerprint,
+    issue,
+    key_pem,
+    make_chain,
+    new_key,
+    pem,
+    sha256,
+)
 from mailcue_server import errors
 from mailcue_server.workers.tls import TlsManager
 
 HOSTNAME = "mail.example.test"
-NOW = dt.datetime.now(dt.UTC)
-DAY = dt.timedelta(days=1)
+NAMES = (HOSTNAME, "localhost")  # the leaf's DNS names; IPS its IP addresses
+IPS = (LOOPBACK,)
 TLS_VERSIONS = [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3]
 # Generous: a loaded CI machine can be slow, and a hang must still fail the test.
 TIMEOUT = 20
-
-
-# --- certificates made by the test, independent of the code under test -----
-
-
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
-def _issue(
-    subject: str,
-    key: CertificateIssuerPrivateKeyTypes,
-    issuer: str,
-    issuer_key: CertificateIssuerPrivateKeyTypes,
-    *,
-    ca: bool,
-    not_before: dt.datetime = NOW - DAY,
-    not_after: dt.datetime = NOW + 90 * DAY,
-) -> x509.Certificate:
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(subject))
-        .issuer_name(_name(issuer))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if not ca:
-        names: list[x509.GeneralName] = [x509.DNSName("localhost"), x509.DNSName(HOSTNAME)]
-        names.append(x509.IPAddress(ipaddress.IPv4Address("127.0.0.1")))
-        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-        builder = builder.add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
-        )
-    return builder.sign(issuer_key, hashes.SHA256())
-
-
-def _pem(*certs: x509.Certificate) -> bytes:
-    return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
-
-
-def _key_pem(key: CertificateIssuerPrivateKeyTypes, password: bytes | None = None) -> bytes:
-    encryption: serialization.KeySerializationEncryption = serialization.NoEncryption()
-    if password is not None:
-        encryption = serialization.BestAvailableEncryption(password)
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
-    )
-
-
-def _ec_key() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-@dataclass
-class Upload:
-    """A root -> intermediate -> leaf chain, as an operator would upload it."""
-
-    root: x509.Certificate
-    intermediate: x509.Certificate
-    leaf: x509.Certificate
-    leaf_key: CertificateIssuerPrivateKeyTypes
-
-    @property
-    def chain_pem(self) -> bytes:
-        return _pem(self.leaf, self.intermediate, self.root)
-
-    @property
-    def key_pem(self) -> bytes:
-        return _key_pem(self.leaf_key)
-
-    @property
-    def sha256(self) -> str:
-        return _fingerprint(self.leaf.public_bytes(serialization.Encoding.DER))
-
-
-def make_upload(
-    *,
-    leaf_key: CertificateIssuerPrivateKeyTypes | None = None,
-    not_before: dt.datetime = NOW - DAY,
-    not_after: dt.datetime = NOW + 90 * DAY,
-) -> Upload:
-    root_key, intermediate_key = _ec_key(), _ec_key()
-    leaf_key = leaf_key or _ec_key()
-    root = _issue("Test Root CA", root_key, "Test Root CA", root_key, ca=True)
-    intermediate = _issue("Test Issuing CA", intermediate_key, "Test Root CA", root_key, ca=True)
-    leaf = _issue(
-        HOSTNAME,
-        leaf_key,
-        "Test Issuing CA",
-        intermediate_key,
-        ca=False,
-        not_before=not_before,
-        not_after=not_after,
-    )
-    return Upload(root=root, intermediate=intermediate, leaf=leaf, leaf_key=leaf_key)
-
-
-def _fingerprint(der: bytes) -> str:
-    return ":".join(f"{byte:02X}" for byte in hashlib.sha256(der).digest())
 
 
 # --- a real listener on loopback ---------------------------------------------
@@ -210,7 +118,7 @@ class Connection:
     @property
     def peer_sha256(self) -> str:
         der = self.writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
-        return _fingerprint(der)
+        return sha256(der)
 
     @property
     def version(self) -> str:
@@ -271,7 +179,7 @@ def test_key_files_are_private(manager: TlsManager, tmp_path: Path) -> None:
     assert len(keys) == 2  # the CA's and the server's
     assert all(p.stat().st_mode & 0o777 == 0o600 for p in keys)
 
-    upload = make_upload()
+    upload = make_chain(NAMES)
     manager.install(upload.chain_pem, upload.key_pem)
     keys = _key_files(tmp_path / "tls")
     assert len(keys) == 3
@@ -366,7 +274,9 @@ async def test_install_swaps_the_certificate_of_a_running_listener(
     before = await connect(listener.port, _client_context(local_ca, version), "localhost")
     assert before.peer_sha256 == local_sha256
     # RSA after the local EC key: TLS 1.2 must switch cipher family mid-flight too.
-    upload = make_upload(leaf_key=rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    upload = make_chain(
+        NAMES, leaf_key=rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    )
 
     info = manager.install(upload.chain_pem, upload.key_pem)
 
@@ -376,7 +286,7 @@ async def test_install_swaps_the_certificate_of_a_running_listener(
         False,
     )
     assert manager.info() == info
-    assert manager.ca_pem() == _pem(upload.root)
+    assert manager.ca_pem() == pem(upload.root)
     after = await peer_sha256(listener.port, _client_context(manager.ca_pem(), version), HOSTNAME)
     assert after == upload.sha256
     with pytest.raises(ssl.SSLCertVerificationError):
@@ -406,7 +316,7 @@ async def test_starttls_upgrade_follows_the_swap(manager: TlsManager) -> None:
 
     try:
         assert await starttls_sha256() == manager.info().sha256
-        upload = make_upload()
+        upload = make_chain(NAMES)
         manager.install(upload.chain_pem, upload.key_pem)
         assert await starttls_sha256() == upload.sha256
     finally:
@@ -418,7 +328,7 @@ async def test_remove_uploaded_returns_to_the_local_certificate(
     manager: TlsManager, listener: Listener
 ) -> None:
     local_ca, local_sha256 = manager.ca_pem(), manager.info().sha256
-    upload = make_upload()
+    upload = make_chain(NAMES)
     manager.install(upload.chain_pem, upload.key_pem)
 
     info = manager.remove_uploaded()
@@ -431,12 +341,12 @@ async def test_remove_uploaded_returns_to_the_local_certificate(
 
 
 def test_restart_keeps_the_uploaded_certificate(manager: TlsManager, tmp_path: Path) -> None:
-    upload = make_upload()
+    upload = make_chain(NAMES)
     installed = manager.install(upload.chain_pem, upload.key_pem)
     again = TlsManager(tmp_path / "tls", HOSTNAME)
     again.load()
     assert (again.info().sha256, again.info().is_uploaded) == (upload.sha256, True)
-    assert again.ca_pem() == _pem(upload.root)
+    assert again.ca_pem() == pem(upload.root)
     assert installed.uploaded_at is not None
     assert again.info().uploaded_at == installed.uploaded_at
 
@@ -449,117 +359,106 @@ def test_ca_info_describes_the_certificate_to_trust(manager: TlsManager) -> None
         False,
         None,
     )
-    assert local.sha256 == _fingerprint(ca.public_bytes(serialization.Encoding.DER))
+    assert local.sha256 == fingerprint(ca)
     assert manager.info().uploaded_at is None
 
-    upload = make_upload()
+    upload = make_chain(NAMES)
     before = dt.datetime.now(dt.UTC).replace(microsecond=0)
     manager.install(upload.chain_pem, upload.key_pem)
     uploaded = manager.ca_info()
-    assert (uploaded.subject, uploaded.is_uploaded) == ("CN=Test Root CA", True)
-    assert uploaded.sha256 == _fingerprint(upload.root.public_bytes(serialization.Encoding.DER))
+    assert (uploaded.subject, uploaded.is_uploaded) == (f"CN={ROOT_CA}", True)
+    assert uploaded.sha256 == fingerprint(upload.root)
     stamp = manager.info().uploaded_at
     assert stamp is not None and before - DAY / 24 < stamp <= dt.datetime.now(dt.UTC)
 
 
 def test_a_certificate_given_twice_is_kept_once(manager: TlsManager) -> None:
     # Operators paste the root at the end of the chain and again as "the CA".
-    upload = make_upload()
-    chain = upload.chain_pem + b"\n" + _pem(upload.root, upload.intermediate)
+    upload = make_chain(NAMES)
+    chain = upload.chain_pem + b"\n" + pem(upload.root, upload.issuing)
     info = manager.install(chain, upload.key_pem)
     assert info.sha256 == upload.sha256
-    assert manager.ca_pem() == _pem(upload.root)
+    assert manager.ca_pem() == pem(upload.root)
 
 
 # --- rejected uploads --------------------------------------------------------------
 
 
 def _garbage_chain() -> tuple[bytes, bytes]:
-    return b"this is not a certificate", make_upload().key_pem
+    return b"this is not a certificate", make_chain(NAMES).key_pem
 
 
 def _garbage_key() -> tuple[bytes, bytes]:
     key = b"-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n"
-    return make_upload().chain_pem, key
+    return make_chain(NAMES).chain_pem, key
 
 
 def _encrypted_key() -> tuple[bytes, bytes]:
-    upload = make_upload()
-    return upload.chain_pem, _key_pem(upload.leaf_key, password=b"secret")
+    upload = make_chain(NAMES)
+    return upload.chain_pem, key_pem(upload.leaf_key, password=b"secret")
 
 
 def _mismatched_key() -> tuple[bytes, bytes]:
-    return make_upload().chain_pem, _key_pem(_ec_key())
+    return make_chain(NAMES).chain_pem, key_pem(new_key())
 
 
 def _expired() -> tuple[bytes, bytes]:
-    upload = make_upload(not_before=NOW - 90 * DAY, not_after=NOW - DAY)
+    upload = make_chain(NAMES, not_before=NOW - 90 * DAY, not_after=NOW - DAY)
     return upload.chain_pem, upload.key_pem
 
 
 def _not_yet_valid() -> tuple[bytes, bytes]:
-    upload = make_upload(not_before=NOW + DAY, not_after=NOW + 90 * DAY)
+    upload = make_chain(NAMES, not_before=NOW + DAY, not_after=NOW + 90 * DAY)
     return upload.chain_pem, upload.key_pem
 
 
 def _unrelated_issuer() -> tuple[bytes, bytes]:
-    upload, other = make_upload(), make_upload()
-    stranger_key = _ec_key()
-    stranger = _issue("Stranger CA", stranger_key, "Stranger CA", stranger_key, ca=True)
-    return _pem(upload.leaf, stranger, other.root), upload.key_pem
+    upload, other = make_chain(NAMES), make_chain(NAMES)
+    stranger = issue("Stranger CA", new_key(), ca=True)
+    return pem(upload.leaf, stranger, other.root), upload.key_pem
 
 
 def _forged_issuer() -> tuple[bytes, bytes]:
     # Same name as the real issuing CA, different key: names link, signature doesn't.
-    upload = make_upload()
-    impostor_key = _ec_key()
-    impostor = _issue("Test Issuing CA", impostor_key, "Test Root CA", impostor_key, ca=True)
-    return _pem(upload.leaf, impostor), upload.key_pem
+    upload = make_chain(NAMES)
+    impostor_key = new_key()
+    impostor = issue(ISSUING_CA, impostor_key, ROOT_CA, impostor_key, ca=True)
+    return pem(upload.leaf, impostor), upload.key_pem
 
 
 def _expired_intermediate() -> tuple[bytes, bytes]:
-    upload = make_upload()
-    root_key, intermediate_key = _ec_key(), _ec_key()
-    leaf = _issue(HOSTNAME, upload.leaf_key, "Old Issuing CA", intermediate_key, ca=False)
-    old = _issue(
+    upload = make_chain(NAMES)
+    old_key = new_key()
+    leaf = issue(HOSTNAME, upload.leaf_key, "Old Issuing CA", old_key, hosts=NAMES, ips=IPS)
+    old = issue(
         "Old Issuing CA",
-        intermediate_key,
-        "Test Root CA",
-        root_key,
+        old_key,
+        ROOT_CA,
+        new_key(),
         ca=True,
         not_before=NOW - 90 * DAY,
         not_after=NOW - DAY,
     )
-    return _pem(leaf, old), upload.key_pem
+    return pem(leaf, old), upload.key_pem
 
 
 def _issuer_is_not_a_ca() -> tuple[bytes, bytes]:
-    upload = make_upload()
-    other_key = _ec_key()
-    leaf = _issue(HOSTNAME, upload.leaf_key, "Some Server", other_key, ca=False)
-    server = _issue("Some Server", other_key, "Test Root CA", _ec_key(), ca=False)
-    return _pem(leaf, server), upload.key_pem
+    upload = make_chain(NAMES)
+    other_key = new_key()
+    leaf = issue(HOSTNAME, upload.leaf_key, "Some Server", other_key, hosts=NAMES, ips=IPS)
+    server = issue("Some Server", other_key, ROOT_CA, new_key(), hosts=NAMES, ips=IPS)
+    return pem(leaf, server), upload.key_pem
 
 
 def _client_only_leaf() -> tuple[bytes, bytes]:
-    key = _ec_key()
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name(HOSTNAME))
-        .issuer_name(_name(HOSTNAME))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(NOW - DAY)
-        .not_valid_after(NOW + DAY)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return _pem(cert), _key_pem(key)
+    key = new_key()
+    cert = issue(HOSTNAME, key, usages=[ExtendedKeyUsageOID.CLIENT_AUTH], not_after=NOW + DAY)
+    return pem(cert), key_pem(key)
 
 
 def _weak_key() -> tuple[bytes, bytes]:
     # Well-formed and linked, but below OpenSSL's security level: the last gate.
-    upload = make_upload(leaf_key=ec.generate_private_key(ec.SECP192R1()))
+    upload = make_chain(NAMES, leaf_key=ec.generate_private_key(ec.SECP192R1()))
     return upload.chain_pem, upload.key_pem
 
 
@@ -572,7 +471,7 @@ def _weak_key() -> tuple[bytes, bytes]:
         (_mismatched_key, r"private key does not match the certificate"),
         (_expired, r"certificate has expired"),
         (_not_yet_valid, r"certificate is not yet valid"),
-        (_unrelated_issuer, r"chain is broken: certificate 1 was issued by 'CN=Test Issuing CA'"),
+        (_unrelated_issuer, rf"chain is broken: certificate 1 was issued by 'CN={ISSUING_CA}'"),
         (_forged_issuer, r"chain is broken: the signature on certificate 1 does not verify"),
         (_expired_intermediate, r"certificate 2 of the chain has expired: its validity ended"),
         (_issuer_is_not_a_ca, r"broken: certificate 2 \('CN=Some Server'\) is not a CA"),
@@ -588,11 +487,11 @@ async def test_install_rejects_bad_material_and_keeps_the_current_certificate(
     make: Callable[[], tuple[bytes, bytes]],
     message: str,
 ) -> None:
-    chain_pem, key_pem = make()
+    chain, key = make()
     before, files = manager.info(), sorted((tmp_path / "tls").iterdir())
 
     with pytest.raises(errors.Invalid, match=message):
-        manager.install(chain_pem, key_pem)
+        manager.install(chain, key)
 
     assert manager.info() == before
     assert sorted((tmp_path / "tls").iterdir()) == files
@@ -628,13 +527,13 @@ async def test_openssl_s_client_verifies_before_and_after_a_swap(
         out = done.stdout.decode()
         assert done.returncode == 0, done.stderr.decode()
         assert "Verify return code: 0 (ok)" in out
-        pem = re.search(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", out, re.S)
-        assert pem is not None
-        leaf = x509.load_pem_x509_certificate(pem.group().encode())
-        return _fingerprint(leaf.public_bytes(serialization.Encoding.DER))
+        found = re.search(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", out, re.S)
+        assert found is not None
+        leaf = x509.load_pem_x509_certificate(found.group().encode())
+        return fingerprint(leaf)
 
     assert await s_client_sha256() == manager.info().sha256
-    upload = make_upload()
+    upload = make_chain(NAMES)
     manager.install(upload.chain_pem, upload.key_pem)
     assert await s_client_sha256() == upload.sha256
     assert listener.server_names == (["localhost"] * 2 if sni else [None] * 2)

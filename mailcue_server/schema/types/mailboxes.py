@@ -31,6 +31,10 @@ class MailboxResponse:
     junk_count: int = 0
     signature: str = ""
     owner_id: str | None = None
+    # This mailbox's own retention limits: null follows the server-wide setting, 0 is no
+    # limit here. (strawberry.field would turn the optional into a type pydantic cannot read.)
+    retention_max_messages: int | None = None
+    retention_max_age_days: int | None = None
 
 
 @strawberry.type(name="MailboxList")
@@ -75,3 +79,28 @@ class DisplayNameUpdateRequest:
 @strawberry.input(name="SignatureInput")
 class SignatureUpdateRequest:
     signature: str = ""
+
+
+@strawberry.type(
+    name="MailboxRetention",
+    description="A mailbox's retention: its own limits and the ones enforced. Both count "
+    "every folder; age is from when a message was received (its internal date).",
+)
+class MailboxRetention:
+    address: str
+    # The mailbox's own limits: null follows the server-wide setting, 0 is no limit here.
+    max_messages: int | None
+    max_age_days: int | None
+    effective_max_messages: int = strawberry.field(
+        description="The limit enforced: the own one, else the server's; 0 is no limit."
+    )
+    effective_max_age_days: int = strawberry.field(
+        description="Days mail is kept: the own limit, else the server's; 0 keeps it forever."
+    )
+
+
+@strawberry.input(name="MailboxRetentionInput")
+class MailboxRetentionRequest:
+    # null follows the server-wide setting, 0 is no limit for this mailbox.
+    max_messages: int | None = None
+    max_age_days: int | None = None

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from proxyprotocol.version import ProxyProtocolVersion
 from pymap.concurrent import Subsystem
 from pymap.config import BackendCapability, IMAPConfig
+from pymap.parsing import Params
 from pymap.parsing.commands import Commands
 from pymap.selected import SelectedSet
 from pysasl import SASLAuth
@@ -25,6 +26,7 @@ from pysasl.hashing import Cleartext
 from mailcue_server import __version__
 from mailcue_server.events.bus import EventBus
 from mailcue_server.workers.imap.extensions import register_commands
+from mailcue_server.workers.limits import Limit, current
 
 DEFAULT_MAX_MESSAGE_SIZE = 50 * 1024 * 1024
 IDLE_RECHECK_SECONDS = 30.0
@@ -55,7 +57,7 @@ class ImapConfig(IMAPConfig):
         starttls: bool,
         implicit_tls: bool,
         allow_plaintext_auth: bool,
-        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        max_message_size: Limit = DEFAULT_MAX_MESSAGE_SIZE,
         idle_recheck: float = IDLE_RECHECK_SECONDS,
     ) -> None:
         super().__init__(
@@ -69,16 +71,25 @@ class ImapConfig(IMAPConfig):
             proxy_protocol=ProxyProtocolVersion.get(None),
             invalid_user_sleep=0.0,
             reject_dnsbl=False,
-            max_append_len=max_message_size,
+            max_append_len=current(max_message_size),
         )
         self.bus = bus
         self.hostname = hostname
         self.implicit_tls = implicit_tls
         self.allow_plaintext_auth = allow_plaintext_auth
-        self.max_message_size = max_message_size
+        self._size_limit = max_message_size
         self.idle_recheck = idle_recheck
         self.recent_marks: dict[int, int] = {}
         self._selected_sets: dict[int, SelectedSet] = {}
+
+    @property
+    def max_message_size(self) -> int:
+        """The APPEND limit in force now (it follows ``PUT /system/settings``)."""
+        return current(self._size_limit)
+
+    @property
+    def parsing_params(self) -> Params:
+        return Params(max_append_len=self.max_message_size)
 
     def selected_set(self, folder_id: int) -> SelectedSet:
         """The sessions that have this folder selected (pymap notifies them of changes)."""

@@ -33,7 +33,7 @@ from pymap.selected import SelectedMailbox, SelectedSet
 
 from mailcue_server.errors import Conflict, NotFound
 from mailcue_server.events.bus import Event, EventType, SubscriptionDropped, channel_for
-from mailcue_server.store import changes, folders, mailboxes, messages
+from mailcue_server.store import appends, changes, folders, mailboxes, messages
 from mailcue_server.store.changes import FolderState
 from mailcue_server.store.messages import FlagMode
 from mailcue_server.workers.imap.config import ImapConfig
@@ -184,7 +184,7 @@ class FolderData(MailboxDataInterface[Message]):
 
     async def append(self, append_msg: AppendMessage, *, recent: bool = False) -> Message:
         """APPEND (RFC 3501 section 6.3.11) through the store's single write path."""
-        stored = await messages.append(
+        stored = await appends.append(
             self._address,
             self.state.name,
             append_msg.literal,

@@ -30,6 +30,7 @@ from mailcue_server.workers.imap.config import (
 from mailcue_server.workers.imap.connection import HANDSHAKE_TIMEOUT, MAX_LINE, ImapConnection
 from mailcue_server.workers.imap.extensions import ImapState
 from mailcue_server.workers.imap.login import Login
+from mailcue_server.workers.limits import Limit
 
 __all__ = ["ImapServer"]
 
@@ -71,7 +72,7 @@ class ImapServer:
         implicit_tls: bool = False,
         allow_plaintext_auth: bool = False,
         hostname: str = "localhost",
-        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        max_message_size: Limit = DEFAULT_MAX_MESSAGE_SIZE,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         idle_recheck: float = IDLE_RECHECK_SECONDS,
     ) -> None:

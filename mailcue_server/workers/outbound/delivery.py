@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import dns.asyncresolver
 
 from mailcue_server.config import RelayTls, Settings
+from mailcue_server.store.dns_lookup import host_addresses
 from mailcue_server.store.outbound import Outcome
 from mailcue_server.store.outbound_models import RecipientState
 from mailcue_server.workers.outbound import routing
@@ -78,7 +79,7 @@ class MxDelivery:
             hosts = allowed
         last = TryElsewhere(f"no mail host of {domain} could be reached")
         for host in hosts:
-            found = await routing.addresses(self._resolver, host.name)
+            found = await host_addresses(self._resolver, host.name)
             if not found:
                 last = TryElsewhere(f"{host.name} has no address")
             for address in found:

@@ -31,8 +31,8 @@ from mailcue_server.mail.mta_sts import (
     parse_policy,
     policy_id,
 )
-from mailcue_server.store import outbound
-from mailcue_server.workers.outbound.routing import addresses
+from mailcue_server.store import mta_sts_policies
+from mailcue_server.store.dns_lookup import host_addresses
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class PolicyFetcher:
     async def policy_for(self, domain: str) -> Policy | None:
         """The policy to apply now, or None when the domain has none we can use."""
         now = self._clock()
-        cached = await outbound.cached_policy(domain, now)
+        cached = await mta_sts_policies.cached_policy(domain, now)
         try:
             announced = await self._announced_id(domain)
         except _NoRecord:
@@ -88,7 +88,7 @@ class PolicyFetcher:
             return _parsed(cached.policy, domain) if cached is not None else None
         assert text is not None  # noqa: S101 - parsed from it
         expires = now + timedelta(seconds=policy.max_age)
-        await outbound.save_policy(domain, announced, text, now=now, expires_at=expires)
+        await mta_sts_policies.save_policy(domain, announced, text, now=now, expires_at=expires)
         return policy
 
     async def _announced_id(self, domain: str) -> str | None:
@@ -103,7 +103,7 @@ class PolicyFetcher:
     async def _fetch(self, domain: str) -> str | None:
         """The policy text from the policy host, or None (with the reason logged)."""
         host = f"mta-sts.{domain}"
-        found = await addresses(self._resolver, host)
+        found = await host_addresses(self._resolver, host)
         if not found:
             log.info("MTA-STS: %s has no address; policy of %s not fetched", host, domain)
             return None

@@ -1,7 +1,9 @@
 """Where mail for a domain goes: its MX hosts in order, and their addresses (RFC 5321 section 5.1).
 
-Asked with dnspython's async resolver against ``MAILCUE_DNS_RESOLVER``, never
-the system's ``getaddrinfo``, so the answers are the ones our DNS checks see.
+The questions go through ``store/dns_lookup.py`` with the resolver the worker
+built for ``MAILCUE_DNS_RESOLVER``, never the system's ``getaddrinfo``, so the
+answers are the ones our DNS checks see. What is left here is the routing
+decision: which answers fail a message for good, which only for now.
 """
 
 from __future__ import annotations
@@ -12,10 +14,8 @@ from dataclasses import dataclass
 from itertools import groupby
 
 import dns.asyncresolver
-import dns.exception
-import dns.name
-import dns.rdatatype
-import dns.resolver
+
+from mailcue_server.store import dns_lookup
 
 
 @dataclass(frozen=True)
@@ -44,25 +44,17 @@ async def mail_hosts(resolver: dns.asyncresolver.Resolver, domain: str) -> list[
         RouteError: The domain does not exist or publishes a null MX (permanent),
             or DNS did not answer (temporary).
     """
-    try:
-        answer = await resolver.resolve(dns.name.from_text(domain), "MX", search=False)
-    except dns.resolver.NXDOMAIN:
-        raise RouteError(f"{domain} does not exist", permanent=True, status="5.1.2") from None
-    except dns.resolver.NoAnswer:
-        if await addresses(resolver, domain):
-            return [MailHost(domain, 0)]
+    mx = await dns_lookup.resolve(resolver, domain, "MX")
+    if mx.nxdomain:
+        raise RouteError(f"{domain} does not exist", permanent=True, status="5.1.2")
+    if mx.no_answer:
+        return await _implicit_mx(resolver, domain)
+    if mx.error is not None:
         raise RouteError(
-            f"{domain} has no MX, A or AAAA record", permanent=True, status="5.1.2"
-        ) from None
-    except dns.exception.DNSException as exc:
-        raise RouteError(
-            f"DNS lookup of the MX of {domain} failed: {exc}", permanent=False, status="4.4.3"
-        ) from None
-    records = sorted(
-        (int(rdata.preference), rdata.exchange.to_text(omit_final_dot=True).lower())
-        for rdata in answer
-    )
-    if len(records) == 1 and records[0][1] in ("", "."):
+            f"DNS lookup of the MX of {domain} failed: {mx.error}", permanent=False, status="4.4.3"
+        )
+    found = dns_lookup.exchanges(mx)
+    if dns_lookup.is_null_mx(found):
         raise RouteError(
             f"{domain} publishes a null MX: it accepts no mail (RFC 7505)",
             permanent=True,
@@ -70,25 +62,30 @@ async def mail_hosts(resolver: dns.asyncresolver.Resolver, domain: str) -> list[
         )
     shuffle = secrets.SystemRandom().shuffle
     ordered: list[MailHost] = []
-    for preference, group in groupby(records, key=lambda record: record[0]):
-        names = [name for _, name in group if name not in ("", ".")]
+    for preference, group in groupby(found, key=lambda exchange: exchange.preference):
+        # A root target beside real ones is skipped; only a lone one is a null MX.
+        names = [host.removesuffix(".").lower() for _, host in group if host != "."]
         shuffle(names)  # RFC 5321 section 5.1: spread load over equal preferences
         ordered += [MailHost(name, preference) for name in names]
     return ordered
 
 
-async def addresses(resolver: dns.asyncresolver.Resolver, host: str) -> list[str]:
-    """A and AAAA addresses of a host (IPv4 first); empty when it has none or DNS failed."""
-    found = await asyncio.gather(_records(resolver, host, "A"), _records(resolver, host, "AAAA"))
-    return [address for answer in found for address in answer]
+async def _implicit_mx(resolver: dns.asyncresolver.Resolver, domain: str) -> list[MailHost]:
+    """The domain itself when it has an address; "no address" and "no answer" kept apart.
 
-
-async def _records(resolver: dns.asyncresolver.Resolver, host: str, rdtype: str) -> list[str]:
-    try:
-        answer = await resolver.resolve(dns.name.from_text(host), rdtype, search=False)
-    except dns.exception.DNSException:
-        return []
-    wanted = dns.rdatatype.from_text(rdtype)
-    return [
-        str(rdata) for rrset in answer.response.answer if rrset.rdtype == wanted for rdata in rrset
-    ]
+    ``host_addresses`` folds a failed lookup into "none", which here would bounce
+    mail for good over a DNS hiccup; a failed lookup defers (RFC 3463 X.4.3).
+    """
+    a, aaaa = await asyncio.gather(
+        dns_lookup.resolve(resolver, domain, "A"), dns_lookup.resolve(resolver, domain, "AAAA")
+    )
+    if a.rdata or aaaa.rdata:
+        return [MailHost(domain, 0)]
+    failure = a.error or aaaa.error
+    if failure is not None:
+        raise RouteError(
+            f"DNS lookup of the address of {domain} failed: {failure}",
+            permanent=False,
+            status="4.4.3",
+        )
+    raise RouteError(f"{domain} has no MX, A or AAAA record", permanent=True, status="5.1.2")

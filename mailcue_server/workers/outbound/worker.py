@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import os
@@ -85,6 +86,8 @@ class OutboundWorker:
 
     Args:
         settings: Delivery settings (``MAILCUE_OUTBOUND_*``, ``MAILCUE_RELAY_*``).
+        live: The settings in force now; the relay host and port are read from it
+            before each attempt, so ``PUT /system/settings`` needs no restart.
         bus: Where bounces stored in a local INBOX announce themselves.
         secret_key: Opens our domain's DKIM key to sign bounces sent away.
         lease: How long a claim lasts without renewal.
@@ -97,28 +100,25 @@ class OutboundWorker:
         *,
         bus: EventBus,
         secret_key: str | None = None,
+        live: Callable[[], Settings] | None = None,
         lease: timedelta = LEASE,
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         self.settings = settings
         self.schedule = RetrySchedule.from_settings(settings)
         self.owner = node_name()
+        self._live = live or (lambda: settings)
         self._lease = lease
         self._clock = clock
-        verified = _verified_context(settings.outbound_ca_file)
-        helo, timeout = settings.effective_hostname, settings.outbound_timeout
+        self._session = SessionConfig(
+            settings.effective_hostname,
+            settings.outbound_timeout,
+            _verified_context(settings.outbound_ca_file),
+        )
         self._relay: RelayDelivery | None = None
-        self._mx: MxDelivery | None = None
-        if settings.relay_host:
-            credentials = (
-                (settings.relay_username, settings.relay_password)
-                if settings.relay_username
-                else None
-            )
-            config = SessionConfig(helo, timeout, verified, credentials)
-            self._relay = RelayDelivery(settings, config)
-        else:
-            self._mx = _mx_delivery(settings, SessionConfig(helo, timeout, verified), clock)
+        self._relay_at: tuple[str, int] = ("", 0)
+        self._mx: MxDelivery | None = _mx_delivery(settings, self._session, clock)
+        self._follow_relay()
         self._bouncer = Bouncer(settings, bus, secret_key)
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
@@ -235,8 +235,24 @@ class OutboundWorker:
                     message.id, message.token, at=later, error=f"internal error: {exc}"
                 )
 
+    def _follow_relay(self) -> None:
+        """Deliver through the relay in force now, or to each domain's MX without one."""
+        settings = self._live()
+        where = (settings.relay_host, settings.relay_port)
+        if where == self._relay_at:
+            return
+        self._relay_at = where
+        self._relay = None
+        if settings.relay_host:
+            login = settings.relay_username
+            credentials = (login, settings.relay_password) if login else None
+            config = dataclasses.replace(self._session, credentials=credentials)
+            self._relay = RelayDelivery(settings, config)
+        log.info("outbound delivery: %s", f"relay {where[0]}:{where[1]}" if self._relay else "MX")
+
     async def _attempt(self, message: Claimed) -> None:
         """One try for every pending recipient; outcomes are stored as each domain answers."""
+        self._follow_relay()
         if self._relay is not None:
             outcomes = await self._relay.deliver(
                 message.mail_from, message.recipients, message.raw

@@ -31,6 +31,7 @@ REPLY_MAIL_OK = "250 2.1.0 OK"
 REPLY_RCPT_OK = "250 2.1.5 OK"
 REPLY_AUTH_REQUIRED = "530 5.7.0 Authentication required"  # RFC 4954 section 6
 REPLY_NON_ASCII = "553 5.6.7 Non-ASCII address needs SMTPUTF8"  # RFC 6531 section 3.5
+REPLY_NOT_YOUR_ADDRESS = "553 5.7.1 Sender address not owned by the authenticated user"
 REPLY_TOO_MANY_RCPTS = "452 4.5.3 Too many recipients"
 REPLY_UNKNOWN_USER = "550 5.1.1 No such user here"
 REPLY_RELAY_DENIED = "550 5.7.1 Relaying denied"
@@ -161,11 +162,16 @@ class SmtpHandler:
         address: str,
         mail_options: list[str],
     ) -> str:
-        """Start a transaction once AUTH and SMTPUTF8 rules are met."""
+        """Start a transaction once AUTH, SMTPUTF8 and sender-ownership rules are met."""
         if self._require_auth and not session.authenticated:
             return REPLY_AUTH_REQUIRED
         if not envelope.smtp_utf8 and not address.isascii():
             return REPLY_NON_ASCII
+        identity = _identity(session)
+        if identity is not None and not await self._sink.check_sender(
+            "" if address == "<>" else address, authenticated=identity
+        ):
+            return REPLY_NOT_YOUR_ADDRESS
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return REPLY_MAIL_OK

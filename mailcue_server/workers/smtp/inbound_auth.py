@@ -45,7 +45,7 @@ from mailcue_server.mail.auth_results import (
     organizational_domain,
 )
 from mailcue_server.mail.dns_records import Lookup
-from mailcue_server.mail.index import header_items, split_head
+from mailcue_server.mail.header_block import header_items, split_head
 from mailcue_server.store.dns_lookup import make_resolver, query
 
 log = logging.getLogger(__name__)

@@ -25,6 +25,7 @@ from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import MISSING, SMTP, syntax
 
 from mailcue_server.errors import ConfigError
+from mailcue_server.workers.limits import Limit, current
 from mailcue_server.workers.smtp.data import read_data
 from mailcue_server.workers.smtp.handler import SmtpHandler
 from mailcue_server.workers.smtp.sink import ListenerKind, Sink
@@ -291,7 +292,8 @@ class SmtpServer:
         listeners: What to listen on; ports are reported by :meth:`start`.
         hostname: Our name in the greeting, EHLO and ``Received`` (no DNS lookup).
         tls_context: Server-side context for STARTTLS and implicit-TLS listeners.
-        max_message_size: The SIZE limit (RFC 1870), in bytes.
+        max_message_size: The SIZE limit (RFC 1870), in bytes, or a function giving
+            the limit in force (read for each new connection).
         idle_timeout: Seconds a client may stay silent before it is dropped.
 
     Raises:
@@ -305,7 +307,7 @@ class SmtpServer:
         *,
         hostname: str,
         tls_context: ssl.SSLContext | None = None,
-        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        max_message_size: Limit = DEFAULT_MAX_MESSAGE_SIZE,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
     ) -> None:
         if not hostname:
@@ -402,7 +404,7 @@ class SmtpServer:
                 hostname=self._hostname,
                 ident="LMTP MailCue" if lmtp else "ESMTP MailCue",
                 tls_context=starttls,
-                data_size_limit=self._max_message_size,
+                data_size_limit=current(self._max_message_size),
                 enable_SMTPUTF8=True,
                 decode_data=False,
                 auth_require_tls=not plaintext_ok,

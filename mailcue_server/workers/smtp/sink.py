@@ -75,6 +75,18 @@ class Sink(Protocol):
         """
         ...
 
+    async def check_sender(self, address: str, *, authenticated: str) -> bool:
+        """Decide whether an authenticated client may use ``MAIL FROM:<address>``.
+
+        Args:
+            address: The reverse-path as written (``""`` for the null sender).
+            authenticated: The session's identity from :meth:`authenticate`.
+
+        Returns:
+            Whether the identity may send as that address.
+        """
+        ...
+
     async def deliver(self, envelope: Delivery) -> None:
         """Store the message durably.
 

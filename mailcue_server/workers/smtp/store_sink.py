@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from mailcue_server.errors import Invalid
 from mailcue_server.mail import dkim
 from mailcue_server.mail.addresses import canonical_address
-from mailcue_server.store import aliases, domains, mailboxes, outbound, users
+from mailcue_server.store import aliases, domains, mailboxes, outbound, senders, users
 from mailcue_server.store.ingest import Incoming, IngestQueue
 from mailcue_server.workers.smtp.inbound_auth import authenticate as check_origin
 from mailcue_server.workers.smtp.sink import Delivery, ListenerKind, RecipientVerdict
@@ -97,6 +97,19 @@ class StoreSink:
             return RecipientVerdict.ACCEPT  # submission to the world: the outbound queue
         return RecipientVerdict.RELAY_DENIED
 
+    async def check_sender(self, address: str, *, authenticated: str) -> bool:
+        """Production: users send only as their own addresses (test mode: as anyone).
+
+        The API's own submitter is exempt: ``POST /emails/send`` has already
+        checked that its caller may reach the sending mailbox.
+        """
+        if self._catch_all or self._is_api_user(authenticated):
+            return True
+        return await senders.may_send_as(authenticated, address)
+
+    def _is_api_user(self, identity: str | None) -> bool:
+        return self._api_credential is not None and identity == self._api_credential[0]
+
     async def deliver(self, envelope: Delivery) -> None:
         raw = envelope.raw
         if self._checks_origin(envelope):
@@ -130,11 +143,10 @@ class StoreSink:
 
     def _signs(self, envelope: Delivery) -> bool:
         """Authenticated submissions are ours to sign; the API signs its own mail."""
-        api_user = self._api_credential[0] if self._api_credential else None
         return (
             self._outbound is not None
             and envelope.authenticated_as is not None
-            and envelope.authenticated_as != api_user
+            and not self._is_api_user(envelope.authenticated_as)
         )
 
     async def _authentication_results(self, envelope: Delivery) -> bytes:
@@ -161,16 +173,21 @@ class StoreSink:
         )
 
     async def authenticate(self, username: str, password: str) -> str | None:
-        """A mailbox address and its password, or a user account's username and password."""
+        """A mailbox address and its password, or a user account's username and password.
+
+        Returns:
+            ``mailbox:<address>`` or ``user:<username>`` (see ``store.senders``),
+            or the API submitter's own name.
+        """
         if self._api_credential is not None and username == self._api_credential[0]:
             expected = self._api_credential[1].encode()
             return username if hmac.compare_digest(password.encode(), expected) else None
         if "@" in username:
             mailbox = await mailboxes.check_password(username, password)
             if mailbox is not None:
-                return mailbox.address
+                return senders.mailbox_identity(mailbox.address)
         user = await users.check_password(username, password)
-        return user.username if user is not None else None
+        return senders.user_identity(user.username) if user is not None else None
 
 
 def _domain(address: str) -> str:
