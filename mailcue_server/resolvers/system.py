@@ -132,7 +132,9 @@ async def upload_tls_certificate(
     # Writes and fsyncs files and loads them into OpenSSL: off the event loop.
     installed = await asyncio.to_thread(tls.install, chain, key)
     # The other nodes sharing the database install it at their next sync.
-    await tls_uploads.save(chain, key, installed.sha256, ctx.services.secret_key)
+    await tls_uploads.save(
+        chain, key, installed.sha256, ctx.services.secret_key, installed.uploaded_at
+    )
     return certificate_status(tls, ctx.now())
 
 

@@ -11,6 +11,7 @@ shared: a node keeps whatever upload it has on disk), a certificate, or
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from mailcue_server.store import settings
 from mailcue_server.store.credentials import SecretBox
@@ -25,16 +26,25 @@ class SharedCertificate:
     chain_pem: bytes
     key_pem: bytes
     sha256: str
+    uploaded_at: datetime | None
 
 
 def _box(server_secret: str) -> SecretBox:
     return SecretBox(server_secret, _PURPOSE)
 
 
-async def save(chain_pem: bytes, key_pem: bytes, sha256: str, server_secret: str) -> None:
+async def save(
+    chain_pem: bytes,
+    key_pem: bytes,
+    sha256: str,
+    server_secret: str,
+    uploaded_at: datetime | None = None,
+) -> None:
     """Share a certificate every node should serve (``sha256``: its leaf's fingerprint)."""
     sealed = _box(server_secret).seal(key_pem.decode("ascii"))
     value = {"chain": chain_pem.decode("ascii"), "key": sealed, "sha256": sha256}
+    if uploaded_at is not None:
+        value["uploaded_at"] = uploaded_at.isoformat()
     await settings.put(KEY, value)
 
 
@@ -74,4 +84,7 @@ async def load(server_secret: str) -> SharedCertificate | None:
         chain_pem=str(value["chain"]).encode("ascii"),
         key_pem=key.encode("ascii"),
         sha256=str(value["sha256"]),
+        uploaded_at=datetime.fromisoformat(value["uploaded_at"])
+        if "uploaded_at" in value
+        else None,
     )

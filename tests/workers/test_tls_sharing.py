@@ -11,6 +11,7 @@ import asyncio
 import smtplib
 import ssl
 
+import httpx
 from cryptography import x509
 
 from certs import DAY, NOW, fingerprint, make_chain
@@ -31,17 +32,23 @@ def presented(port: int) -> str:
 
 
 async def test_a_shared_upload_is_served_then_a_removal_is_followed(
-    server: MailcueServer,
+    server: MailcueServer, http: httpx.AsyncClient
 ) -> None:
     assert server.tls_sync is not None and server.services is not None
     port = server.port("smtp")
     local = await asyncio.to_thread(presented, port)
     chain = make_chain(("localhost",))
+    uploaded_at = NOW - 3 * DAY  # when the other node took it
     await tls_uploads.save(
-        chain.chain_pem, chain.key_pem, chain.sha256, server.services.secret_key
+        chain.chain_pem, chain.key_pem, chain.sha256, server.services.secret_key, uploaded_at
     )
     assert await server.tls_sync.run_once() is True
     assert await asyncio.to_thread(presented, port) == chain.sha256
+    shown = (await http.get("/api/v1/system/certificate")).json()
+    assert (shown["fingerprint_sha256"], shown["uploaded_at"]) == (
+        chain.sha256,
+        uploaded_at.isoformat().replace("+00:00", "Z"),
+    )
     assert await server.tls_sync.run_once() is False  # already serving it
 
     await tls_uploads.forget()

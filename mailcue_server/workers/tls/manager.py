@@ -172,12 +172,16 @@ class TlsManager:
             return active.certs[-1].public_bytes(serialization.Encoding.PEM)
         return self._local_ca_pem()
 
-    def install(self, chain_pem: bytes, key_pem: bytes) -> CertificateInfo:
+    def install(
+        self, chain_pem: bytes, key_pem: bytes, uploaded_at: dt.datetime | None = None
+    ) -> CertificateInfo:
         """Check, persist and start serving an uploaded chain.
 
         Args:
             chain_pem: PEM certificates, the server's own first, then each issuer.
             key_pem: The unencrypted PEM private key of the first certificate.
+            uploaded_at: When it was uploaded, if not now (a chain another node
+                took, installed here later).
 
         Returns:
             The description of the newly served certificate.
@@ -203,6 +207,9 @@ class TlsManager:
                     f"the TLS library refused the certificate or key: {reason}"
                 ) from exc
             os.replace(staged, final)
+            if uploaded_at is not None:  # the file's time is the upload's, across restarts
+                stamp = uploaded_at.timestamp()
+                os.utime(final, (stamp, stamp))
             self._activate(
                 _Active(
                     context=context,

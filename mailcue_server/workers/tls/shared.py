@@ -53,7 +53,9 @@ class SharedCertificateSync:
         if shared is None:  # removed between the two reads: the next run sees it
             return False
         try:
-            await asyncio.to_thread(self._tls.install, shared.chain_pem, shared.key_pem)
+            await asyncio.to_thread(
+                self._tls.install, shared.chain_pem, shared.key_pem, shared.uploaded_at
+            )
         except errors.Invalid as refused:
             self._refused = shared.sha256
             log.error("cannot serve the shared TLS certificate %s: %s", shared.sha256, refused)
