@@ -12,6 +12,8 @@ import pytest_asyncio
 
 from mailcue_server.app import MailcueServer
 from mailcue_server.config import load_settings
+from mailcue_server.events.memory import MemoryBus
+from mailcue_server.store.db import Database
 
 ADMIN_USER = "admin"
 ADMIN_PASSWORD = "admin-test-password"
@@ -61,3 +63,22 @@ async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Mail
 async def http(server: MailcueServer) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=server.http_url, timeout=10) as client:
         yield client
+
+
+@pytest_asyncio.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    """A fresh SQLite database through the real migrations (for a worker run on its own)."""
+    database = Database(f"sqlite://{tmp_path / 'queue.db'}?journal_mode=WAL")
+    await database.open()
+    try:
+        await database.migrate()
+        yield database
+    finally:
+        await database.close()
+
+
+@pytest_asyncio.fixture
+async def bus() -> AsyncIterator[MemoryBus]:
+    events = MemoryBus()
+    yield events
+    await events.close()

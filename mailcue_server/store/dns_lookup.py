@@ -131,8 +131,14 @@ def exchanges(mx: Records) -> list[Exchange]:
 
 
 def is_null_mx(found: list[Exchange]) -> bool:
-    """RFC 7505: a single MX record naming the root says the domain accepts no mail."""
-    return len(found) == 1 and found[0].host == "."
+    """RFC 7505: MX records that all name the root say the domain accepts no mail.
+
+    The RFC's null MX is a single ``MX 0 .``; several root records (``MX 0 .``
+    plus ``MX 10 .``) break its "no other MX" rule but leave no host to try, and
+    the domain has MX records, so its own address is no implicit MX either
+    (RFC 5321 section 5.1). A root record beside a real host is not one.
+    """
+    return bool(found) and all(exchange.host == "." for exchange in found)
 
 
 async def host_addresses(resolver: dns.asyncresolver.Resolver, host: str) -> list[str]:

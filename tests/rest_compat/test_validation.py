@@ -113,12 +113,15 @@ async def resolver() -> AsyncIterator[str]:
             ("refused.test", "mx.refused.test", 10),
             ("silent.test", "mx.silent.test", 10),
             ("nullmx.test", ".", 0),
+            ("allnull.test", ".", 0),  # only root targets: a null MX too
+            ("allnull.test", ".", 10),
         ],
         hosts={
             "mx.ok.test": ["127.0.0.1"],
             "aonly.test": ["127.0.0.1"],
             "mx.refused.test": ["127.0.0.2"],
             "mx.silent.test": ["127.0.0.3"],
+            "allnull.test": ["127.0.0.1"],  # with MX records, no implicit MX
         },
         local=(*DEFAULT_LOCAL_DOMAINS, DISPOSABLE),
     ) as address:
@@ -230,8 +233,11 @@ async def test_domain_that_does_not_exist(
     assert len(mail_hosts.handler.recipients) == probed
 
 
-async def test_null_mx_accepts_no_mail(http: httpx.AsyncClient, headers: dict[str, str]) -> None:
-    body = await validate(http, headers, "anyone@nullmx.test")
+@pytest.mark.parametrize("domain", ["nullmx.test", "allnull.test"])
+async def test_null_mx_accepts_no_mail(
+    http: httpx.AsyncClient, headers: dict[str, str], domain: str
+) -> None:
+    body = await validate(http, headers, f"anyone@{domain}")
     assert body["verdict"] == "undeliverable"
     assert body["dns"]["null_mx"] is True and body["dns"]["error_code"] == "null_mx"
 

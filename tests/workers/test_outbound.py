@@ -20,7 +20,6 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from outbound_rig import Remote, password_authenticator, policy_server, remote_smtp
 
 from certs import TestCa
 from conftest import node_settings
@@ -32,6 +31,7 @@ from mailcue_server.store.db import Database
 from mailcue_server.store.mail_models import INBOX, Message
 from mailcue_server.store.outbound_models import MtaStsPolicyRecord
 from mailcue_server.workers.outbound import OutboundWorker
+from outbound_rig import Remote, password_authenticator, policy_server, remote_smtp
 from waiting import eventually
 
 STS_POLICY = "version: STSv1\r\nmode: enforce\r\nmx: mx.sts.test\r\nmax_age: 86400\r\n"
@@ -107,24 +107,6 @@ async def policy_port(ca: TestCa) -> AsyncIterator[int]:
     tls = ca.server_context("mta-sts.sts.test", "mta-sts.badsts.test")
     async with policy_server(STS_POLICY, tls) as port:
         yield port
-
-
-@pytest_asyncio.fixture
-async def bus() -> AsyncIterator[MemoryBus]:
-    events = MemoryBus()
-    yield events
-    await events.close()
-
-
-@pytest_asyncio.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(f"sqlite://{tmp_path / 'queue.db'}?journal_mode=WAL")
-    await database.open()
-    try:
-        await database.migrate()
-        yield database
-    finally:
-        await database.close()
 
 
 @pytest.fixture

@@ -11,14 +11,13 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
-from outbound_rig import Remote, remote_smtp
-
 from conftest import node_settings
 from dns_server import dns_server
 from mailcue_server.events.memory import MemoryBus
 from mailcue_server.store import outbound, outbound_admin
 from mailcue_server.store.db import Database
 from mailcue_server.workers.outbound import OutboundWorker
+from outbound_rig import Remote, remote_smtp
 from services import fresh_postgres_database
 
 MESSAGES = 40

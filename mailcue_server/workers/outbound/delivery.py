@@ -6,6 +6,8 @@ address) until one holds a session. Under an ``enforce`` policy only hosts
 the policy lists are tried, and only over STARTTLS with a certificate valid
 for the host's name; when none qualifies the recipients are deferred, never
 sent in plaintext. Otherwise STARTTLS is used whenever it is offered.
+When none of the hosts tried has an address, :func:`routing.unroutable`
+decides whether that fails the recipients for good or defers them.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from collections.abc import Sequence
 import dns.asyncresolver
 
 from mailcue_server.config import RelayTls, Settings
-from mailcue_server.store.dns_lookup import host_addresses
 from mailcue_server.store.outbound import Outcome
 from mailcue_server.store.outbound_models import RecipientState
 from mailcue_server.workers.outbound import routing
@@ -65,10 +66,10 @@ class MxDelivery:
         try:
             hosts = await routing.mail_hosts(self._resolver, domain)
         except routing.RouteError as failure:
-            state = RecipientState.FAILED if failure.permanent else RecipientState.PENDING
-            return [Outcome(a, state, 0, failure.status, failure.text) for a in queued]
+            return _unrouted(queued, failure)
         policy = await self._policies.policy_for(domain)
         tls = TlsMode.OPPORTUNISTIC
+        every_host = True
         if policy is not None and policy.enforced:
             tls = TlsMode.REQUIRED
             allowed = [host for host in hosts if policy.allows(host.name)]
@@ -76,13 +77,15 @@ class MxDelivery:
                 names = ", ".join(host.name for host in hosts)
                 text = f"no MX of {domain} ({names}) is allowed by its MTA-STS policy"
                 return deferred(queued, text, status="4.7.5")
+            every_host = len(allowed) == len(hosts)
             hosts = allowed
-        last = TryElsewhere(f"no mail host of {domain} could be reached")
+        last: TryElsewhere | None = None
+        misses: list[routing.HostAddresses] = []
         for host in hosts:
-            found = await host_addresses(self._resolver, host.name)
-            if not found:
-                last = TryElsewhere(f"{host.name} has no address")
-            for address in found:
+            found = await routing.host_addresses(self._resolver, host.name)
+            if not found.addresses:
+                misses.append(found)
+            for address in found.addresses:
                 try:
                     return await transfer(
                         Server(address, self._port, host.name), envelope, self._config, tls
@@ -90,6 +93,8 @@ class MxDelivery:
                 except TryElsewhere as refused:
                     log.info("delivery to %s (%s): %s", host.name, address, refused.text)
                     last = refused
+        if last is None:  # no host had an address to try
+            return _unrouted(queued, routing.unroutable(domain, misses, every_host=every_host))
         return deferred(queued, last.text, code=last.code, status=last.status)
 
 
@@ -114,6 +119,12 @@ class RelayDelivery:
             return deferred(
                 queued, refused.text, code=refused.code, status=refused.status, host=host
             )
+
+
+def _unrouted(queued: Sequence[str], failure: routing.RouteError) -> list[Outcome]:
+    """Every recipient failed (permanent) or deferred for a routing reason; no server answered."""
+    state = RecipientState.FAILED if failure.permanent else RecipientState.PENDING
+    return [Outcome(address, state, 0, failure.status, failure.text) for address in queued]
 
 
 def _wire(address: str, ascii_domain: str) -> str:
