@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 from fastapi.responses import Response
 
-from mailcue_server.resolvers import emails
+from mailcue_server.resolvers import email_changes, emails
 from mailcue_server.resolvers.emails import FileContent
 from mailcue_server.rest_compat.deps import Ctx
 from mailcue_server.schema.types.emails import (
@@ -69,7 +69,7 @@ async def list_emails(
 @router.post("/inject", response_model=dict[str, str], status_code=status.HTTP_201_CREATED)
 async def inject_email(ctx: Ctx, body: InjectEmailRequest) -> dict[str, str]:
     """Store a message straight into a mailbox folder (IMAP APPEND semantics). Admin only."""
-    stored = await emails.inject_email(ctx, body)
+    stored = await email_changes.inject_email(ctx, body)
     return {
         "uid": stored.uid,
         "mailbox": stored.mailbox,
@@ -83,7 +83,7 @@ async def inject_email(ctx: Ctx, body: InjectEmailRequest) -> dict[str, str]:
 )
 async def bulk_inject(ctx: Ctx, body: BulkInjectRequest) -> BulkInjectResponse:
     """Inject up to 1,000 messages in one transaction; failed items are reported. Admin only."""
-    return await emails.bulk_inject(ctx, body)
+    return await email_changes.bulk_inject(ctx, body)
 
 
 @router.get("/{uid}", response_model=EmailDetail)
@@ -99,7 +99,7 @@ async def delete_email(
     ctx: Ctx, uid: str, mailbox: MailboxParam = None, folder: FolderParam = "INBOX"
 ) -> None:
     """Delete a message for good."""
-    await emails.delete_email(ctx, uid=uid, mailbox=mailbox, folder=folder)
+    await email_changes.delete_email(ctx, uid=uid, mailbox=mailbox, folder=folder)
 
 
 @router.get(

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 from fastapi.responses import Response
 
-from mailcue_server.resolvers import emails, mailboxes
+from mailcue_server.resolvers import email_changes, emails, mailboxes
 from mailcue_server.rest_compat.deps import Ctx
 from mailcue_server.rest_compat.emails import download
 from mailcue_server.schema.types.emails import (
@@ -121,7 +121,9 @@ async def bulk_delete(
     ctx: Ctx, mailbox_address: str, body: BulkDeleteRequest, folder: FolderParam = "INBOX"
 ) -> BulkDeleteResponse:
     """Delete several emails by UID; UIDs that name nothing count as failed."""
-    return await emails.bulk_delete(ctx, mailbox=mailbox_address, folder=folder, request=body)
+    return await email_changes.bulk_delete(
+        ctx, mailbox=mailbox_address, folder=folder, request=body
+    )
 
 
 @router.get("/{mailbox_address}/emails/{uid}", response_model=EmailDetail)
@@ -137,7 +139,7 @@ async def delete_mailbox_email(
     ctx: Ctx, mailbox_address: str, uid: str, folder: FolderParam = "INBOX"
 ) -> None:
     """Delete a message for good."""
-    await emails.delete_email(ctx, uid=uid, mailbox=mailbox_address, folder=folder)
+    await email_changes.delete_email(ctx, uid=uid, mailbox=mailbox_address, folder=folder)
 
 
 @router.get(
@@ -161,7 +163,7 @@ async def update_flags(
     folder: FolderParam = "INBOX",
 ) -> dict[str, str]:
     """Mark read (`seen: true`) or unread."""
-    return await emails.set_seen(
+    return await email_changes.set_seen(
         ctx, mailbox=mailbox_address, uid=uid, folder=folder, seen=body.seen
     )
 
@@ -172,10 +174,10 @@ async def mark_spam(
 ) -> dict[str, str]:
     """Move to Junk from `folder` (INBOX by default)."""
     folder = body.folder if body is not None else "INBOX"
-    return await emails.mark_spam(ctx, mailbox=mailbox_address, uid=uid, folder=folder)
+    return await email_changes.mark_spam(ctx, mailbox=mailbox_address, uid=uid, folder=folder)
 
 
 @router.post("/{mailbox_address}/emails/{uid}/not-spam", response_model=dict[str, str])
 async def mark_not_spam(ctx: Ctx, mailbox_address: str, uid: str) -> dict[str, str]:
     """Move from Junk back to INBOX."""
-    return await emails.mark_not_spam(ctx, mailbox=mailbox_address, uid=uid)
+    return await email_changes.mark_not_spam(ctx, mailbox=mailbox_address, uid=uid)

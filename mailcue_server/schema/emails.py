@@ -8,7 +8,7 @@ from typing import Annotated
 
 import strawberry
 
-from mailcue_server.resolvers import emails
+from mailcue_server.resolvers import email_changes, emails
 from mailcue_server.resolvers.emails import FileContent
 from mailcue_server.schema.context import Info
 from mailcue_server.schema.errors import attempt, attempt_done, query
@@ -120,7 +120,7 @@ class EmailsMutation:
         self, info: Info, uid: str, mailbox: str | None = None, folder: str = "INBOX"
     ) -> DoneResult:
         return await attempt_done(
-            emails.delete_email(info.context.ctx, uid=uid, mailbox=mailbox, folder=folder),
+            email_changes.delete_email(info.context.ctx, uid=uid, mailbox=mailbox, folder=folder),
             done="Deleted",
         )
 
@@ -129,7 +129,9 @@ class EmailsMutation:
         self, info: Info, mailbox: str, input: BulkDeleteRequest, folder: str = "INBOX"
     ) -> BulkDeleteResult:
         return await attempt(
-            emails.bulk_delete(info.context.ctx, mailbox=mailbox, folder=folder, request=input)
+            email_changes.bulk_delete(
+                info.context.ctx, mailbox=mailbox, folder=folder, request=input
+            )
         )
 
     @strawberry.mutation(description="Mark a message read or unread.")
@@ -137,7 +139,9 @@ class EmailsMutation:
         self, info: Info, mailbox: str, uid: str, seen: bool, folder: str = "INBOX"
     ) -> ChangeResult:
         return await _change(
-            emails.set_seen(info.context.ctx, mailbox=mailbox, uid=uid, folder=folder, seen=seen)
+            email_changes.set_seen(
+                info.context.ctx, mailbox=mailbox, uid=uid, folder=folder, seen=seen
+            )
         )
 
     @strawberry.mutation(description="Move a message to Junk.")
@@ -145,20 +149,22 @@ class EmailsMutation:
         self, info: Info, mailbox: str, uid: str, folder: str = "INBOX"
     ) -> ChangeResult:
         return await _change(
-            emails.mark_spam(info.context.ctx, mailbox=mailbox, uid=uid, folder=folder)
+            email_changes.mark_spam(info.context.ctx, mailbox=mailbox, uid=uid, folder=folder)
         )
 
     @strawberry.mutation(description="Move a message from Junk back to INBOX.")
     async def mark_email_not_spam(self, info: Info, mailbox: str, uid: str) -> ChangeResult:
-        return await _change(emails.mark_not_spam(info.context.ctx, mailbox=mailbox, uid=uid))
+        return await _change(
+            email_changes.mark_not_spam(info.context.ctx, mailbox=mailbox, uid=uid)
+        )
 
     @strawberry.mutation(description="Store a message straight into a folder. Admin only.")
     async def inject_email(self, info: Info, input: InjectEmailRequest) -> InjectResult:
-        return await attempt(emails.inject_email(info.context.ctx, input))
+        return await attempt(email_changes.inject_email(info.context.ctx, input))
 
     @strawberry.mutation(description="Inject up to 1,000 messages in one transaction.")
     async def bulk_inject_emails(self, info: Info, input: BulkInjectRequest) -> BulkInjectResult:
-        return await attempt(emails.bulk_inject(info.context.ctx, input))
+        return await attempt(email_changes.bulk_inject(info.context.ctx, input))
 
 
 async def _change(call: Awaitable[dict[str, str]]) -> EmailChange | OperationError:

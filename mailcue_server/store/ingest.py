@@ -4,7 +4,8 @@ Part of the single write path (with ``store/messages.py``): each function
 commits one transaction and then publishes its events on the bus it is handed.
 
 The hot path is shaped by what one message costs the event loop (``scripts/
-bench_smtp.py``): an :class:`InboxCache` spares the folder lookup, and
+bench_smtp.py``): an :class:`~mailcue_server.store.inbox_cache.InboxCache`
+spares the folder lookup, and
 :func:`~mailcue_server.store.message_rows.insert_into_inboxes` binds rows
 without model instances and, on SQLite, runs the whole transaction in one
 call into the connection's thread.
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,6 +25,7 @@ from mailcue_server.errors import Invalid
 from mailcue_server.events.bus import Event, EventBus, publish_quietly
 from mailcue_server.mail.index import IndexFields, index_message
 from mailcue_server.store import aliases
+from mailcue_server.store.inbox_cache import InboxCache
 from mailcue_server.store.mail_models import INBOX, Folder, Message
 from mailcue_server.store.mailboxes import get_or_create_mailbox, normalise_address
 from mailcue_server.store.message_rows import (
@@ -37,9 +38,6 @@ from mailcue_server.store.message_rows import (
 )
 
 log = logging.getLogger(__name__)
-
-INBOX_CACHE_SIZE = 4096
-"""Addresses whose INBOX folder id :class:`InboxCache` remembers (least recently used go)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,44 +72,6 @@ class IngestResult:
 
     stored: tuple[Stored, ...]
     unknown: tuple[str, ...] = ()
-
-
-class InboxCache:
-    """Which folder is the INBOX of an address, so a delivery skips the lookup.
-
-    An entry is never trusted blindly: the statement that locks the folder
-    (:func:`~mailcue_server.store.uids.reserve_sql` with ``inbox_check``)
-    also checks that it is still the INBOX of the mailbox that has this
-    address. So a mailbox deleted, or deleted and created again, by this node
-    or another, is noticed in the delivery's own transaction, which then
-    starts over with fresh lookups (:func:`ingest_many`).
-
-    Args:
-        size: How many addresses to remember.
-    """
-
-    def __init__(self, size: int = INBOX_CACHE_SIZE) -> None:
-        self._size = size
-        self._folders: OrderedDict[str, int] = OrderedDict()
-
-    def lookup(self, addresses: Iterable[str]) -> dict[str, int]:
-        """The remembered folder ids of those addresses that have one."""
-        found: dict[str, int] = {}
-        for address in addresses:
-            folder_id = self._folders.get(address)
-            if folder_id is not None:
-                self._folders.move_to_end(address)
-                found[address] = folder_id
-        return found
-
-    def remember(self, folders: dict[str, int]) -> None:
-        self._folders.update(folders)
-        while len(self._folders) > self._size:
-            self._folders.popitem(last=False)
-
-    def forget(self, addresses: Iterable[str]) -> None:
-        for address in addresses:
-            self._folders.pop(address, None)
 
 
 async def ingest(
@@ -157,7 +117,7 @@ async def ingest_many(
         bus: Where the events go after commit.
         create_mailboxes: Test mode: unknown recipients get a mailbox.
         inboxes: Folder ids remembered from earlier batches (checked, see
-            :class:`InboxCache`).
+            :class:`~mailcue_server.store.inbox_cache.InboxCache`).
 
     Returns:
         One result per item, in order.

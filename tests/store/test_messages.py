@@ -24,7 +24,8 @@ from mailcue_server.store import (
 )
 from mailcue_server.store.db import Database
 from mailcue_server.store.domain_models import Alias
-from mailcue_server.store.ingest import InboxCache, Incoming, IngestQueue
+from mailcue_server.store.inbox_cache import InboxCache
+from mailcue_server.store.ingest import Incoming, IngestQueue
 from mailcue_server.store.mail_models import Folder, Message, decode_flags, encode_flags
 from mailcue_server.store.message_queries import Sort
 from mailcue_server.store.messages import FlagMode
