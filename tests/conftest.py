@@ -66,8 +66,12 @@ async def http(server: MailcueServer) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest_asyncio.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    """A fresh SQLite database through the real migrations (for a worker run on its own)."""
+async def queue_db(tmp_path: Path) -> AsyncIterator[Database]:
+    """A fresh SQLite database through the real migrations (for a worker run on its own).
+
+    Not called ``db``: a conftest fixture would hide the parametrised ``db`` plugin
+    fixture of tests/store/mail_db.py (SQLite and PostgreSQL).
+    """
     database = Database(f"sqlite://{tmp_path / 'queue.db'}?journal_mode=WAL")
     await database.open()
     try:

@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from conftest import node_settings
+from mailcue_server.events.bus import EventBus
+from mailcue_server.workers.outbound import OutboundWorker
 
 
 @dataclass
@@ -166,3 +171,19 @@ async def policy_server(text: str, tls: ssl.SSLContext) -> AsyncIterator[int]:
     finally:
         server.close()
         await server.wait_closed()
+
+
+def worker_factory(data_dir: Path, resolver: str, bus: EventBus) -> Callable[..., OutboundWorker]:
+    """Builds delivery workers whose DNS is ``resolver``; keyword arguments are more settings."""
+
+    def build(**overrides: Any) -> OutboundWorker:
+        values: dict[str, Any] = {
+            "dns_resolver": resolver,
+            "outbound_timeout": 5.0,
+            "outbound_poll_interval": 5.0,
+            "hostname": "mail.local.test",
+        }
+        values.update(overrides)
+        return OutboundWorker(node_settings(data_dir, **values), bus=bus)
+
+    return build

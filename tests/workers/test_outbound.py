@@ -2,7 +2,7 @@
 remote MX or the relay, an HTTPS server publishes MTA-STS policies, all on loopback.
 
 Every test gets a fresh SQLite database through the real migrations (the
-``db`` fixture) and drives an :class:`OutboundWorker` with its own settings.
+``queue_db`` fixture) and drives an :class:`OutboundWorker` with its own settings.
 What is asserted is what the far side saw (bytes, envelope, EHLO, TLS, AUTH)
 and what the queue and the sender's INBOX hold afterwards.
 """
@@ -16,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -31,7 +30,7 @@ from mailcue_server.store.db import Database
 from mailcue_server.store.mail_models import INBOX, Message
 from mailcue_server.store.outbound_models import MtaStsPolicyRecord
 from mailcue_server.workers.outbound import OutboundWorker
-from outbound_rig import Remote, password_authenticator, policy_server, remote_smtp
+from outbound_rig import Remote, password_authenticator, policy_server, remote_smtp, worker_factory
 from waiting import eventually
 
 STS_POLICY = "version: STSv1\r\nmode: enforce\r\nmx: mx.sts.test\r\nmax_age: 86400\r\n"
@@ -112,22 +111,11 @@ async def policy_port(ca: TestCa) -> AsyncIterator[int]:
 @pytest.fixture
 def make_worker(tmp_path: Path, resolver: str, bus: MemoryBus) -> Callable[..., OutboundWorker]:
     """A worker whose DNS is dnsmasq; keyword arguments are further settings."""
-
-    def build(**overrides: Any) -> OutboundWorker:
-        values: dict[str, Any] = {
-            "dns_resolver": resolver,
-            "outbound_timeout": 5.0,
-            "outbound_poll_interval": 5.0,
-            "hostname": "mail.local.test",
-        }
-        values.update(overrides)
-        return OutboundWorker(node_settings(tmp_path / "node", **values), bus=bus)
-
-    return build
+    return worker_factory(tmp_path / "node", resolver, bus)
 
 
 async def test_delivers_exact_bytes_and_envelope_to_each_domains_mx(
-    db: Database, make_worker: Callable[..., OutboundWorker], stranger_ca: TestCa
+    queue_db: Database, make_worker: Callable[..., OutboundWorker], stranger_ca: TestCa
 ) -> None:
     raw = _mail("exact bytes")
     # STARTTLS with a certificate nobody trusts: opportunistic TLS still uses it.
@@ -156,7 +144,7 @@ async def test_delivers_exact_bytes_and_envelope_to_each_domains_mx(
 
 
 async def test_a_4xx_is_retried_later_and_then_delivered(
-    db: Database, make_worker: Callable[..., OutboundWorker]
+    queue_db: Database, make_worker: Callable[..., OutboundWorker]
 ) -> None:
     remote = Remote(data_replies=["451 4.3.0 Mailbox busy, try again later"])
     async with remote_smtp(remote):
@@ -193,7 +181,7 @@ async def _has_state(queue_id: int, state: str) -> bool:
 
 
 async def test_a_5xx_or_unknown_domain_bounces_to_the_local_senders_inbox(
-    db: Database, bus: MemoryBus, make_worker: Callable[..., OutboundWorker]
+    queue_db: Database, bus: MemoryBus, make_worker: Callable[..., OutboundWorker]
 ) -> None:
     await mailboxes.create_mailbox(SENDER, bus=bus)
     remote = Remote(rcpt_replies={"nobody@ok.test": ["550 5.1.1 No such user here"]})
@@ -236,7 +224,7 @@ async def test_a_5xx_or_unknown_domain_bounces_to_the_local_senders_inbox(
 
 
 async def test_a_null_sender_failure_is_never_bounced(
-    db: Database, make_worker: Callable[..., OutboundWorker]
+    queue_db: Database, make_worker: Callable[..., OutboundWorker]
 ) -> None:
     remote = Remote(rcpt_replies={"nobody@ok.test": ["550 5.1.1 No such user here"]})
     async with remote_smtp(remote):
@@ -250,7 +238,7 @@ async def test_a_null_sender_failure_is_never_bounced(
 
 
 async def test_a_remote_sender_gets_the_bounce_through_the_queue_with_null_sender(
-    db: Database, make_worker: Callable[..., OutboundWorker]
+    queue_db: Database, make_worker: Callable[..., OutboundWorker]
 ) -> None:
     sender = "someone@other.test"
     remote = Remote(rcpt_replies={"nobody@ok.test": ["550 5.1.1 No such user here"]})
@@ -271,7 +259,7 @@ async def test_a_remote_sender_gets_the_bounce_through_the_queue_with_null_sende
 
 
 async def test_still_deferred_mail_bounces_when_the_deadline_passes(
-    db: Database, bus: MemoryBus, make_worker: Callable[..., OutboundWorker]
+    queue_db: Database, bus: MemoryBus, make_worker: Callable[..., OutboundWorker]
 ) -> None:
     await mailboxes.create_mailbox(SENDER, bus=bus)
     remote = Remote(rcpt_replies={"bob@ok.test": ["452 4.2.2 Mailbox full"] * 50})
@@ -298,7 +286,7 @@ async def test_still_deferred_mail_bounces_when_the_deadline_passes(
 
 
 async def test_enforced_mta_sts_defers_rather_than_send_without_valid_tls(
-    db: Database,
+    queue_db: Database,
     make_worker: Callable[..., OutboundWorker],
     ca: TestCa,
     stranger_ca: TestCa,
@@ -337,7 +325,7 @@ async def test_enforced_mta_sts_defers_rather_than_send_without_valid_tls(
 
 
 async def test_enforced_mta_sts_skips_an_mx_the_policy_does_not_list(
-    db: Database, make_worker: Callable[..., OutboundWorker], ca: TestCa, policy_port: int
+    queue_db: Database, make_worker: Callable[..., OutboundWorker], ca: TestCa, policy_port: int
 ) -> None:
     async with remote_smtp(tls=ca.server_context("mx.elsewhere.test")) as remote:
         worker = make_worker(
@@ -355,7 +343,7 @@ async def test_enforced_mta_sts_skips_an_mx_the_policy_does_not_list(
 
 @pytest.mark.parametrize("password", ["s3cret-relay", "wrong"])
 async def test_relay_mode_logs_in_and_a_refused_login_is_retried(
-    db: Database, make_worker: Callable[..., OutboundWorker], ca: TestCa, password: str
+    queue_db: Database, make_worker: Callable[..., OutboundWorker], ca: TestCa, password: str
 ) -> None:
     raw = _mail("via relay", to="someone@far-away.example")
     async with remote_smtp(
@@ -390,7 +378,7 @@ async def test_relay_mode_logs_in_and_a_refused_login_is_retried(
 
 
 async def test_a_claim_left_by_a_dead_worker_is_delivered_once_its_lease_runs_out(
-    db: Database, make_worker: Callable[..., OutboundWorker]
+    queue_db: Database, make_worker: Callable[..., OutboundWorker]
 ) -> None:
     async with remote_smtp() as remote:
         worker = make_worker(outbound_smtp_port=remote.port)
@@ -408,7 +396,7 @@ async def test_a_claim_left_by_a_dead_worker_is_delivered_once_its_lease_runs_ou
 
 
 async def test_stopping_gives_claims_back_for_the_next_worker(
-    db: Database, make_worker: Callable[..., OutboundWorker]
+    queue_db: Database, make_worker: Callable[..., OutboundWorker]
 ) -> None:
     remote = Remote(data_gate=asyncio.Event())
     async with remote_smtp(remote):
@@ -459,7 +447,7 @@ async def test_mail_queued_before_a_restart_is_delivered_after_it(
 
 
 async def test_a_relay_set_while_running_is_used_from_the_next_attempt(
-    db: Database, make_worker: Callable[..., OutboundWorker], bus: MemoryBus
+    queue_db: Database, make_worker: Callable[..., OutboundWorker], bus: MemoryBus
 ) -> None:
     with socket.socket() as probe:  # a port nobody listens on: the MX refuses
         probe.bind(("127.0.0.1", 0))

@@ -16,7 +16,6 @@ import pytest
 import pytest_asyncio
 
 from certs import TestCa
-from conftest import node_settings
 from dns_server import dns_server
 from mailcue_server.events.memory import MemoryBus
 from mailcue_server.store import mailboxes, message_queries, outbound, outbound_admin
@@ -24,7 +23,7 @@ from mailcue_server.store.db import Database
 from mailcue_server.store.mail_models import INBOX
 from mailcue_server.store.outbound_models import MtaStsPolicyRecord
 from mailcue_server.workers.outbound import OutboundWorker
-from outbound_rig import policy_server, remote_smtp
+from outbound_rig import policy_server, remote_smtp, worker_factory
 from routing_zone import (
     SENDER,
     STS_POLICY,
@@ -47,17 +46,8 @@ async def zone() -> AsyncIterator[str]:
 
 @pytest.fixture
 def make_worker(tmp_path: Path, zone: str, bus: MemoryBus) -> Callable[..., OutboundWorker]:
-    def build(**overrides: Any) -> OutboundWorker:
-        values: dict[str, Any] = {
-            "dns_resolver": zone,
-            "outbound_timeout": 5.0,
-            "outbound_poll_interval": 5.0,
-            "hostname": "mail.local.test",
-        }
-        values.update(overrides)
-        return OutboundWorker(node_settings(tmp_path / "node", **values), bus=bus)
-
-    return build
+    """A worker whose DNS is dnsmasq; keyword arguments are further settings."""
+    return worker_factory(tmp_path / "node", zone, bus)
 
 
 def _by_address(entry: outbound_admin.QueueEntry) -> dict[str, outbound.RecipientReport]:
@@ -72,7 +62,7 @@ def _status_blocks(raw: bytes) -> Iterator[Any]:
 
 
 async def test_each_route_delivers_to_the_host_dns_names(
-    db: Database, make_worker: Callable[..., OutboundWorker]
+    queue_db: Database, make_worker: Callable[..., OutboundWorker]
 ) -> None:
     recipients = ["eve@fallback.test", "frank@implicit.test", "gina@alias.test"]
     async with remote_smtp() as remote:
@@ -98,7 +88,7 @@ async def test_each_route_delivers_to_the_host_dns_names(
 
 @pytest.mark.parametrize("domain", ["null.test", "allnull.test"])
 async def test_a_null_mx_bounces_at_once_with_5_1_10_and_no_connection(
-    db: Database, bus: MemoryBus, make_worker: Callable[..., OutboundWorker], domain: str
+    queue_db: Database, bus: MemoryBus, make_worker: Callable[..., OutboundWorker], domain: str
 ) -> None:
     await mailboxes.create_mailbox(SENDER, bus=bus)
     rcpt = f"carol@{domain}"
@@ -127,7 +117,7 @@ async def test_a_null_mx_bounces_at_once_with_5_1_10_and_no_connection(
 
 
 async def test_unanswered_dns_keeps_the_message_queued_with_4_4_3(
-    db: Database, bus: MemoryBus, make_worker: Callable[..., OutboundWorker]
+    queue_db: Database, bus: MemoryBus, make_worker: Callable[..., OutboundWorker]
 ) -> None:
     await mailboxes.create_mailbox(SENDER, bus=bus)
     async with remote_smtp() as remote:
@@ -148,7 +138,7 @@ async def test_unanswered_dns_keeps_the_message_queued_with_4_4_3(
 
 
 async def test_mx_hosts_that_do_not_exist_bounce_for_good_with_5_4_4(
-    db: Database, bus: MemoryBus, make_worker: Callable[..., OutboundWorker]
+    queue_db: Database, bus: MemoryBus, make_worker: Callable[..., OutboundWorker]
 ) -> None:
     await mailboxes.create_mailbox(SENDER, bus=bus)
     recipients = ["hal@ghost.test", "ida@lost.test"]
@@ -182,7 +172,7 @@ async def test_mx_hosts_that_do_not_exist_bounce_for_good_with_5_4_4(
 
 
 async def test_mx_hosts_that_exist_without_an_address_defer_with_4_4_4(
-    db: Database, bus: MemoryBus, make_worker: Callable[..., OutboundWorker]
+    queue_db: Database, bus: MemoryBus, make_worker: Callable[..., OutboundWorker]
 ) -> None:
     await mailboxes.create_mailbox(SENDER, bus=bus)
     async with remote_smtp() as remote:
@@ -207,7 +197,7 @@ async def test_mx_hosts_that_exist_without_an_address_defer_with_4_4_4(
 
 
 async def test_a_failed_address_lookup_defers_with_4_4_4_beside_missing_hosts(
-    db: Database, bus: MemoryBus, make_worker: Callable[..., OutboundWorker]
+    queue_db: Database, bus: MemoryBus, make_worker: Callable[..., OutboundWorker]
 ) -> None:
     # mx2 does not exist; whether mx1 has an address is unknown (the server fails its A).
     replies: dict[tuple[str, str], Reply] = {
@@ -237,7 +227,7 @@ async def test_a_failed_address_lookup_defers_with_4_4_4_beside_missing_hosts(
 
 
 async def test_under_mta_sts_only_listed_hosts_count_and_their_absence_defers(
-    tmp_path: Path, db: Database, bus: MemoryBus, make_worker: Callable[..., OutboundWorker]
+    tmp_path: Path, queue_db: Database, bus: MemoryBus, make_worker: Callable[..., OutboundWorker]
 ) -> None:
     # The policy lists only nowhere.stsgone.test, which does not exist; mx.stsgone.test
     # has an address but is not listed, so it is neither tried nor proof the domain is
