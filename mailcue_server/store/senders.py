@@ -19,7 +19,7 @@ from __future__ import annotations
 from mailcue_server.errors import Invalid
 from mailcue_server.mail.addresses import canonical_address
 from mailcue_server.store import aliases, domains
-from mailcue_server.store.mail_models import Mailbox
+from mailcue_server.store.mailboxes import list_mailboxes
 from mailcue_server.store.users import get_by_username
 
 MAILBOX = "mailbox:"
@@ -43,8 +43,8 @@ async def _own_mailboxes(identity: str) -> tuple[set[str], bool]:
     user = await get_by_username(identity.removeprefix(USER))
     if user is None or not user.is_active:
         return set(), False
-    owned = await Mailbox.filter(owner_id=user.id).values_list("address", flat=True)
-    return {str(address).lower() for address in owned}, user.is_admin
+    owned = await list_mailboxes(user.id)
+    return {mailbox.address.lower() for mailbox in owned}, user.is_admin
 
 
 async def may_send_as(identity: str, address: str) -> bool:

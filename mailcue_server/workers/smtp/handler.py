@@ -103,6 +103,11 @@ def _identity(session: Session) -> str | None:
     return data if session.authenticated and isinstance(data, str) else None
 
 
+def _reverse_path(address: str) -> str:
+    """The MAIL FROM address, ``""`` for the null sender ``<>`` (RFC 5321 section 4.5.5)."""
+    return "" if address == "<>" else address
+
+
 def _peer_ip(session: Session | None) -> str:
     peer = session.peer if session is not None else None
     if isinstance(peer, tuple) and peer:
@@ -169,7 +174,7 @@ class SmtpHandler:
             return REPLY_NON_ASCII
         identity = _identity(session)
         if identity is not None and not await self._sink.check_sender(
-            "" if address == "<>" else address, authenticated=identity
+            _reverse_path(address), authenticated=identity
         ):
             return REPLY_NOT_YOUR_ADDRESS
         envelope.mail_from = address
@@ -266,9 +271,8 @@ class SmtpHandler:
             recipient=rcpts[0] if len(rcpts) == 1 else None,
             now=datetime.now(UTC),
         )
-        mail_from = envelope.mail_from or ""
         return Delivery(
-            mail_from="" if mail_from == "<>" else mail_from,
+            mail_from=_reverse_path(envelope.mail_from or ""),
             rcpt_tos=rcpts,
             raw=header + (envelope.original_content or b""),
             authenticated_as=identity,
