@@ -96,11 +96,12 @@ async def set_retention(
 
 
 async def graphql(
-    http: httpx.AsyncClient, account: Account, document: str, **variables: Any
+    http: httpx.AsyncClient, account: Account | None, document: str, **variables: Any
 ) -> dict[str, Any]:
-    """POST a GraphQL document as ``account``; returns the whole answer (data and errors)."""
+    """POST a GraphQL document as ``account`` (None: anonymous); returns the whole answer."""
+    headers = account.headers if account is not None else {}
     response = await http.post(
-        "/graphql", headers=account.headers, json={"query": document, "variables": variables}
+        "/graphql", headers=headers, json={"query": document, "variables": variables}
     )
     assert response.status_code == 200, response.text
     result: dict[str, Any] = response.json()

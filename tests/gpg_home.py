@@ -79,6 +79,19 @@ class GnuPG:
     def import_key(self, armored: str) -> None:
         self.run("--import", input=armored.encode())
 
+    def sign_and_encrypt(self, data: bytes, *, signer: str, recipient: str) -> bytes:
+        """One ASCII-armoured OpenPGP message, signed by ``signer``, encrypted to ``recipient``."""
+        return self.run(
+            "--armor",
+            "--sign",
+            "--encrypt",
+            "--local-user",
+            signer,
+            "--recipient",
+            recipient,
+            input=data,
+        ).stdout
+
     def show(self, armored: str) -> list[list[str]]:
         """``--with-colons`` records of a key, without importing it."""
         shown = self.run(

@@ -274,16 +274,7 @@ def test_reads_what_gpg_encrypted_and_signed(
 ) -> None:
     """RFC 3156 section 6.2: one OpenPGP message, signed and encrypted by gpg."""
     entity = _inner_entity()
-    armored = gpg.run(
-        "--armor",
-        "--sign",
-        "--encrypt",
-        "--local-user",
-        OUTSIDE_ADDRESS,
-        "--recipient",
-        "alice@mailcue.test",
-        input=entity,
-    ).stdout
+    armored = gpg.sign_and_encrypt(entity, signer=OUTSIDE_ADDRESS, recipient="alice@mailcue.test")
     raw = _encrypted_message(armored)
     opened = pgp.open_message(raw, [keys["RSA"]])
     assert (opened.is_encrypted, opened.decrypted, opened.is_signed) == (True, True, True)
@@ -370,16 +361,7 @@ def test_inline_pgp_is_recognised(
 ) -> None:
     head = b"From: outside@example.org\r\nTo: alice@mailcue.test\r\nSubject: Inline\r\n"
     text = b"Meet me at noon.\n"
-    armored = gpg.run(
-        "--armor",
-        "--sign",
-        "--encrypt",
-        "--local-user",
-        OUTSIDE_ADDRESS,
-        "--recipient",
-        "alice@mailcue.test",
-        input=text,
-    ).stdout
+    armored = gpg.sign_and_encrypt(text, signer=OUTSIDE_ADDRESS, recipient="alice@mailcue.test")
     raw = head + b"Content-Type: text/plain\r\n\r\n" + armored
     opened = pgp.open_message(raw, [keys["RSA"]])
     assert (opened.is_encrypted, opened.decrypted, opened.is_signed) == (True, True, True)

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from mailcue import AsyncMailcue
 
-from accounts import Account, admin, new_api_key, new_user
+from accounts import Account, admin, graphql, new_api_key, new_user
 
 ALIASES = "/api/v1/aliases"
 
@@ -218,38 +218,30 @@ mutation ($id: Int!) {
 }"""
 
 
-async def gql(http: httpx.AsyncClient, boss: Account, query: str, **variables: Any) -> Any:
-    response = await http.post(
-        "/graphql", json={"query": query, "variables": variables}, headers=boss.headers
-    )
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
 async def test_graphql_twin(http: httpx.AsyncClient) -> None:
     boss, d = await admin(http), domain()
-    made = (await gql(http, boss, GQL_CREATE, source=f"@{d}", dest=f"hub@{d}"))["data"]
+    made = (await graphql(http, boss, GQL_CREATE, source=f"@{d}", dest=f"hub@{d}"))["data"]
     alias = made["createAlias"]
     assert alias["__typename"] == "Alias" and alias["isCatchall"] is True
     assert alias["destinations"] == [f"hub@{d}"]
-    twice = (await gql(http, boss, GQL_CREATE, source=f"@{d}", dest=f"x@{d}"))["data"]
+    twice = (await graphql(http, boss, GQL_CREATE, source=f"@{d}", dest=f"x@{d}"))["data"]
     assert twice["createAlias"]["__typename"] == "OperationError"
     assert twice["createAlias"]["code"] == "CONFLICT"
 
     one_query = "query ($id: Int!) { alias(id: $id) { sourceAddress } }"
-    one = await gql(http, boss, one_query, id=alias["id"])
+    one = await graphql(http, boss, one_query, id=alias["id"])
     assert one["data"]["alias"]["sourceAddress"] == f"@{d}"
-    listed = await gql(http, boss, "{ aliases { total aliases { id } } }")
+    listed = await graphql(http, boss, "{ aliases { total aliases { id } } }")
     assert {"id": alias["id"]} in listed["data"]["aliases"]["aliases"]
-    updated = await gql(http, boss, GQL_UPDATE, id=alias["id"])
+    updated = await graphql(http, boss, GQL_UPDATE, id=alias["id"])
     assert updated["data"]["updateAlias"] == {"__typename": "Alias", "enabled": False}
-    deleted = await gql(http, boss, GQL_DELETE, id=alias["id"])
+    deleted = await graphql(http, boss, GQL_DELETE, id=alias["id"])
     assert deleted["data"]["deleteAlias"] == {"__typename": "Done", "message": "Alias deleted"}
 
     user = await new_user(http)
-    denied = await gql(http, user, GQL_CREATE, source=f"z@{d}", dest=f"y@{d}")
+    denied = await graphql(http, user, GQL_CREATE, source=f"z@{d}", dest=f"y@{d}")
     assert denied["data"]["createAlias"]["code"] == "FORBIDDEN"
-    hidden = await gql(http, user, "{ aliases { total } }")
+    hidden = await graphql(http, user, "{ aliases { total } }")
     assert hidden["errors"][0]["extensions"]["code"] == "FORBIDDEN"
 
 

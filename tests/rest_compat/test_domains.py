@@ -15,7 +15,7 @@ import pytest
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 from mailcue import AsyncMailcue
 
-from accounts import Account, admin, new_api_key, new_user
+from accounts import Account, admin, graphql, new_api_key, new_user
 from mailcue_server.app import MailcueServer
 from mailcue_server.mail.dkim import DkimKeyType
 from mailcue_server.mail.dns_records import MtaStsMode, mta_sts_policy_id
@@ -262,50 +262,38 @@ mutation ($name: String!) {
 }"""
 
 
-async def gql(
-    http: httpx.AsyncClient, headers: dict[str, str], query: str, **variables: Any
-) -> Any:
-    response = await http.post(
-        "/graphql", json={"query": query, "variables": variables}, headers=headers
-    )
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
 async def test_graphql_twin(http: httpx.AsyncClient) -> None:
     boss, name = await admin(http), fresh()
-    made = (await gql(http, boss.headers, GQL_CREATE, name=name))["data"]["createDomain"]
+    made = (await graphql(http, boss, GQL_CREATE, name=name))["data"]["createDomain"]
     assert made["__typename"] == "DomainDetail"
     assert (made["dkimKeyType"], made["mtaStsMode"]) == ("ED25519", "ENFORCE")
     assert len(made["dnsRecords"]) == 7 and made["dkimPublicKeyTxt"].startswith("v=DKIM1")
-    again = (await gql(http, boss.headers, GQL_CREATE, name=name))["data"]["createDomain"]
+    again = (await graphql(http, boss, GQL_CREATE, name=name))["data"]["createDomain"]
     assert again["code"] == "CONFLICT"
-    bad = (await gql(http, boss.headers, GQL_CREATE, name="not a domain"))["data"]
+    bad = (await graphql(http, boss, GQL_CREATE, name="not a domain"))["data"]
     assert bad["createDomain"]["code"] == "INVALID"
 
-    listed = await gql(http, boss.headers, "{ domains { total domains { name } } }")
+    listed = await graphql(http, boss, "{ domains { total domains { name } } }")
     assert {"name": name} in listed["data"]["domains"]["domains"]
-    one = await gql(
-        http, boss.headers, "query ($n: String!) { domain(name: $n) { name } }", n=name
-    )
+    one = await graphql(http, boss, "query ($n: String!) { domain(name: $n) { name } }", n=name)
     assert one["data"]["domain"] == {"name": name}
-    policy = await gql(
-        http, {}, "query ($d: String!) { mtaStsPolicy(domain: $d) }", d=name.upper()
+    policy = await graphql(
+        http, None, "query ($d: String!) { mtaStsPolicy(domain: $d) }", d=name.upper()
     )
     assert "mode: enforce\r\n" in policy["data"]["mtaStsPolicy"]
     patch = """mutation ($n: String!) { updateDomain(name: $n, input: {mtaStsMaxAge: 3600}) {
       __typename ... on DomainDetail { mtaStsMaxAge } } }"""
-    patched = await gql(http, boss.headers, patch, n=name)
+    patched = await graphql(http, boss, patch, n=name)
     assert patched["data"]["updateDomain"] == {"__typename": "DomainDetail", "mtaStsMaxAge": 3600}
     delete = """mutation ($n: String!) { deleteDomain(name: $n) {
       __typename ... on Done { message } } }"""
-    deleted = await gql(http, boss.headers, delete, n=name)
+    deleted = await graphql(http, boss, delete, n=name)
     assert deleted["data"]["deleteDomain"] == {"__typename": "Done", "message": "Domain deleted"}
 
     user = await new_user(http)
-    denied = (await gql(http, user.headers, GQL_CREATE, name=fresh()))["data"]["createDomain"]
+    denied = (await graphql(http, user, GQL_CREATE, name=fresh()))["data"]["createDomain"]
     assert denied["code"] == "FORBIDDEN"
-    hidden = await gql(http, {}, "{ domains { total } }")
+    hidden = await graphql(http, None, "{ domains { total } }")
     assert hidden["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
 
 

@@ -745,16 +745,9 @@ async def test_what_gpg_sends_over_smtp_is_decrypted_and_verified(
         b"--alt\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nFrom gpg, with love.\r\n"
         b"--alt\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>From gpg</p>\r\n--alt--\r\n"
     )
-    armored = gpg.run(
-        "--armor",
-        "--sign",
-        "--encrypt",
-        "--local-user",
-        OUTSIDE_ADDRESS,
-        "--recipient",
-        recipient,
-        input=inner,
-    ).stdout.replace(b"\n", b"\r\n")  # SMTP wants CRLF
+    armored = gpg.sign_and_encrypt(inner, signer=OUTSIDE_ADDRESS, recipient=recipient).replace(
+        b"\n", b"\r\n"
+    )  # SMTP wants CRLF
     raw = (
         (
             f"From: {OUTSIDE}\r\nTo: {recipient}\r\nSubject: Hello from gpg\r\n"
@@ -788,16 +781,9 @@ async def test_what_gpg_sends_over_smtp_is_decrypted_and_verified(
             "public_key"
         ]
     )
-    armored = gpg.run(
-        "--armor",
-        "--sign",
-        "--encrypt",
-        "--local-user",
-        OUTSIDE_ADDRESS,
-        "--recipient",
-        elsewhere,
-        input=inner,
-    ).stdout.replace(b"\n", b"\r\n")
+    armored = gpg.sign_and_encrypt(inner, signer=OUTSIDE_ADDRESS, recipient=elsewhere).replace(
+        b"\n", b"\r\n"
+    )
     stored = await smtp_deliver(
         server,
         raw.split(b"-----BEGIN")[0] + armored + b"\r\n--enc--\r\n",

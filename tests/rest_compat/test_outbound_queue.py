@@ -20,7 +20,7 @@ import pytest
 import pytest_asyncio
 from workers.outbound_rig import Remote, remote_smtp
 
-from accounts import Account, admin, new_api_key, new_user
+from accounts import Account, admin, graphql, new_api_key, new_user
 from conftest import node_settings
 from dns_server import dns_server
 from mailcue_server.app import MailcueServer
@@ -370,14 +370,6 @@ mutation ($id: Int!) {
 }"""
 
 
-async def gql(http: httpx.AsyncClient, who: Account, query: str, **variables: Any) -> Any:
-    response = await http.post(
-        "/graphql", json={"query": query, "variables": variables}, headers=who.headers
-    )
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
 async def test_graphql_twin_lists_retries_and_refuses(
     http: httpx.AsyncClient, boss: Account, server: MailcueServer, remote: Remote
 ) -> None:
@@ -387,7 +379,7 @@ async def test_graphql_twin_lists_retries_and_refuses(
     queue_id = await _enqueue(server, raw, dora)
     await _settled(http, boss, queue_id)
 
-    listed = (await gql(http, boss, GQL_LIST, state="QUEUED"))["data"]["outboundQueue"]
+    listed = (await graphql(http, boss, GQL_LIST, state="QUEUED"))["data"]["outboundQueue"]
     [entry] = [e for e in listed["entries"] if e["id"] == queue_id]
     assert (entry["sender"], entry["state"], entry["attempts"]) == (SENDER, "QUEUED", 1)
     [recipient] = entry["recipients"]
@@ -398,21 +390,25 @@ async def test_graphql_twin_lists_retries_and_refuses(
     )
     assert recipient["enhancedStatus"] == "4.7.0"
 
-    retried = (await gql(http, boss, GQL_RETRY, id=queue_id))["data"]["retryOutboundQueueEntry"]
+    retried = (await graphql(http, boss, GQL_RETRY, id=queue_id))["data"][
+        "retryOutboundQueueEntry"
+    ]
     assert retried == {"__typename": "OutboundQueueEntry", "id": queue_id, "state": "QUEUED"}
     assert (await _settled(http, boss, queue_id, attempts=2))["state"] == "delivered"
     assert [d.content for d in remote.received if d.rcpt_tos == [dora]] == [raw]
 
-    closed = (await gql(http, boss, GQL_RETRY, id=queue_id))["data"]["retryOutboundQueueEntry"]
+    closed = (await graphql(http, boss, GQL_RETRY, id=queue_id))["data"]["retryOutboundQueueEntry"]
     assert (closed["__typename"], closed["code"]) == ("OperationError", "CONFLICT")
-    unknown = await gql(http, boss, "query { outboundQueueEntry(id: 999999999) { id } }")
+    unknown = await graphql(http, boss, "query { outboundQueueEntry(id: 999999999) { id } }")
     assert unknown["errors"][0]["extensions"]["code"] == "NOT_FOUND"
     raw_query = "query ($id: Int!) { outboundQueueEntryRaw(id: $id) { contentBase64 size } }"
-    download = (await gql(http, boss, raw_query, id=queue_id))["data"]["outboundQueueEntryRaw"]
+    download = (await graphql(http, boss, raw_query, id=queue_id))["data"]["outboundQueueEntryRaw"]
     assert download["size"] == len(raw)
 
     user = await new_user(http)
-    refused = await gql(http, user, GQL_LIST)
+    refused = await graphql(http, user, GQL_LIST)
     assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
-    as_user = (await gql(http, user, GQL_RETRY, id=queue_id))["data"]["retryOutboundQueueEntry"]
+    as_user = (await graphql(http, user, GQL_RETRY, id=queue_id))["data"][
+        "retryOutboundQueueEntry"
+    ]
     assert (as_user["__typename"], as_user["code"]) == ("OperationError", "FORBIDDEN")

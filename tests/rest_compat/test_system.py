@@ -24,7 +24,7 @@ import pytest_asyncio
 from cryptography import x509
 from mailcue import AsyncMailcue
 
-from accounts import Account, admin, login, new_api_key, new_user
+from accounts import Account, admin, graphql, login, new_api_key, new_user
 from certs import (
     DAY,
     ISSUING_CA,
@@ -161,16 +161,6 @@ async def current(http: httpx.AsyncClient) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
-
-
-async def gql(
-    http: httpx.AsyncClient, headers: dict[str, str], query: str, **variables: Any
-) -> Any:
-    response = await http.post(
-        "/graphql", json={"query": query, "variables": variables}, headers=headers
-    )
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 # --- the certificate, public -----------------------------------------------------------
@@ -695,7 +685,7 @@ GQL_CERTIFICATE = """{ systemCertificate { configured fingerprintSha256 commonNa
 
 
 async def test_graphql_queries(http: httpx.AsyncClient, boss: Account, local_tls: None) -> None:
-    public = (await gql(http, {}, GQL_CERTIFICATE))["data"]
+    public = (await graphql(http, None, GQL_CERTIFICATE))["data"]
     rest = await current(http)
     assert public["systemCertificate"]["fingerprintSha256"] == rest["fingerprint_sha256"]
     assert public["systemCertificate"]["ca"] == {"subject": rest["ca"]["subject"], "isLocal": True}
@@ -705,17 +695,17 @@ async def test_graphql_queries(http: httpx.AsyncClient, boss: Account, local_tls
     query = """{ systemSettings { hostname catchAllEnabled maxMessageSize restartRequired }
       tlsStatus { configured }
       productionStatus { ready mode checks { key status passed hint } } }"""
-    data = (await gql(http, boss.headers, query))["data"]
+    data = (await graphql(http, boss, query))["data"]
     assert data["systemSettings"]["hostname"] == "mail.mailcue.local"
     assert data["tlsStatus"] == {"configured": False}
     assert data["productionStatus"]["ready"] is False
     mode = next(c for c in data["productionStatus"]["checks"] if c["key"] == "mode")
     assert mode["status"] == "FAIL" and mode["passed"] is False
 
-    hidden = await gql(http, {}, "{ systemSettings { hostname } }")
+    hidden = await graphql(http, None, "{ systemSettings { hostname } }")
     assert hidden["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
     user = await new_user(http)
-    denied = await gql(http, user.headers, "{ productionStatus { ready } }")
+    denied = await graphql(http, user, "{ productionStatus { ready } }")
     assert denied["errors"][0]["extensions"]["code"] == "FORBIDDEN"
 
 
@@ -738,7 +728,7 @@ GQL_SETTINGS = """mutation ($input: UpdateServerSettingsInput!) {
 async def test_graphql_mutations(
     http: httpx.AsyncClient, server: MailcueServer, boss: Account, local_tls: None
 ) -> None:
-    mutation = await gql(http, {}, '{ __type(name: "Mutation") { fields { name } } }')
+    mutation = await graphql(http, None, '{ __type(name: "Mutation") { fields { name } } }')
     names = {field["name"] for field in mutation["data"]["__type"]["fields"]}
     assert "uploadTlsCertificate" in names, "schema/root.py must merge SystemMutation"
     chain = make_chain(HOSTS)
@@ -747,7 +737,7 @@ async def test_graphql_mutations(
         "privateKey": key_pem(chain.leaf_key).decode(),
         "caCertificate": text(chain.root),
     }
-    made = (await gql(http, boss.headers, GQL_UPLOAD, input=variables))["data"]
+    made = (await graphql(http, boss, GQL_UPLOAD, input=variables))["data"]
     assert made["uploadTlsCertificate"] == {
         "__typename": "TlsCertificate",
         "configured": True,
@@ -762,26 +752,26 @@ async def test_graphql_mutations(
         "certificate": text(expired.leaf),
         "privateKey": key_pem(expired.leaf_key).decode(),
     }
-    refused = (await gql(http, boss.headers, GQL_UPLOAD, input=bad))["data"]
+    refused = (await graphql(http, boss, GQL_UPLOAD, input=bad))["data"]
     assert refused["uploadTlsCertificate"]["code"] == "INVALID"
     assert "has expired" in refused["uploadTlsCertificate"]["message"]
 
     remove = """mutation { removeTlsCertificate { __typename
       ... on TlsCertificate { configured } ... on OperationError { code } } }"""
-    removed = (await gql(http, boss.headers, remove))["data"]["removeTlsCertificate"]
+    removed = (await graphql(http, boss, remove))["data"]["removeTlsCertificate"]
     assert removed == {"__typename": "TlsCertificate", "configured": False}
-    again = (await gql(http, boss.headers, remove))["data"]["removeTlsCertificate"]
+    again = (await graphql(http, boss, remove))["data"]["removeTlsCertificate"]
     assert again == {"__typename": "OperationError", "code": "NOT_FOUND"}
 
-    saved = await gql(http, boss.headers, GQL_SETTINGS, input={"retentionMaxAgeDays": 7})
+    saved = await graphql(http, boss, GQL_SETTINGS, input={"retentionMaxAgeDays": 7})
     assert saved["data"]["updateSystemSettings"] == {
         "__typename": "ServerSettings",
         "retentionMaxAgeDays": 7,
         "restartRequired": [],
     }
-    wrong = await gql(http, boss.headers, GQL_SETTINGS, input={"maxMessageSize": 1})
+    wrong = await graphql(http, boss, GQL_SETTINGS, input={"maxMessageSize": 1})
     assert wrong["data"]["updateSystemSettings"]["code"] == "INVALID"
-    await gql(http, boss.headers, GQL_SETTINGS, input={"retentionMaxAgeDays": 0})
+    await graphql(http, boss, GQL_SETTINGS, input={"retentionMaxAgeDays": 0})
     user = await new_user(http)
-    denied = await gql(http, user.headers, GQL_SETTINGS, input={"retentionMaxAgeDays": 1})
+    denied = await graphql(http, user, GQL_SETTINGS, input={"retentionMaxAgeDays": 1})
     assert denied["data"]["updateSystemSettings"]["code"] == "FORBIDDEN"
