@@ -84,7 +84,7 @@ class RedisBus:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
-        await self._pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+        await self._pubsub.aclose()
         await self._client.aclose()
 
     async def _listen_at_redis(self, channels: Iterable[str]) -> None:
