@@ -26,6 +26,7 @@ MODELS_MODULES = (
     "mailcue_server.store.gpg_models",
     "mailcue_server.store.domain_models",
     "mailcue_server.store.outbound_models",
+    "mailcue_server.store.deliverability_models",
 )
 MIGRATIONS_MODULE = "mailcue_server.migrations"
 

@@ -1,0 +1,1 @@
+"""Tables of the deliverability routes: suppressed domains, send canaries, validation feedback."""
