@@ -11,6 +11,7 @@ import contextlib
 import logging
 import secrets
 import socket
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 
 import uvicorn
@@ -18,12 +19,14 @@ from fastapi import FastAPI
 
 from mailcue_server.api.app import create_app
 from mailcue_server.config import Settings, resolve_secret_key
+from mailcue_server.errors import ListenerUnavailable
 from mailcue_server.events.bus import EventBus
 from mailcue_server.events.memory import MemoryBus
 from mailcue_server.events.redis import RedisBus
 from mailcue_server.resolvers.context import Services, SmtpTarget
 from mailcue_server.resolvers.rate_limit import LoginLimiter
 from mailcue_server.resolvers.tokens import TokenService
+from mailcue_server.start_failures import DATA_DIR, blame, hide_password, prepare_data_dir
 from mailcue_server.store import settings as stored_settings
 from mailcue_server.store.bootstrap import ensure_admin
 from mailcue_server.store.credentials import SecretBox
@@ -48,6 +51,11 @@ log = logging.getLogger(__name__)
 # Not a valid user name or address, so no account can collide with it.
 API_SUBMITTER = "~mailcue-api"
 
+# Seconds a database or Redis may take to answer at start-up before we give up on it.
+CONNECT_TIMEOUT = 10.0
+# Seconds to stop what a failed start had started, so the process can exit.
+STOP_AFTER_FAILED_START = 10.0
+
 
 def build_services(settings: Settings, secret_key: str, bus: EventBus) -> Services:
     return Services(
@@ -70,6 +78,21 @@ class _EmbeddedUvicorn(uvicorn.Server):
 
     def capture_signals(self) -> contextlib.AbstractContextManager[None]:  # type: ignore[override]
         return contextlib.nullcontext()
+
+
+def _database_setting(settings: Settings) -> tuple[str, object]:
+    """The setting to blame when the database fails: its URL, or the data dir of SQLite."""
+    if settings.database_url:
+        return "MAILCUE_DATABASE_URL", hide_password(settings.database_url)
+    return DATA_DIR, settings.data_dir
+
+
+async def _listen(name: str, host: str, port: int, start: Awaitable[int]) -> int:
+    """Await a server's ``start()``, saying which listener failed to bind."""
+    try:
+        return await start
+    except OSError as exc:
+        raise ListenerUnavailable(name, host, port, exc) from None
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -132,28 +155,51 @@ class MailcueServer:
     outbound: OutboundWorker | None = None
 
     async def start(self) -> None:
-        """Open the database, apply migrations, provision the admin, start listening."""
+        """Open the database, apply migrations, provision the admin, start listening.
+
+        Raises:
+            ConfigError: one line naming the setting that stopped start-up. What
+                had started by then is stopped again, so the process can exit.
+        """
+        try:
+            await self._start()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.stop(), STOP_AFTER_FAILED_START)
+            raise
+
+    async def _start(self) -> None:
         settings = self.settings
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        secret_key = resolve_secret_key(settings)
-        self.db = Database(settings.effective_database_url)
-        await self.db.open()
-        await self.db.migrate()
-        # What PUT /system/settings saved wins over MAILCUE_* (hostname, domain, size).
-        settings = self.settings = await stored_settings.apply_saved(settings)
-        await ensure_admin(
-            settings.admin_user, settings.admin_password, settings.effective_admin_email
-        )
+        prepare_data_dir(settings.data_dir)
+        with blame(DATA_DIR, settings.data_dir):
+            secret_key = resolve_secret_key(settings)
+        with blame(*_database_setting(settings)):
+            self.db = Database(settings.effective_database_url)
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                await self.db.open()
+                await self.db.ping()
+            await self.db.migrate()
+            # What PUT /system/settings saved wins over MAILCUE_* (hostname, domain, size).
+            settings = self.settings = await stored_settings.apply_saved(settings)
+            await ensure_admin(
+                settings.admin_user, settings.admin_password, settings.effective_admin_email
+            )
         self.bus = build_bus(settings)
-        self.tls = TlsManager(settings.data_dir / "tls", settings.effective_hostname)
-        self.tls.load()
+        if isinstance(self.bus, RedisBus):
+            with blame("MAILCUE_REDIS_URL", hide_password(settings.redis_url)):
+                async with asyncio.timeout(CONNECT_TIMEOUT):
+                    await self.bus.ping()
+        with blame(DATA_DIR, settings.data_dir):
+            self.tls = TlsManager(settings.data_dir / "tls", settings.effective_hostname)
+            self.tls.load()
         self.tls_sync = SharedCertificateSync(self.tls, secret_key)
         await self.tls_sync.run_once()  # serve the cluster's upload from the first connection
         self.services = build_services(settings, secret_key, self.bus)
         self.services.tls = self.tls
         self.http_app = create_app(self.services)
-        await self._start_mail(self.bus, self.tls)
-        await self._start_http()
+        with blame("MAILCUE_BIND", settings.bind):
+            await self._start_mail(self.bus, self.tls)
+            await self._start_http()
         self._dns_checks = DnsCheckWorker(settings)
         self._dns_checks.start()
         self.settings_sync = SettingsSync(self._live_settings, self._apply_live_settings)
@@ -276,8 +322,9 @@ class MailcueServer:
             pop3_backend, host=host, port=settings.pop3s_port, ssl_context=tls.server_context()
         )
         for name, server in (("pop3", plain), ("pop3s", implicit)):
-            self.listeners[name] = Listener(name, host, await server.start())
             self._pop3.append(server)
+            port = await _listen(name, host, server.port, server.start())
+            self.listeners[name] = Listener(name, host, port)
         await self._start_imap(bus, tls)
 
     async def _start_imap(self, bus: EventBus, tls: TlsManager) -> None:
@@ -296,11 +343,17 @@ class MailcueServer:
                 hostname=settings.effective_hostname,
                 max_message_size=self._max_message_size,
             )
-            self.listeners[name] = Listener(name, settings.bind, await imap.start())
             self._imap.append(imap)
+            bound = await _listen(name, settings.bind, port, imap.start())
+            self.listeners[name] = Listener(name, settings.bind, bound)
 
     async def _start_http(self) -> None:
-        sock = bind_socket(self.settings.bind, self.settings.http_port)
+        try:
+            sock = bind_socket(self.settings.bind, self.settings.http_port)
+        except OSError as exc:
+            raise ListenerUnavailable(
+                "http", self.settings.bind, self.settings.http_port, exc
+            ) from None
         assert self.http_app is not None  # noqa: S101 - set by start()
         config = uvicorn.Config(
             self.http_app,

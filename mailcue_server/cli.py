@@ -9,12 +9,14 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 
 from mailcue_server import __version__
 from mailcue_server.config import Settings, load_settings
 from mailcue_server.errors import ConfigError, MailcueError
+from mailcue_server.start_failures import reason
 
 log = logging.getLogger("mailcue_server")
 
@@ -34,7 +36,15 @@ async def _serve(settings: Settings) -> None:
 
     started = time.perf_counter()
     server = MailcueServer(settings)
-    await server.start()
+    try:
+        await server.start()
+    except (ConfigError, MailcueError):
+        raise
+    except Exception as exc:
+        log.debug("start-up failed", exc_info=True)
+        raise ConfigError(
+            f"start-up failed: {reason(exc)} (MAILCUE_LOG_LEVEL=DEBUG shows where)"
+        ) from exc
     log.info(
         "MailCue %s ready in %.2f s (mode %s)",
         __version__,
@@ -146,6 +156,19 @@ async def _makemigrations(settings: Settings, check: bool) -> int:
         await db.close()
 
 
+def _exit_now_if_threads_linger(status: int) -> None:
+    """Exit even if a library left a worker thread behind after a failed start.
+
+    The server stops what it started when start-up fails, but a driver's
+    thread that outlives it would keep the process alive, and a failed
+    ``mailcue serve`` must end.
+    """
+    lingering = [t for t in threading.enumerate() if t is not threading.main_thread()]
+    if any(not thread.daemon for thread in lingering):
+        sys.stderr.flush()
+        os._exit(status)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mailcue", description="MailCue email testing server")
     parser.add_argument("--version", action="version", version=f"mailcue {__version__}")
@@ -189,6 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_makemigrations(settings, args.check))
     except (ConfigError, MailcueError) as exc:
         print(f"mailcue: error: {exc.message}", file=sys.stderr)
+        _exit_now_if_threads_linger(2)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -70,3 +70,14 @@ class SubmissionFailed(UpstreamFailed):
 
 class ConfigError(MailcueError):
     """A setting is missing or has a bad value; start-up stops with this line."""
+
+
+class ListenerUnavailable(MailcueError):
+    """A listener could not take its address: in use, privileged, or not this machine's."""
+
+    def __init__(self, listener: str, host: str, port: int, error: OSError) -> None:
+        super().__init__(f"{listener} {host}:{port}: {error.strerror or error}")
+        self.listener = listener
+        self.host = host
+        self.port = port
+        self.error = error

@@ -50,6 +50,10 @@ class RedisBus:
         self._reader: asyncio.Task[None] | None = None
         self._closed = False
 
+    async def ping(self) -> None:
+        """One round trip, so a Redis that does not answer fails start-up at once."""
+        await self._client.ping()
+
     async def publish(self, event: Event) -> None:
         await self.publish_many([event])
 

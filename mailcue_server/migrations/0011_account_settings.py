@@ -8,4 +8,4 @@ class Migration(migrations.Migration):
 
     initial = False
 
-    operations: list[object] = []
+    operations = []

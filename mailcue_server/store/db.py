@@ -102,6 +102,10 @@ class Database:
         await ctx.init(config=self.config)
         self._ctx = ctx
 
+    async def ping(self) -> None:
+        """One round trip, so a database that does not answer fails start-up at once."""
+        await get_connection(connection_name(self.url)).execute_query("SELECT 1")
+
     async def close(self) -> None:
         if self._ctx is not None:
             await self._ctx.close_connections()

@@ -24,7 +24,7 @@ from typing import Any
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import MISSING, SMTP, syntax
 
-from mailcue_server.errors import ConfigError
+from mailcue_server.errors import ConfigError, ListenerUnavailable
 from mailcue_server.workers.limits import Limit, current
 from mailcue_server.workers.smtp.data import read_data
 from mailcue_server.workers.smtp.handler import SmtpHandler
@@ -345,12 +345,17 @@ class SmtpServer:
                     implicit_tls=listener.tls is TlsMode.IMPLICIT,
                     require_auth=listener.require_auth,
                 )
-                server = await loop.create_server(
-                    self._factory(listener, handler, loop),
-                    host=listener.host,
-                    port=listener.port,
-                    ssl=self._tls_context if listener.tls is TlsMode.IMPLICIT else None,
-                )
+                try:
+                    server = await loop.create_server(
+                        self._factory(listener, handler, loop),
+                        host=listener.host,
+                        port=listener.port,
+                        ssl=self._tls_context if listener.tls is TlsMode.IMPLICIT else None,
+                    )
+                except OSError as exc:
+                    raise ListenerUnavailable(
+                        str(listener.kind), listener.host, listener.port, exc
+                    ) from None
                 self._handlers.append(handler)
                 self._servers.append(server)
         except BaseException:
