@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import sys
+import textwrap
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -156,6 +157,35 @@ async def _makemigrations(settings: Settings, check: bool) -> int:
         await db.close()
 
 
+def _local_url(settings: Settings) -> str:
+    """Where this machine's own server answers HTTP (a wildcard bind means loopback)."""
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(  # noqa: S104
+        settings.bind, settings.bind
+    )
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{settings.http_port}"
+
+
+def _healthcheck(url: str, timeout: float) -> int:
+    """0 when ``/api/v1/health`` says healthy, else 1 with the reason on one line."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    target = url.rstrip("/") + "/api/v1/health"
+    try:
+        with urllib.request.urlopen(target, timeout=timeout) as response:  # noqa: S310
+            status = json.loads(response.read()).get("status")
+    except (OSError, ValueError) as exc:
+        print(f"unhealthy: {target}: {reason(exc)}", file=sys.stderr)
+        return 1
+    if status != "healthy":
+        print(f"unhealthy: {target}: status {status!r}", file=sys.stderr)
+        return 1
+    print(f"healthy: {target}")
+    return 0
+
+
 def _exit_now_if_threads_linger(status: int) -> None:
     """Exit even if a library left a worker thread behind after a failed start.
 
@@ -169,11 +199,53 @@ def _exit_now_if_threads_linger(status: int) -> None:
         os._exit(status)
 
 
+# The settings common enough to be flags of `serve` too; a flag wins over MAILCUE_*.
+SERVE_FLAGS = (
+    ("--data-dir", "data_dir", "where the database, secret and certificates live"),
+    ("--bind", "bind", "listen address of every listener"),
+    ("--http-port", "http_port", "REST, GraphQL and the web UI"),
+    ("--smtp-port", "smtp_port", "inbound SMTP"),
+    ("--mode", "mode", "test (catch-all) or production"),
+)
+
+
+def _settings_help() -> str:
+    """Every MAILCUE_* variable with its default and meaning, for `serve --help`."""
+    lines = ["settings (environment variables, or a .env file in the working directory):"]
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        shown = "" if default in ("", None) else f" (default: {default})"
+        lines.append(f"  MAILCUE_{name.upper()}{shown}")
+        if field.description:
+            lines.extend(
+                textwrap.wrap(
+                    field.description, 78, initial_indent=" " * 6, subsequent_indent=" " * 6
+                )
+            )
+    return "\n".join(lines)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mailcue", description="MailCue email testing server")
     parser.add_argument("--version", action="version", version=f"mailcue {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("serve", help="run every server in one process")
+    serve = sub.add_parser(
+        "serve",
+        help="run every server in one process",
+        description="Run HTTP, SMTP, IMAP, POP3 and the workers in one process.",
+        epilog=_settings_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    for flag, field, text in SERVE_FLAGS:
+        serve.add_argument(
+            flag, dest=field, metavar="VALUE", help=f"{text} (MAILCUE_{field.upper()})"
+        )
+    health = sub.add_parser(
+        "healthcheck",
+        help="exit 0 when the local server answers healthy (for container orchestrators)",
+    )
+    health.add_argument("--url", help="base URL; default: this machine's MAILCUE_HTTP_PORT")
+    health.add_argument("--timeout", type=float, default=3.0, help="seconds (default 3)")
     sub.add_parser("migrate", help="apply pending database migrations")
     admin = sub.add_parser("create-admin", help="create another admin user")
     admin.add_argument("--username", required=True)
@@ -192,11 +264,14 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        settings = load_settings()
+        flags = {field: getattr(args, field, None) for _, field, _ in SERVE_FLAGS}
+        settings = load_settings(**{k: v for k, v in flags.items() if v is not None})
         _setup_logging(settings.log_level)
         if args.command == "serve":
             with asyncio.Runner(loop_factory=_serve_loop_factory()) as runner:
                 runner.run(_serve(settings))
+        elif args.command == "healthcheck":
+            return _healthcheck(args.url or _local_url(settings), args.timeout)
         elif args.command == "migrate":
             asyncio.run(_migrate(settings))
         elif args.command == "create-admin":

@@ -52,29 +52,61 @@ class Settings(BaseSettings):
         case_sensitive=False,
     )
 
-    mode: Mode = Mode.TEST
-    domain: str = "mailcue.local"
-    hostname: str = ""
-    admin_user: str = "admin"
-    admin_password: str = DEFAULT_ADMIN_PASSWORD
-    admin_email: str = ""
-    secret_key: str = ""
-    access_token_expire_minutes: int = Field(default=30, ge=1, le=24 * 60)
-    refresh_token_expire_days: int = Field(default=7, ge=1, le=365)
-    data_dir: Path = Path("./mailcue-data")
-    database_url: str = ""
-    redis_url: str = ""
-    bind: str = "127.0.0.1"
-    http_port: Port = Field(default=8088, ge=0, le=65535)
-    smtp_port: Port = Field(default=1025, ge=0, le=65535)
-    submission_port: Port = Field(default=1587, ge=0, le=65535)
-    smtps_port: Port = Field(default=1465, ge=0, le=65535)
-    imap_port: Port = Field(default=1143, ge=0, le=65535)
-    imaps_port: Port = Field(default=1993, ge=0, le=65535)
-    pop3_port: Port = Field(default=1110, ge=0, le=65535)
-    pop3s_port: Port = Field(default=1995, ge=0, le=65535)
-    lmtp_port: Port | None = Field(default=None, ge=0, le=65535)
-    max_message_size: int = Field(default=25 * 1024 * 1024, ge=1024)
+    mode: Mode = Field(default=Mode.TEST, description="test (catch-all) or production.")
+    domain: str = Field(default="mailcue.local", description="Primary mail domain.")
+    hostname: str = Field(
+        default="", description="Name used in greetings and certificates; empty: mail.<domain>."
+    )
+    admin_user: str = Field(default="admin", description="Admin created on first start.")
+    admin_password: str = Field(
+        default=DEFAULT_ADMIN_PASSWORD,
+        description="Its password; production refuses the default.",
+    )
+    admin_email: str = Field(default="", description="Its email; empty: <user>@<domain>.")
+    secret_key: str = Field(
+        default="",
+        description="Signs tokens and seals secrets; empty: generated once into the data dir. "
+        "Production needs 32+ characters; nodes of a cluster share one.",
+    )
+    access_token_expire_minutes: int = Field(
+        default=30, ge=1, le=24 * 60, description="Access token lifetime."
+    )
+    refresh_token_expire_days: int = Field(
+        default=7, ge=1, le=365, description="Refresh token lifetime."
+    )
+    data_dir: Path = Field(
+        default=Path("./mailcue-data"), description="Database, secret and certificates."
+    )
+    database_url: str = Field(
+        default="",
+        description="postgres://user:pass@host/db selects PostgreSQL; empty: SQLite in the "
+        "data dir.",
+    )
+    redis_url: str = Field(
+        default="",
+        description="redis://host:6379/0 shares live events between nodes; empty: in-process.",
+    )
+    bind: str = Field(default="127.0.0.1", description="Listen address of every listener.")
+    http_port: Port = Field(
+        default=8088, ge=0, le=65535, description="REST, GraphQL, docs; 0 picks a free port."
+    )
+    smtp_port: Port = Field(default=1025, ge=0, le=65535, description="Inbound SMTP.")
+    submission_port: Port = Field(
+        default=1587, ge=0, le=65535, description="Submission (STARTTLS + AUTH)."
+    )
+    smtps_port: Port = Field(default=1465, ge=0, le=65535, description="SMTP over implicit TLS.")
+    imap_port: Port = Field(default=1143, ge=0, le=65535, description="IMAP (STARTTLS).")
+    imaps_port: Port = Field(default=1993, ge=0, le=65535, description="IMAP over TLS.")
+    pop3_port: Port = Field(default=1110, ge=0, le=65535, description="POP3 (STLS).")
+    pop3s_port: Port = Field(default=1995, ge=0, le=65535, description="POP3 over TLS.")
+    lmtp_port: Port | None = Field(
+        default=None, ge=0, le=65535, description="LMTP for a Postfix in front; empty: off."
+    )
+    max_message_size: int = Field(
+        default=25 * 1024 * 1024,
+        ge=1024,
+        description="SMTP SIZE limit in bytes; larger mail gets 552.",
+    )
     dns_resolver: str = Field(
         default="",
         description="DNS server for MX/A/TXT lookups, 'IP' or 'IP:PORT' "
@@ -163,10 +195,16 @@ class Settings(BaseSettings):
     relay_host: str = Field(
         default="", description="Smarthost that takes all outgoing mail; empty delivers to MX."
     )
-    relay_port: Port = Field(default=587, ge=1, le=65535)
-    relay_username: str = ""
-    relay_password: str = ""
-    relay_tls: RelayTls = RelayTls.STARTTLS
+    relay_port: Port = Field(default=587, ge=1, le=65535, description="The relay's port.")
+    relay_username: str = Field(
+        default="", description="SMTP AUTH user at the relay; empty skips AUTH."
+    )
+    relay_password: str = Field(default="", description="SMTP AUTH password at the relay.")
+    relay_tls: RelayTls = Field(
+        default=RelayTls.STARTTLS,
+        description="starttls, tls (implicit, e.g. port 465) or none; the certificate is "
+        "verified.",
+    )
     keyserver_url: str = Field(
         default="https://keys.openpgp.org",
         description="Base URL of the VKS keyserver GPG keys are published to.",
@@ -179,9 +217,13 @@ class Settings(BaseSettings):
         description="Import public keys that received mail offers (application/pgp-keys "
         "parts, Autocrypt headers) as contact keys of the mailbox owner when it is read.",
     )
-    login_max_attempts: int = Field(default=5, ge=1)
-    login_window_seconds: int = Field(default=300, ge=1)
-    log_level: str = "INFO"
+    login_max_attempts: int = Field(
+        default=5, ge=1, description="Failed logins per client and username..."
+    )
+    login_window_seconds: int = Field(
+        default=300, ge=1, description="...within this window, then 429."
+    )
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
 
     @field_validator("lmtp_port", mode="before")
     @classmethod

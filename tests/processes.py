@@ -10,6 +10,7 @@ import os
 import queue
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -34,6 +35,13 @@ LISTENING_HTTP = re.compile(r"listening: http\s+(http://127\.0\.0\.1:(\d+))\s*$"
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 COMMAND_TIMEOUT = 60.0
+
+
+def closed_port() -> int:
+    """A loopback port nobody listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def cli_env(data_dir: Path, **variables: str) -> dict[str, str]:

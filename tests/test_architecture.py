@@ -2,7 +2,7 @@
 
 Layers, lowest first (a module may import its own layer and the ones below):
 
-    0  mailcue_server (package root), config, errors
+    0  mailcue_server (package root), config, errors, start_failures
     1  store, events, mail, migrations
     2  schema.types
     3  workers, resolvers
@@ -33,6 +33,7 @@ LAYERS: dict[str, int] = {
     "": 0,  # the package root (__version__)
     "config": 0,
     "errors": 0,
+    "start_failures": 0,  # turns start-up errors into one line naming the setting
     "store": 1,
     "events": 1,
     "mail": 1,

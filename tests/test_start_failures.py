@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from processes import PORT_VARIABLES, cli_env, mailcue
+from processes import PORT_VARIABLES, cli_env, closed_port, mailcue
 
 # Generous for a loaded 2-core CI machine; a hang is caught by the subprocess timeout.
 EXIT_WITHIN = 20.0
@@ -158,13 +158,6 @@ def test_a_database_file_the_user_may_not_write(migrated: Path, tmp_path: Path) 
     assert_one_line_failure(
         outcome, f"MAILCUE_DATA_DIR={where}: cannot write mailcue.db: permission denied"
     )
-
-
-def closed_port() -> int:
-    """A loopback port nobody listens on (bound, then released)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def test_a_postgres_that_does_not_answer_hides_the_password(tmp_path: Path) -> None:
