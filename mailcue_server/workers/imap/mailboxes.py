@@ -38,6 +38,7 @@ from mailcue_server.store.changes import FolderState
 from mailcue_server.store.messages import FlagMode
 from mailcue_server.workers.imap.config import ImapConfig
 from mailcue_server.workers.imap.message import ContentLoader, Message, flag_names
+from mailcue_server.workers.imap.names import LinearListTree
 
 FLAG_MODES = {
     FlagOp.ADD: FlagMode.ADD,
@@ -286,12 +287,12 @@ class MailboxSet(MailboxSetInterface["FolderData"]):
 
     async def list_subscribed(self) -> ListTree:
         names = await folders.subscribed_names(self._address)
-        return ListTree(self.delimiter).update(*names)
+        return LinearListTree(self.delimiter).update(*names)
 
     async def list_mailboxes(self) -> ListTree:
         states = await folders.folder_states(self._address)
         self.special_use = {s.name: s.special_use for s in states if s.special_use}
-        return ListTree(self.delimiter).update(*(s.name for s in states))
+        return LinearListTree(self.delimiter).update(*(s.name for s in states))
 
     async def get_mailbox(self, name: str) -> FolderData:
         try:

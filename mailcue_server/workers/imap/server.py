@@ -22,6 +22,7 @@ from proxyprotocol.sock import SocketInfo
 from pymap.context import connection_exit
 
 from mailcue_server.events.bus import EventBus
+from mailcue_server.workers.imap import names
 from mailcue_server.workers.imap.config import (
     DEFAULT_MAX_MESSAGE_SIZE,
     IDLE_RECHECK_SECONDS,
@@ -78,6 +79,7 @@ class ImapServer:
     ) -> None:
         if implicit_tls and tls_context is None:
             raise ValueError("implicit TLS needs a TLS context")
+        names.install()  # before any command is parsed: pymap's own decoder can hang
         self._config = ImapConfig(
             bus=bus,
             hostname=hostname,
