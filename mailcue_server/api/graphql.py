@@ -7,16 +7,21 @@ WebSocket headers, so a ``connection_init`` payload with ``Authorization`` or
 
 from __future__ import annotations
 
+from cross_web import AsyncHTTPRequestAdapter
+from fastapi import Request, Response
 from starlette.requests import HTTPConnection
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.fastapi import GraphQLRouter
+from strawberry.http import GraphQLRequestData
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
 from mailcue_server.errors import Unauthenticated
 from mailcue_server.resolvers.principal import authenticate
 from mailcue_server.rest_compat.deps import build_context
 from mailcue_server.schema.context import GraphQLContext
+from mailcue_server.schema.limits import is_rejection
 from mailcue_server.schema.root import build_schema
 
 
@@ -53,7 +58,24 @@ def _param(params: object, name: str) -> str | None:
 
 
 class MailcueGraphQLRouter(GraphQLRouter[GraphQLContext, None]):
-    """Takes WebSocket credentials from ``connection_init`` when no header carried them."""
+    """Takes WebSocket credentials from ``connection_init`` when no header carried them,
+    and answers a document the query limits refused with 400."""
+
+    async def execute_single(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        sub_response: Response,
+        context: GraphQLContext,
+        root_value: None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        result = await super().execute_single(
+            request, request_adapter, sub_response, context, root_value, request_data
+        )
+        if result.data is None and any(is_rejection(error) for error in result.errors or ()):
+            sub_response.status_code = 400
+        return result
 
     async def on_ws_connect(self, context: GraphQLContext) -> UnsetType | dict[str, object] | None:
         ctx = context.ctx

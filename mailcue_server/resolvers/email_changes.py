@@ -149,7 +149,7 @@ async def _prepare_inject(ctx: Context, request: InjectEmailRequest) -> tuple[Ap
             reply_to=(request.reply_to,) if request.reply_to else (),
             in_reply_to=request.in_reply_to,
             references=tuple(request.references),
-            headers=tuple(_header_items(request.headers)),
+            headers=tuple(_header_items(request.headers or {})),
             date=when,
         )
     )

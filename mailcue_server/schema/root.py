@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import strawberry
-from graphql import GraphQLError
+from graphql import (
+    GraphQLDefaultInput,
+    GraphQLError,
+    GraphQLInputObjectType,
+    GraphQLSchema,
+)
+from graphql.language import ConstObjectFieldNode, ConstObjectValueNode, NameNode, StringValueNode
 from strawberry.extensions import MaskErrors
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
@@ -17,6 +23,7 @@ from mailcue_server.schema.domains import DomainMutation, DomainQuery
 from mailcue_server.schema.emails import EmailsMutation, EmailsQuery
 from mailcue_server.schema.events import EventsSubscription
 from mailcue_server.schema.gpg import GpgMutation, GpgQuery
+from mailcue_server.schema.limits import QueryLimits
 from mailcue_server.schema.mailboxes import MailboxesMutation, MailboxesQuery
 from mailcue_server.schema.outbound_queue import OutboundQueueMutation, OutboundQueueQuery
 from mailcue_server.schema.sending import SendingMutation
@@ -76,13 +83,42 @@ class MailcueSchema(strawberry.Schema):
                 StrawberryLogger.error(error, execution_context)
 
 
+def _object_defaults_as_literals(schema: GraphQLSchema) -> None:
+    """Give input fields whose default is an object (``headers: StringMap = {}``) that
+    default as a literal.
+
+    Introspection writes defaults through graphql-core's ``ast_from_value``,
+    which cannot turn an object of a custom scalar into a literal: every
+    signed-in introspection (GraphiQL's first request) got an error for them.
+    """
+    for graphql_type in schema.type_map.values():
+        if not isinstance(graphql_type, GraphQLInputObjectType):
+            continue
+        for input_field in graphql_type.fields.values():
+            default = input_field.default_value
+            if isinstance(default, dict):
+                literal = ConstObjectValueNode(
+                    fields=tuple(
+                        ConstObjectFieldNode(
+                            name=NameNode(value=str(name)), value=StringValueNode(value=str(value))
+                        )
+                        for name, value in default.items()
+                    )
+                )
+                # Read first by introspection and coercion; default_value stays for the
+                # SDL printer.
+                input_field.default = GraphQLDefaultInput(literal=literal)
+
+
 def build_schema() -> strawberry.Schema:
-    return MailcueSchema(
+    schema = MailcueSchema(
         config=StrawberryConfig(scalar_map=SCALARS),
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         # Masking runs before process_errors sees the list, so log-worthy errors
         # are told apart by the same predicate on both sides.
-        extensions=[lambda: MaskErrors(should_mask_error=is_unexpected)],
+        extensions=[QueryLimits, lambda: MaskErrors(should_mask_error=is_unexpected)],
     )
+    _object_defaults_as_literals(schema._schema)
+    return schema
