@@ -307,7 +307,7 @@ def parse_nameserver(text: str) -> tuple[str, int]:
         address = str(ipaddress.ip_address(host))
     except ValueError:
         raise ValueError(f"{host!r} is not an IP address") from None
-    if not port.isdigit() or not 1 <= int(port) <= 65535:
+    if not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
         raise ValueError(f"port {port!r} is not in 1-65535")
     return address, int(port)
 

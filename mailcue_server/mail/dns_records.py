@@ -255,7 +255,8 @@ def _judge_mx(record: ExpectedRecord, lookup: Lookup, _answers: Answers) -> Verd
     entries: list[tuple[int, str]] = []
     for value in lookup.values:
         preference, _, exchange = value.partition(" ")
-        entries.append((int(preference) if preference.isdigit() else 0, _host(exchange)))
+        number = preference.isascii() and preference.isdigit()
+        entries.append((int(preference) if number else 0, _host(exchange)))
     want = _host(record.value.partition(" ")[2])
     if any(exchange in ("", ".") for _, exchange in entries):
         return Verdict(False, current, "The domain publishes a null MX: it accepts no mail")

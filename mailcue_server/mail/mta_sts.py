@@ -95,7 +95,8 @@ def parse_policy(text: str) -> Policy:
             f"mode {values.get('mode')!r} is not enforce, testing or none"
         ) from None
     max_age = values.get("max_age", "")
-    if not max_age.isdigit() or len(max_age) > 10 or int(max_age) > MAX_MTA_STS_AGE:
+    digits = max_age.isascii() and max_age.isdigit()  # "³".isdigit() is true
+    if not digits or len(max_age) > 10 or int(max_age) > MAX_MTA_STS_AGE:
         raise InvalidPolicy(f"max_age {max_age!r} is not 0-{MAX_MTA_STS_AGE} seconds")
     if not mx and mode is not MtaStsMode.NONE:
         raise InvalidPolicy("the policy lists no mx")

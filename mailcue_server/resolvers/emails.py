@@ -68,7 +68,8 @@ async def target_mailbox(ctx: Context, address: str | None, scope: str) -> Mailb
 def parse_uid(uid: str | int) -> int:
     """A REST uid as the IMAP UID it names; anything else names no message (404)."""
     text = str(uid).strip()
-    if not text.isdigit() or not 0 < int(text) < 2**32:
+    # isascii too: "³".isdigit() is true, and int("³") raises.
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 2**32:
         raise NotFound(f"Email {uid} not found")
     return int(text)
 

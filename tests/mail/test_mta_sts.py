@@ -52,6 +52,7 @@ def test_our_own_published_policy_parses_and_names_our_mx() -> None:
         ("version: STSv1\nmode: strict\nmx: a.example\nmax_age: 1\n", "mode"),
         ("version: STSv1\nmode: enforce\nmx: a.example\nmax_age: 31557601\n", "max_age"),
         ("version: STSv1\nmode: enforce\nmx: a.example\nmax_age: -1\n", "max_age"),
+        ("version: STSv1\nmode: enforce\nmx: a.example\nmax_age: ³\n", "max_age"),
         ("version: STSv1\nmode: enforce\nmax_age: 60\n", "no mx"),
         ("version: STSv1\nmode: enforce\nmx: bad_host!\nmax_age: 60\n", "mx"),
         ("<html>not a policy</html>", "key: value"),
