@@ -62,7 +62,10 @@ def build_services(settings: Settings, secret_key: str, bus: EventBus) -> Servic
 
 def build_bus(settings: Settings) -> EventBus:
     """Redis pub/sub when configured (several nodes), else the in-process bus."""
-    return RedisBus(settings.redis_url) if settings.redis_url else MemoryBus()
+    replay = settings.event_replay_size
+    if settings.redis_url:
+        return RedisBus(settings.redis_url, replay_size=replay)
+    return MemoryBus(replay_size=replay)
 
 
 class _EmbeddedUvicorn(uvicorn.Server):

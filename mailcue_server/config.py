@@ -89,6 +89,19 @@ class Settings(BaseSettings):
         description="Seconds between reads of what other nodes saved (live settings, the "
         "uploaded TLS certificate); 0 turns it off.",
     )
+    sse_heartbeat_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        le=3600,
+        description="Seconds between `event: heartbeat` messages on the SSE stream.",
+    )
+    event_replay_size: int = Field(
+        default=5000,
+        ge=1,
+        le=1_000_000,
+        description="Recent events kept for SSE clients that reconnect with Last-Event-ID "
+        "(per node; with Redis, one buffer shared by all nodes).",
+    )
     retention_interval: float = Field(
         default=300.0,
         ge=0,
