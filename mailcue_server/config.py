@@ -30,6 +30,13 @@ class Mode(StrEnum):
     PRODUCTION = "production"
 
 
+class BounceReturn(StrEnum):
+    """What a bounce carries of the failed message when its sender did not say (RET)."""
+
+    HEADERS = "headers"  # its header only (text/rfc822-headers)
+    FULL = "full"  # the whole message (message/rfc822)
+
+
 class RelayTls(StrEnum):
     """How the outbound queue protects its connection to the relay (smarthost)."""
 
@@ -172,6 +179,11 @@ class Settings(BaseSettings):
         default=4 * 24 * 3600.0,
         gt=0,
         description="Seconds after queueing when a deferred message bounces.",
+    )
+    bounce_return: BounceReturn = Field(
+        default=BounceReturn.HEADERS,
+        description="What a bounce returns of the failed message, 'headers' or 'full', "
+        "unless its sender asked with RET=HDRS or RET=FULL (RFC 3461).",
     )
     relay_host: str = Field(
         default="", description="Smarthost that takes all outgoing mail; empty delivers to MX."
