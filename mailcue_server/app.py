@@ -282,6 +282,12 @@ class MailcueServer:
             self.listeners[name] = Listener(name, host, await server.start())
             self._pop3.append(server)
         await self._start_imap(bus, tls)
+        if self.services is not None:  # for the production checklist's probes
+            self.services.mail_listeners = {
+                name: (_loopback_for(host), listener.port)
+                for name, listener in self.listeners.items()
+                if name != "http"
+            }
 
     async def _start_imap(self, bus: EventBus, tls: TlsManager) -> None:
         settings = self.settings
