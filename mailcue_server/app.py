@@ -70,7 +70,10 @@ def build_services(settings: Settings, secret_key: str, bus: EventBus) -> Servic
 
 def build_bus(settings: Settings) -> EventBus:
     """Redis pub/sub when configured (several nodes), else the in-process bus."""
-    return RedisBus(settings.redis_url) if settings.redis_url else MemoryBus()
+    replay = settings.event_replay_size
+    if settings.redis_url:
+        return RedisBus(settings.redis_url, replay_size=replay)
+    return MemoryBus(replay_size=replay)
 
 
 class _EmbeddedUvicorn(uvicorn.Server):
@@ -326,6 +329,12 @@ class MailcueServer:
             port = await _listen(name, host, server.port, server.start())
             self.listeners[name] = Listener(name, host, port)
         await self._start_imap(bus, tls)
+        if self.services is not None:  # for the production checklist's probes
+            self.services.mail_listeners = {
+                name: (_loopback_for(host), listener.port)
+                for name, listener in self.listeners.items()
+                if name != "http"
+            }
 
     async def _start_imap(self, bus: EventBus, tls: TlsManager) -> None:
         settings = self.settings

@@ -30,6 +30,13 @@ class Mode(StrEnum):
     PRODUCTION = "production"
 
 
+class BounceReturn(StrEnum):
+    """What a bounce carries of the failed message when its sender did not say (RET)."""
+
+    HEADERS = "headers"  # its header only (text/rfc822-headers)
+    FULL = "full"  # the whole message (message/rfc822)
+
+
 class RelayTls(StrEnum):
     """How the outbound queue protects its connection to the relay (smarthost)."""
 
@@ -121,6 +128,19 @@ class Settings(BaseSettings):
         description="Seconds between reads of what other nodes saved (live settings, the "
         "uploaded TLS certificate); 0 turns it off.",
     )
+    sse_heartbeat_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        le=3600,
+        description="Seconds between `event: heartbeat` messages on the SSE stream.",
+    )
+    event_replay_size: int = Field(
+        default=5000,
+        ge=1,
+        le=1_000_000,
+        description="Recent events kept for SSE clients that reconnect with Last-Event-ID "
+        "(per node; with Redis, one buffer shared by all nodes).",
+    )
     retention_interval: float = Field(
         default=300.0,
         ge=0,
@@ -191,6 +211,11 @@ class Settings(BaseSettings):
         default=4 * 24 * 3600.0,
         gt=0,
         description="Seconds after queueing when a deferred message bounces.",
+    )
+    bounce_return: BounceReturn = Field(
+        default=BounceReturn.HEADERS,
+        description="What a bounce returns of the failed message, 'headers' or 'full', "
+        "unless its sender asked with RET=HDRS or RET=FULL (RFC 3461).",
     )
     relay_host: str = Field(
         default="", description="Smarthost that takes all outgoing mail; empty delivers to MX."

@@ -60,6 +60,8 @@ class Feed:
     )
     comments: list[str] = field(default_factory=list)
     subscribed: asyncio.Event = field(default_factory=asyncio.Event)
+    heartbeats: asyncio.Queue[Received] = field(default_factory=asyncio.Queue)
+    """SSE ``heartbeat`` messages, kept apart so ``events`` holds only what happened."""
 
     def end(self, why: str) -> None:
         if not self.ended.done():
@@ -135,9 +137,9 @@ async def _read_sse(response: httpx.Response, feed: Feed) -> None:
                 continue
             payload = json.loads("\n".join(block.data))
             assert isinstance(payload, dict)
-            if block.event != "stream.reset":
-                assert payload["type"] == block.event and payload["id"] == block.id
-            feed.events.put_nowait(
+            assert payload["type"] == block.event and payload["id"] == block.id
+            queue = feed.heartbeats if block.event == "heartbeat" else feed.events
+            queue.put_nowait(
                 Received(
                     type=block.event,
                     mailbox=payload.get("mailbox", ""),
@@ -158,10 +160,17 @@ async def sse_stream(
     server: MailcueServer, headers: dict[str, str], **params: str
 ) -> AsyncIterator[Feed]:
     """An open SSE stream, once the server said it is subscribed."""
+    async with sse_stream_at(server.http_url, headers, **params) as feed:
+        yield feed
+
+
+@contextlib.asynccontextmanager
+async def sse_stream_at(
+    base_url: str, headers: dict[str, str], **params: str
+) -> AsyncIterator[Feed]:
+    """An open SSE stream of the node at ``base_url``, once it said it is subscribed."""
     async with (
-        httpx.AsyncClient(
-            base_url=server.http_url, timeout=httpx.Timeout(WAIT, read=None)
-        ) as http,
+        httpx.AsyncClient(base_url=base_url, timeout=httpx.Timeout(WAIT, read=None)) as http,
         http.stream("GET", "/api/v1/events/stream", headers=headers, params=params) as response,
     ):
         assert response.status_code == 200, (await response.aread()).decode()
@@ -277,13 +286,14 @@ async def until_live(
     assert server.bus is not None
     async with asyncio.timeout(WAIT):
         while True:
-            probe = Event(kind, mailbox, "probe", data={"probe": True})
-            await server.bus.publish(probe)
+            # The bus gives a published event its own id: the token says which probe came.
+            token = secrets.token_hex(8)
+            await server.bus.publish(Event(kind, mailbox, "probe", data={"probe": token}))
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(0.2):
                     while True:
                         got = await feed.events.get()
-                        if got.id == probe.id:
+                        if got.details.get("probe") == token:
                             return
 
 

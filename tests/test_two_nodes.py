@@ -23,7 +23,7 @@ import pytest
 from cryptography import x509
 
 from certs import fingerprint, make_chain, pem
-from live_events import LATENCY, WAIT, parse_sse_block, smtp_send_to_port
+from live_events import LATENCY, WAIT, parse_sse_block, smtp_send_to_port, sse_stream_at
 from processes import ServeProcess, cli_env, mailcue
 from services import fresh_postgres_database, redis_or_skip
 from waiting import eventually
@@ -126,6 +126,52 @@ async def test_mail_into_node_a_is_announced_and_served_by_node_b(tmp_path: Path
                 body = listed.json()
                 assert body["total"] == 1
                 assert [e["subject"] for e in body["emails"]] == ["via node A"]
+            assert node_b.terminate() == 0, node_b.output
+            assert node_a.terminate() == 0, node_a.output
+
+
+async def test_a_client_resumes_on_node_b_with_the_id_node_a_gave_it(tmp_path: Path) -> None:
+    """Event ids come from Redis, so any node replays what a client missed after one."""
+    redis_url = await redis_or_skip()
+    address = f"resume-{secrets.token_hex(4)}@mailcue.local"
+    async with fresh_postgres_database() as database_url:
+        shared = {
+            "MAILCUE_DATABASE_URL": database_url,
+            "MAILCUE_REDIS_URL": redis_url,
+            "MAILCUE_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            "MAILCUE_SECRET_KEY": secrets.token_urlsafe(48),
+        }
+        env_a, env_b = cli_env(tmp_path / "a", **shared), cli_env(tmp_path / "b", **shared)
+        with ServeProcess(env_a, tmp_path) as node_a, ServeProcess(env_b, tmp_path) as node_b:
+            url_a, url_b = node_a.wait_listening(), node_b.wait_listening()
+            smtp_a, smtp_b = node_a.listener_port("smtp"), node_b.listener_port("smtp")
+            async with httpx.AsyncClient(base_url=url_a, timeout=WAIT) as http:
+                login = await http.post(
+                    "/api/v1/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD}
+                )
+                assert login.status_code == 200, login.text
+            headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+            # Filtered to this test's mailbox: other test runs may share the Redis server.
+            params = {"mailbox": address, "types": "email.received"}
+            async with sse_stream_at(url_a, headers, **params) as feed:
+                await smtp_send_to_port(smtp_a, address, "seen on A")
+                seen = await feed.next()
+            await smtp_send_to_port(smtp_a, address, "missed, into A")
+            await smtp_send_to_port(smtp_b, address, "missed, into B")
+
+            resume = {**headers, "Last-Event-ID": seen.id}
+            async with sse_stream_at(url_b, resume, **params) as feed:
+                replayed = [await feed.next(), await feed.next()]
+                await smtp_send_to_port(smtp_a, address, "live on B")
+                live = await feed.next()
+                assert feed.pending() == []
+            assert [e.details["subject"] for e in (*replayed, live)] == [
+                "missed, into A",
+                "missed, into B",
+                "live on B",
+            ]
+            ids = [seen.id, *(e.id for e in replayed), live.id]
+            assert len(set(ids)) == 4
             assert node_b.terminate() == 0, node_b.output
             assert node_a.terminate() == 0, node_a.output
 

@@ -8,12 +8,19 @@ several nodes sharing a Redis server.
 
 Every event goes to two channels: the one of its mailbox and the firehose
 that sees all mailboxes. Channel names come only from :func:`channel_for`.
+
+Publishing stamps each event with a cursor id, ``<int>-<int>`` (the memory
+bus: its start time in ms and a counter; Redis: the id of the event in a
+Redis stream, so every node orders the ids alike). Each bus keeps the last
+events in a bounded buffer, from which :meth:`EventBus.replay` hands a
+reconnecting SSE client what it missed after the id it last saw.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -26,6 +33,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_QUEUE_SIZE = 1000
 """Events a subscriber may have waiting before it counts as too slow and is dropped."""
+DEFAULT_REPLAY_SIZE = 5000
+"""Recent events a bus keeps for clients that reconnect (see :meth:`EventBus.replay`)."""
+
+_CURSOR = re.compile(r"([0-9]{1,20})-([0-9]{1,20})")
 
 
 class EventType(StrEnum):
@@ -75,7 +86,8 @@ class Event:
         folder: The folder, for message and folder events.
         uid: The message's IMAP UID, for single-message events.
         data: Details for subscribers (subject, from, flags...), JSON-serialisable.
-        id: Unique id of this event (SSE ``id:``).
+        id: Unique id of this event; publishing replaces it with the bus's cursor id
+            (the SSE ``id:``, ``Last-Event-ID`` on reconnect).
         at: When the change was made (UTC).
     """
 
@@ -130,6 +142,39 @@ class Event:
             raise ValueError(f"not an event: {exc}") from exc
 
 
+def cursor_order(cursor: str | None) -> tuple[int, int] | None:
+    """The position a cursor id (``<int>-<int>``) stands for; None for anything else.
+
+    Ids of one bus compare by this: a later event has a larger position.
+    """
+    found = _CURSOR.fullmatch(cursor or "")
+    if found is None:
+        return None
+    return int(found.group(1)), int(found.group(2))
+
+
+def format_cursor(order: tuple[int, int]) -> str:
+    return f"{order[0]}-{order[1]}"
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """What a client that last saw one event id missed, from the bus's buffer.
+
+    Attributes:
+        events: The buffered events after that id, oldest first (every channel).
+        head: The id of the latest event the bus had published when asked
+            (a cursor even before the first event): a client at ``head`` missed nothing.
+        gap: Events after that id are gone (the buffer is smaller than what
+            was missed, the id is unknown or malformed, or the bus restarted):
+            the client must reload; ``events`` is then empty.
+    """
+
+    events: list[Event]
+    head: str
+    gap: bool = False
+
+
 class SubscriptionDropped(Exception):
     """Raised by a subscription's iterator after it fell too far behind (or lost its feed).
 
@@ -163,6 +208,14 @@ class EventBus(Protocol):
         published after that point is delivered. The iterator ends when the
         bus closes and raises :class:`SubscriptionDropped` when the
         subscriber was too slow.
+        """
+        ...
+
+    async def replay(self, after: str | None) -> Replay:
+        """The buffered events after the cursor id ``after`` (None: none, just the head).
+
+        Call it after subscribing: the live subscription then repeats at most
+        the events up to :attr:`Replay.head`, which the caller skips.
         """
         ...
 

@@ -4,12 +4,19 @@
 each event to their bounded buffers without ever awaiting: a subscriber whose
 buffer is full is marked dropped and skipped from then on, so a stalled SSE
 client cannot slow SMTP delivery down.
+
+:class:`MemoryBus` numbers what it publishes ``<start ms>-<n>`` and keeps the
+last ``replay_size`` events for :meth:`MemoryBus.replay`. An id from before
+this process started (another node, or a restart) is a gap: the buffer
+never held what followed it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -17,8 +24,12 @@ from contextlib import asynccontextmanager
 from mailcue_server.events.bus import (
     ALL_EVENTS,
     DEFAULT_QUEUE_SIZE,
+    DEFAULT_REPLAY_SIZE,
     Event,
+    Replay,
     SubscriptionDropped,
+    cursor_order,
+    format_cursor,
 )
 
 
@@ -132,16 +143,49 @@ class Fanout:
 
 
 class MemoryBus:
-    """The event bus of a single process (the default ``mailcue serve`` shape)."""
+    """The event bus of a single process (the default ``mailcue serve`` shape).
 
-    def __init__(self, queue_size: int = DEFAULT_QUEUE_SIZE) -> None:
+    Args:
+        queue_size: The per-subscriber buffer (see :class:`Fanout`).
+        replay_size: How many recent events :meth:`replay` can hand out.
+    """
+
+    def __init__(
+        self, queue_size: int = DEFAULT_QUEUE_SIZE, *, replay_size: int = DEFAULT_REPLAY_SIZE
+    ) -> None:
         self._fanout = Fanout(queue_size)
         self._closed = False
+        self._epoch = time.time_ns() // 1_000_000
+        self._count = 0
+        self._recent: deque[tuple[tuple[int, int], Event]] = deque(maxlen=max(replay_size, 1))
+        self._evicted: tuple[int, int] | None = None  # the latest event the buffer let go
 
     async def publish(self, event: Event) -> None:
         self._check_open()
-        for channel in event.channels:
-            self._fanout.deliver(channel, event)
+        # No await from numbering to delivery: ids and delivery order agree.
+        self._count += 1
+        order = (self._epoch, self._count)
+        stamped = dataclasses.replace(event, id=format_cursor(order))
+        if len(self._recent) == self._recent.maxlen:
+            self._evicted = self._recent[0][0]
+        self._recent.append((order, stamped))
+        for channel in stamped.channels:
+            self._fanout.deliver(channel, stamped)
+
+    async def replay(self, after: str | None) -> Replay:
+        head = (self._epoch, self._count)
+        if after is None:
+            return Replay([], format_cursor(head))
+        seen = cursor_order(after)
+        if (
+            seen is None
+            or seen > head
+            or seen < (self._epoch, 0)
+            or (self._evicted is not None and self._evicted > seen)
+        ):
+            return Replay([], format_cursor(head), gap=True)
+        missed = [event for order, event in self._recent if order > seen]
+        return Replay(missed, format_cursor(head))
 
     async def publish_many(self, events: Sequence[Event]) -> None:
         for event in events:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 from uuid import UUID
@@ -150,6 +150,9 @@ class Services:
     submission: SmtpTarget | None = None
     # The mail listeners' TLS material (None while only HTTP runs, as in spec export).
     tls: TlsControl | None = None
+    # Where this node's own mail listeners answer, by name ("smtp", "imap", "pop3"...):
+    # (host, port) reachable from here. Empty while only HTTP runs.
+    mail_listeners: dict[str, tuple[str, int]] = field(default_factory=dict)
     # Wakes this process's delivery worker to look at the queue now (None: no worker here;
     # the workers of other nodes find due mail at their next poll).
     wake_outbound: Callable[[], None] | None = None

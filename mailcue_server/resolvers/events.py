@@ -7,6 +7,10 @@ feed subscribes to one mailbox's channel when filtered by mailbox, else to
 the firehose, and checks each event's mailbox with
 :func:`~mailcue_server.resolvers.access.can_read_events_of`, remembering the
 answer per address for the life of the stream.
+
+The SSE stream resumes (:meth:`EventFeed.resume`): events the bus still
+buffers after the client's ``Last-Event-ID`` go through the very same
+filter and visibility check as live ones, as the caller's rights are now.
 """
 
 from __future__ import annotations
@@ -17,7 +21,14 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from mailcue_server.errors import Invalid
-from mailcue_server.events.bus import Event, EventBus, EventType, channel_for
+from mailcue_server.events.bus import (
+    Event,
+    EventBus,
+    EventType,
+    Replay,
+    channel_for,
+    cursor_order,
+)
 from mailcue_server.resolvers.access import can_read_events_of, reachable_mailboxes
 from mailcue_server.resolvers.context import Context, Principal
 from mailcue_server.schema.types.events import MailEvent
@@ -106,6 +117,22 @@ class Visibility:
             self._known.popitem(last=False)
 
 
+@dataclass(frozen=True)
+class Resumed:
+    """A resumed feed: what the client missed, then live events.
+
+    Attributes:
+        gap: Events after the client's id are no longer buffered: it must reload.
+        position: The id the client stands at once told about the gap or given
+            ``events``' replayed part; later events have larger ids.
+        events: The missed events the caller may see, then the live ones.
+    """
+
+    gap: bool
+    position: str
+    events: AsyncIterator[MailEvent]
+
+
 class EventFeed:
     """The events one caller may see, once :meth:`open` has subscribed to the bus."""
 
@@ -126,10 +153,34 @@ class EventFeed:
         async with self._bus.subscribe([self.filter.channel]) as events:
             yield self._visible(events)
 
+    @asynccontextmanager
+    async def resume(self, last_event_id: str | None) -> AsyncIterator[Resumed]:
+        """Subscribe, then replay what followed ``last_event_id`` (None: start now).
+
+        Subscribing first and reading the buffer second leaves no hole between
+        them; live events up to the buffer's head were in the replay (or
+        before the client's id, or in the gap) and are skipped.
+        """
+        async with self._bus.subscribe([self.filter.channel]) as live:
+            replay = await self._bus.replay(last_event_id)
+            joined = self._visible(_after_replay(replay, live))
+            yield Resumed(gap=replay.gap, position=replay.head, events=joined)
+
     async def _visible(self, events: AsyncIterator[Event]) -> AsyncIterator[MailEvent]:
         async for event in events:
             if self.filter.matches(event) and await self._visibility.allows(event):
                 yield MailEvent.from_event(event)
+
+
+async def _after_replay(replay: Replay, live: AsyncIterator[Event]) -> AsyncIterator[Event]:
+    for event in replay.events:
+        yield event
+    head = cursor_order(replay.head)
+    async for event in live:
+        order = cursor_order(event.id)
+        if head is not None and order is not None and order <= head:
+            continue
+        yield event
 
 
 async def watch_events(

@@ -40,6 +40,8 @@ def _recipient(report: RecipientReport) -> OutboundQueueRecipient:
         diagnostic=report.diagnostic or None,
         remote_host=report.remote_host or None,
         last_attempt_at=report.last_attempt_at,
+        bounced_at=report.bounced_at,
+        original_recipient=report.dsn.orcpt or None,
     )
 
 

@@ -2,7 +2,16 @@
 
 Each check says pass, fail (blocks production use), warning (recommended) or
 skipped, with a hint that tells what was found and how to fix it. Checks only
-read; the one network probe is a short TCP connect to the configured relay.
+read. The network probes: a short TCP connect to the configured relay, and
+this node's own SMTP, IMAP and POP3 listeners asked over loopback what they
+let an anonymous client do (``readiness_probes.py``): relay to a domain that
+is not ours, log in with a password before TLS.
+
+The reference response fixes two fields named after the original's programs,
+``postfix_strict_mode`` and ``dovecot_tls_required``; REST keeps them (the
+SDKs read that shape) with the values of our own checks
+``smtp_relay_refused`` and ``imap_pop3_tls_required``, which say what is
+checked and appear in ``checks`` under the same keys.
 """
 
 from __future__ import annotations
@@ -11,6 +20,7 @@ import asyncio
 from datetime import datetime, timedelta
 
 from mailcue_server.config import DEFAULT_ADMIN_PASSWORD, MIN_PRODUCTION_SECRET_LENGTH
+from mailcue_server.resolvers import readiness_probes as probes
 from mailcue_server.resolvers import system
 from mailcue_server.resolvers.context import Context
 from mailcue_server.schema.types.system import (
@@ -259,15 +269,81 @@ async def _delivery(ctx: Context) -> ProductionCheck:
     return _check(key, label, CheckStatus.PASS, hint)
 
 
+def _not_listening(key: str, label: str, names: str) -> ProductionCheck:
+    hint = f"The {names} listener(s) are not running on this node"
+    return _check(key, label, CheckStatus.SKIPPED, hint)
+
+
+async def _smtp_relay(ctx: Context) -> ProductionCheck:
+    key, label = "smtp_relay_refused", "SMTP refuses to relay for strangers"
+    where = ctx.services.mail_listeners.get("smtp")
+    if where is None:
+        return _not_listening(key, label, "SMTP")
+    host, port = where
+    try:
+        answer = await probes.smtp_relay(host, port, ctx.settings.effective_hostname)
+    except (probes.ProbeError, OSError, TimeoutError) as exc:
+        hint = f"Could not ask our SMTP port {port}: {exc or 'no answer in time'}"
+        return _check(key, label, CheckStatus.FAIL, hint)
+    recipient = probes.RELAY_PROBE_RECIPIENT
+    if answer.refused:
+        hint = f"Port {port} refused RCPT TO:<{recipient}> from a stranger: {answer.evidence}"
+        return _check(key, label, CheckStatus.PASS, hint)
+    hint = (
+        f"Port {port} accepted RCPT TO:<{recipient}> from a stranger "
+        f"({answer.evidence}): test mode takes mail for any address; "
+        "MAILCUE_MODE=production accepts only your domains' mailboxes and aliases"
+    )
+    return _check(key, label, CheckStatus.FAIL, hint)
+
+
+async def _imap_pop3_tls(ctx: Context) -> ProductionCheck:
+    key, label = "imap_pop3_tls_required", "IMAP and POP3 need TLS before a password"
+    imap, pop3 = ctx.services.mail_listeners.get("imap"), ctx.services.mail_listeners.get("pop3")
+    if imap is None or pop3 is None:
+        return _not_listening(key, label, "IMAP or POP3")
+    found = await asyncio.gather(
+        probes.imap_plaintext_login(*imap),
+        probes.pop3_plaintext_login(*pop3),
+        return_exceptions=True,
+    )
+    open_ports: list[str] = []
+    for name, (_, port), result in zip(("IMAP", "POP3"), (imap, pop3), found, strict=True):
+        if isinstance(result, BaseException):
+            if not isinstance(result, (probes.ProbeError, OSError, TimeoutError)):
+                raise result
+            hint = f"Could not ask our {name} port {port}: {result or 'no answer in time'}"
+            return _check(key, label, CheckStatus.FAIL, hint)
+        if not result.refused:
+            open_ports.append(f"{name} on port {port}")
+    if open_ports:
+        verb = "takes" if len(open_ports) == 1 else "take"
+        hint = (
+            f"{' and '.join(open_ports)} {verb} a password before STARTTLS (test mode "
+            "allows it); MAILCUE_MODE=production refuses it"
+        )
+        return _check(key, label, CheckStatus.FAIL, hint)
+    hint = (
+        f"IMAP on port {imap[1]} advertises LOGINDISABLED and POP3 on port {pop3[1]} offers "
+        "no USER or SASL until STARTTLS; the TLS ports are TLS from the first byte"
+    )
+    return _check(key, label, CheckStatus.PASS, hint)
+
+
 async def production_status(ctx: Context) -> ProductionStatusResponse:
     """Run the checklist. Admin only (``system:read``)."""
     ctx.require_principal().require_admin(system.READ)
     admins = [u for u in await users.list_all() if u.is_admin and u.is_active]
     all_domains = await domains.list_domains()
     active = [d for d in all_domains if d.is_active]
-    # The slow ones together: Argon2 checks in threads, a TCP connect to the relay.
-    password, dkim, delivery = await asyncio.gather(
-        _admin_password(admins), _dkim_keys(ctx, active), _delivery(ctx)
+    # The slow ones together: Argon2 checks in threads, connections to the relay and to
+    # our own listeners.
+    password, dkim, delivery, relay, tls_first = await asyncio.gather(
+        _admin_password(admins),
+        _dkim_keys(ctx, active),
+        _delivery(ctx),
+        _smtp_relay(ctx),
+        _imap_pop3_tls(ctx),
     )
     checks = [
         _mode(ctx),
@@ -275,6 +351,8 @@ async def production_status(ctx: Context) -> ProductionStatusResponse:
         _secret_key(ctx),
         _admin_2fa(admins),
         *_tls_checks(ctx),
+        relay,
+        tls_first,
         *_domain_checks(ctx, active),
         dkim,
         _database(ctx),
@@ -291,8 +369,10 @@ async def production_status(ctx: Context) -> ProductionStatusResponse:
         tls_configured=ctx.services.tls is not None and ctx.services.tls.info().is_uploaded,
         domains_configured=len(all_domains),
         domains_verified=verified,
-        postfix_strict_mode=production,
-        dovecot_tls_required=production,
+        smtp_relay_refused=relay.passed,
+        imap_pop3_tls_required=tls_first.passed,
+        postfix_strict_mode=relay.passed,
+        dovecot_tls_required=tls_first.passed,
         secure_cookies=production,
         acme_configured=False,
         features=FeatureFlags(inject=True, messaging_sandbox=False, httpbin=False),

@@ -12,8 +12,10 @@ How a message moves (the delivery worker is ``workers/outbound/``):
    checked against the token, so a worker whose lease ran out (it hung, or its
    node died and another took over) can no longer change the message.
 3. :func:`record` stores each recipient's outcome as soon as its domain has
-   answered; :func:`reschedule` puts deferred recipients back in line;
-   :func:`finish` closes the message once no recipient is pending.
+   answered; :func:`mark_bounced` notes which failed recipients the sender
+   was told about, after the attempt they failed in; :func:`reschedule` puts
+   deferred recipients back in line; :func:`finish` closes the message once
+   no recipient is pending.
 4. :func:`purge_finished` drops closed messages once they are old enough.
 
 What admins see of the queue and may do to it from outside a claim (list,
@@ -25,13 +27,14 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from tortoise.expressions import F, Q
 
 from mailcue_server.errors import Invalid
 from mailcue_server.mail.dns_records import domain_name
+from mailcue_server.mail.dsn_params import DsnRequest, RecipientDsn, Return
 from mailcue_server.store import uids
 from mailcue_server.store.outbound_models import (
     OutboundMessage,
@@ -64,6 +67,9 @@ class Claimed:
     attempts: int  # this attempt included
     created_at: datetime
     recipients: tuple[tuple[str, str], ...]  # (address, domain), still pending
+    # RFC 3461 parameters of the submission: RET, ENVID, and the pending recipients'
+    # NOTIFY and ORCPT (for the bounce, and for a next hop that takes DSN requests).
+    dsn: DsnRequest = field(default_factory=DsnRequest)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +96,8 @@ class RecipientReport:
     diagnostic: str
     remote_host: str
     last_attempt_at: datetime | None
+    bounced_at: datetime | None = None
+    dsn: RecipientDsn = field(default_factory=RecipientDsn)  # NOTIFY, ORCPT given
 
 
 def claim_token(owner: str) -> str:
@@ -98,7 +106,12 @@ def claim_token(owner: str) -> str:
 
 
 async def enqueue(
-    raw: bytes, mail_from: str, recipients: Sequence[str], *, now: datetime | None = None
+    raw: bytes,
+    mail_from: str,
+    recipients: Sequence[str],
+    *,
+    now: datetime | None = None,
+    dsn: DsnRequest | None = None,
 ) -> int:
     """Queue a message for delivery; committed when this returns.
 
@@ -107,6 +120,8 @@ async def enqueue(
         mail_from: The envelope sender; ``""`` or ``"<>"`` is the null sender (bounces).
         recipients: Envelope recipients on any domain; duplicates are sent once.
         now: The queueing time (default: the clock); the first attempt is due at once.
+        dsn: RFC 3461 parameters the sender gave (RET, ENVID; per recipient
+            NOTIFY, ORCPT), kept for the bounce.
 
     Returns:
         The queue id.
@@ -120,6 +135,7 @@ async def enqueue(
     sender = mail_from.strip()
     sender = "" if sender == "<>" else sender
     now = now or _utcnow()
+    dsn = dsn or DsnRequest()
     async with uids.write_transaction():
         message = await OutboundMessage.create(
             mail_from=sender,
@@ -127,9 +143,18 @@ async def enqueue(
             size=len(raw),
             next_attempt_at=now,
             created_at=now,
+            dsn_ret=dsn.ret.value if dsn.ret else "",
+            dsn_envid=dsn.envid,
         )
+        wanted = {address: dsn.for_recipient(address) for address, _ in targets}
         await OutboundRecipient.bulk_create(
-            OutboundRecipient(message_id=message.id, address=address, domain=domain)
+            OutboundRecipient(
+                message_id=message.id,
+                address=address,
+                domain=domain,
+                dsn_notify=",".join(wanted[address].notify),
+                dsn_orcpt=wanted[address].orcpt,
+            )
             for address, domain in targets
         )
     return int(message.id)
@@ -184,10 +209,14 @@ async def claim_due(owner: str, *, now: datetime, lease: timedelta, limit: int) 
         message_id__in=list(tokens), state=RecipientState.PENDING
     ).order_by("id")
     by_message: dict[int, list[tuple[str, str]]] = {}
+    asked: dict[int, dict[str, RecipientDsn]] = {}
     for recipient in pending:
         by_message.setdefault(recipient.message_id, []).append(
             (recipient.address, recipient.domain)
         )
+        wanted = _recipient_dsn(recipient)
+        if wanted != RecipientDsn():
+            asked.setdefault(recipient.message_id, {})[recipient.address.lower()] = wanted
     return [
         Claimed(
             id=m.id,
@@ -197,6 +226,11 @@ async def claim_due(owner: str, *, now: datetime, lease: timedelta, limit: int) 
             attempts=m.attempts,
             created_at=m.created_at,
             recipients=tuple(by_message.get(m.id, ())),
+            dsn=DsnRequest(
+                ret=Return(m.dsn_ret) if m.dsn_ret else None,
+                envid=m.dsn_envid,
+                recipients=asked.get(m.id, {}),
+            ),
         )
         for m in sorted(messages, key=lambda m: m.id)
     ]
@@ -241,6 +275,30 @@ async def record(message_id: int, token: str, outcomes: Sequence[Outcome], now: 
                     last_attempt_at=now,
                 )
             )
+
+
+async def mark_bounced(
+    message_id: int, token: str, addresses: Sequence[str], now: datetime
+) -> None:
+    """Note that the sender was told these failed recipients failed (never again).
+
+    Raises:
+        LeaseLost: The claim is no longer ours; nothing was written.
+    """
+    if not addresses:
+        return
+    async with uids.write_transaction() as connection:
+        await _check_lease(message_id, token, connection)
+        await (
+            OutboundRecipient.filter(
+                message_id=message_id,
+                address__in=list(addresses),
+                state=RecipientState.FAILED,
+                bounced_at__isnull=True,
+            )
+            .using_db(connection)
+            .update(bounced_at=now)
+        )
 
 
 async def give_up(message_id: int, token: str, *, now: datetime) -> None:
@@ -323,7 +381,14 @@ def recipient_report(row: OutboundRecipient) -> RecipientReport:
         diagnostic=row.diagnostic,
         remote_host=row.remote_host,
         last_attempt_at=row.last_attempt_at,
+        bounced_at=row.bounced_at,
+        dsn=_recipient_dsn(row),
     )
+
+
+def _recipient_dsn(row: OutboundRecipient) -> RecipientDsn:
+    notify = tuple(value for value in row.dsn_notify.split(",") if value)
+    return RecipientDsn(notify=notify, orcpt=row.dsn_orcpt)
 
 
 async def next_due(now: datetime) -> datetime | None:

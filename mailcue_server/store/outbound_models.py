@@ -51,6 +51,9 @@ class OutboundMessage(Model):
     last_error = fields.TextField(default="")
     created_at = fields.DatetimeField()
     updated_at = fields.DatetimeField(auto_now=True)
+    # RFC 3461 from MAIL FROM: RET (FULL, HDRS; "" left to us) and ENVID (decoded).
+    dsn_ret = fields.CharField(max_length=4, default="", db_default="")
+    dsn_envid = fields.CharField(max_length=100, default="", db_default="")
 
     class Meta:
         table = "outbound_messages"
@@ -78,6 +81,13 @@ class OutboundRecipient(Model):
     diagnostic = fields.TextField(default="")
     remote_host = fields.CharField(max_length=255, default="")
     last_attempt_at = fields.DatetimeField(null=True)
+    # When the sender was told it failed: the DSN of that attempt went out (or
+    # NOTIFY asked for none). Set once, so a recipient is never bounced twice.
+    bounced_at = fields.DatetimeField(null=True)
+    # RFC 3461 from RCPT TO: NOTIFY as given ("FAILURE,DELAY", "NEVER"; "" not
+    # given) and ORCPT decoded ("rfc822;a@b.example"; "" not given).
+    dsn_notify = fields.CharField(max_length=32, default="", db_default="")
+    dsn_orcpt = fields.CharField(max_length=500, default="", db_default="")
 
     class Meta:
         table = "outbound_recipients"

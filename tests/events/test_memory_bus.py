@@ -13,6 +13,7 @@ from mailcue_server.events.bus import (
     EventType,
     SubscriptionDropped,
     channel_for,
+    cursor_order,
 )
 from mailcue_server.events.memory import MemoryBus
 
@@ -112,3 +113,48 @@ def test_channel_names_come_from_one_function() -> None:
     event = received("Alice@Example.test", 1)
     assert event.channels == (channel_for("alice@example.test"), channel_for(None))
     assert channel_for(None) == ALL_EVENTS
+
+
+async def test_published_events_get_increasing_cursor_ids() -> None:
+    bus = MemoryBus()
+    async with bus.subscribe([ALL_EVENTS]) as sub:
+        for uid in (1, 2, 3):
+            await bus.publish(received("a@example.test", uid))
+        got = [await anext(sub) for _ in range(3)]
+    orders = [cursor_order(event.id) for event in got]
+    assert None not in orders
+    assert orders == sorted(orders) and len(set(orders)) == 3  # type: ignore[type-var]
+
+
+async def test_replay_hands_out_what_followed_an_id() -> None:
+    bus = MemoryBus(replay_size=10)
+    fresh = await bus.replay(None)
+    assert (fresh.events, fresh.gap) == ([], False)
+    async with bus.subscribe([ALL_EVENTS]) as sub:
+        for uid in (1, 2, 3):
+            await bus.publish(received("a@example.test", uid))
+        first, second, third = [await anext(sub) for _ in range(3)]
+    assert (await bus.replay(fresh.head)).events == [first, second, third]
+    after_first = await bus.replay(first.id)
+    assert (after_first.events, after_first.gap, after_first.head) == (
+        [second, third],
+        False,
+        third.id,
+    )
+    assert (await bus.replay(third.id)).events == []
+
+
+async def test_replay_reports_a_gap_when_the_buffer_lost_events() -> None:
+    bus = MemoryBus(replay_size=2)
+    async with bus.subscribe([ALL_EVENTS]) as sub:
+        for uid in range(1, 6):
+            await bus.publish(received("a@example.test", uid))
+        ids = [(await anext(sub)).id for _ in range(5)]
+    # The buffer holds #4 and #5: after #3 nothing is missing, after #2 #3 is.
+    kept = await bus.replay(ids[2])
+    assert ([e.uid for e in kept.events], kept.gap) == ([4, 5], False)
+    lost = await bus.replay(ids[1])
+    assert (lost.events, lost.gap, lost.head) == ([], True, ids[4])
+    epoch = ids[0].split("-")[0]
+    for unknown in ("garbage", "", "1-1", f"{epoch}-99", "1-2-3", "\uff19-1"):
+        assert (await bus.replay(unknown)).gap, unknown  # another process, the future, junk

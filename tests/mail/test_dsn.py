@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
+from email.message import Message
 
 from mailcue_server.mail.dsn import FailedRecipient, build_dsn, original_header
 
@@ -64,3 +65,79 @@ def test_non_ascii_headers_survive() -> None:
     )
     headers = report.get_payload()[2]
     assert "Grüße" in headers.get_payload(decode=True).decode("utf-8")
+
+
+def _parts(raw: bytes) -> list[Message]:
+    report = message_from_bytes(raw, policy=policy.default)
+    found = report.get_payload()
+    assert isinstance(found, list)
+    return found
+
+
+def test_full_return_carries_the_message_byte_for_byte() -> None:
+    original = (
+        "From: ana@example.test\r\nSubject: Grüße\r\n\r\nline one\r\n"
+        "--mailcue-dsn-looks-like-a-boundary\r\n\r\nlast line\r\n"
+    ).encode()
+    raw = build_dsn(
+        original=original,
+        sender="ana@example.test",
+        failed=[FailedRecipient("bob@far.test", "5.1.1", "550 no")],
+        reporting_mta="mail.example.test",
+        arrival=WHEN,
+        now=WHEN,
+        full=True,
+    )
+    human, _, returned = _parts(raw)
+    assert "header only" not in human.get_content()
+    assert returned.get_content_type() == "message/rfc822"
+    assert returned["Content-Transfer-Encoding"] == "8bit"  # not ASCII
+    [inner] = returned.get_payload()
+    assert inner["Subject"] == "Grüße"
+    # Exactly the queued bytes between the part's blank line and the closing boundary.
+    boundary = message_from_bytes(raw, policy=policy.default).get_boundary()
+    assert boundary is not None and boundary.encode() not in original
+    start = raw.index(b"Content-Description: Undelivered Message\r\n")
+    body = raw[raw.index(b"\r\n\r\n", start) + 4 :]
+    # (the CRLF before the closing delimiter belongs to it, RFC 2046 section 5.1.1)
+    assert body == original + b"\r\n--" + boundary.encode() + b"--\r\n"
+
+
+def test_an_ascii_full_return_needs_no_transfer_encoding() -> None:
+    raw = build_dsn(
+        original=ORIGINAL,
+        sender="ana@example.test",
+        failed=[FailedRecipient("bob@far.test", "5.1.1", "550 no")],
+        reporting_mta="mail.example.test",
+        arrival=WHEN,
+        now=WHEN,
+        full=True,
+    )
+    returned = _parts(raw)[2]
+    assert returned["Content-Transfer-Encoding"] is None
+    assert b"secret body" in raw
+
+
+def test_envid_and_orcpt_come_back_in_the_report() -> None:
+    raw = build_dsn(
+        original=ORIGINAL,
+        sender="ana@example.test",
+        failed=[
+            FailedRecipient(
+                "bob@far.test", "5.1.1", "550 no", original_recipient="rfc822;Sales@far.test"
+            ),
+            FailedRecipient("eve@far.test", "5.1.1", "550 no"),
+        ],
+        reporting_mta="mail.example.test",
+        arrival=WHEN,
+        now=WHEN,
+        envid="order-42",
+    )
+    _, status, headers = _parts(raw)
+    per_message, bob, eve = status.get_payload()
+    assert per_message["Original-Envelope-Id"] == "order-42"
+    assert bob["Original-Recipient"] == "rfc822;Sales@far.test"
+    assert list(bob.keys())[:2] == ["Original-Recipient", "Final-Recipient"]
+    assert eve["Original-Recipient"] is None
+    assert headers.get_content_type() == "text/rfc822-headers"
+    assert b"secret body" not in raw  # headers only unless asked

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import secrets
 import time
 
 import httpx
@@ -167,8 +169,13 @@ async def test_slow_reader_gets_stream_reset_then_the_end(
                     blocks.append([])
         parsed = [parse_sse_block(block) for block in blocks if block]
         assert parsed[-1].event == "stream.reset"
+        assert json.loads(parsed[-1].data[0])["reason"] == "too_slow"
         assert all(block.event == "folder.changed" for block in parsed[:-1])
         assert len(parsed) == DEFAULT_QUEUE_SIZE + 1  # what was buffered, then the reset
+        # The reset stands where the reader got to: resuming from it replays the rest.
+        assert parsed[-1].id == parsed[-2].id
+        replay = await server.bus.replay(parsed[-1].id)
+        assert not replay.gap and len(replay.events) == 5000 - DEFAULT_QUEUE_SIZE
 
 
 def test_payload_envelope_wins_over_details() -> None:
@@ -216,10 +223,12 @@ async def until_live_sdk(
     assert server.bus is not None
     async with asyncio.timeout(10):
         while True:
-            probe = Event(EventType.FOLDER_CHANGED, mailbox, "probe")
-            await server.bus.publish(probe)
+            token = secrets.token_hex(8)  # the bus gives the event its own id
+            await server.bus.publish(
+                Event(EventType.FOLDER_CHANGED, mailbox, "probe", data={"p": token})
+            )
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(0.2):
-                    while (await got.get()).id != probe.id:
+                    while (await got.get()).data.get("p") != token:
                         pass
                     return

@@ -555,8 +555,21 @@ async def test_production_status_on_a_test_node_and_after_fixes(
             "database": ("warning", "MAILCUE_DATABASE_URL=postgres://"),
             "event_bus": ("warning", "MAILCUE_REDIS_URL"),
             "outbound_delivery": ("skipped", "No relay set"),
+            "smtp_relay_refused": (
+                "fail",
+                f"Port {fresh_node.port('smtp')} accepted RCPT TO:<relay-check@"
+                "mailcue-readiness.invalid> from a stranger (250",
+            ),
+            "imap_pop3_tls_required": (
+                "fail",
+                f"IMAP on port {fresh_node.port('imap')} and POP3 on port "
+                f"{fresh_node.port('pop3')} take a password before STARTTLS",
+            ),
         }
         assert set(checks) == set(expected)
+        # The reference contract's two fields carry our checks' verdicts.
+        assert (status["smtp_relay_refused"], status["postfix_strict_mode"]) == (False, False)
+        assert (status["imap_pop3_tls_required"], status["dovecot_tls_required"]) == (False, False)
         for key, (state, hint) in expected.items():
             assert checks[key]["status"] == state, checks[key]
             assert checks[key]["passed"] is (state == "pass")
@@ -616,6 +629,47 @@ async def test_production_status_on_a_test_node_and_after_fixes(
         tls_valid = checks_of((await http.get(url, headers=boss.headers)).json())["tls_valid"]
         assert tls_valid["status"] == "fail"
         assert "does not name mail.mailcue.local" in tls_valid["hint"]
+
+
+async def test_production_status_on_a_production_node_probes_its_own_listeners(
+    tmp_path: Path,
+) -> None:
+    node = MailcueServer(
+        node_settings(
+            tmp_path, mode="production", admin_password="prod-admin-9", secret_key="p" * 48
+        )
+    )
+    await node.start()
+    try:
+        async with httpx.AsyncClient(base_url=node.http_url, timeout=TIMEOUT) as http:
+            boss = await login(http, ADMIN_USER, "prod-admin-9")
+            response = await http.get(f"{SYSTEM}/production-status", headers=boss.headers)
+            assert response.status_code == 200, response.text
+            status = response.json()
+            graphql_status = await graphql(
+                http,
+                boss,
+                "{ productionStatus { smtpRelayRefused imapPop3TlsRequired postfixStrictMode "
+                "dovecotTlsRequired } }",
+            )
+    finally:
+        await node.stop()
+    checks = checks_of(status)
+    relay = checks["smtp_relay_refused"]
+    assert relay["status"] == "pass", relay
+    assert relay["hint"].startswith(f"Port {node.port('smtp')} refused RCPT TO:<")
+    assert "550 5.7.1" in relay["hint"]
+    tls_first = checks["imap_pop3_tls_required"]
+    assert tls_first["status"] == "pass", tls_first
+    assert "LOGINDISABLED" in tls_first["hint"]
+    assert status["smtp_relay_refused"] is status["postfix_strict_mode"] is True
+    assert status["imap_pop3_tls_required"] is status["dovecot_tls_required"] is True
+    assert graphql_status["data"]["productionStatus"] == {
+        "smtpRelayRefused": True,
+        "imapPop3TlsRequired": True,
+        "postfixStrictMode": True,
+        "dovecotTlsRequired": True,
+    }
 
 
 # --- access -----------------------------------------------------------------------------

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -44,6 +45,8 @@ class Remote:
         data_replies: The replies the next DATA commands get.
         data_gate: When set, DATA waits for this event before answering.
         data_delay: Seconds DATA takes (to make deliveries overlap).
+        offer_dsn: Advertise DSN (RFC 3461) and record its parameters in
+            ``mail_params`` (one dict per MAIL) and ``rcpt_params`` (by address).
     """
 
     port: int = 0
@@ -51,10 +54,21 @@ class Remote:
     data_replies: list[str] = field(default_factory=list)
     data_gate: asyncio.Event | None = None
     data_delay: float = 0.0
+    offer_dsn: bool = False
+    mail_params: list[dict[str, str]] = field(default_factory=list)
+    rcpt_params: dict[str, dict[str, str]] = field(default_factory=dict)
     received: list[Delivery] = field(default_factory=list)
     sessions: int = 0
     mail_commands: int = 0
     data_commands: int = 0
+
+    async def handle_EHLO(  # noqa: N802 - aiosmtpd's hook name
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: Any
+    ) -> Any:
+        session.host_name = hostname
+        if self.offer_dsn:
+            return [*responses[:-1], "250-DSN", responses[-1]]
+        return responses
 
     async def handle_MAIL(  # noqa: N802 - aiosmtpd's hook name
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: Any
@@ -97,6 +111,27 @@ class Remote:
         return reply
 
 
+_DSN_PARAMETER = re.compile(r"\s+(RET|ENVID|NOTIFY|ORCPT)=(\S+)", re.IGNORECASE)
+_PATH = re.compile(r"<([^>]*)>")
+
+
+class _DsnRemoteSmtp(SMTP):
+    """aiosmtpd refuses parameters it does not know: this one notes and drops DSN's."""
+
+    async def smtp_MAIL(self, arg: str | None) -> None:  # noqa: N802 - aiosmtpd's name
+        remote: Remote = self.event_handler
+        remote.mail_params.append({k.upper(): v for k, v in _DSN_PARAMETER.findall(arg or "")})
+        await super().smtp_MAIL(_DSN_PARAMETER.sub("", arg) if arg else arg)
+
+    async def smtp_RCPT(self, arg: str | None) -> None:  # noqa: N802 - aiosmtpd's name
+        remote: Remote = self.event_handler
+        path = _PATH.search(arg or "")
+        if path is not None:
+            found = _DSN_PARAMETER.findall(arg or "")
+            remote.rcpt_params[path.group(1)] = {k.upper(): v for k, v in found}
+        await super().smtp_RCPT(_DSN_PARAMETER.sub("", arg) if arg else arg)
+
+
 def password_authenticator(login: str, password: str) -> Any:
     """An aiosmtpd authenticator accepting exactly one login."""
 
@@ -128,7 +163,8 @@ async def remote_smtp(
 
     def protocol() -> SMTP:
         handler.sessions += 1
-        return SMTP(
+        kind = _DsnRemoteSmtp if handler.offer_dsn else SMTP
+        return kind(
             handler,
             hostname=hostname,
             tls_context=tls,

@@ -25,6 +25,7 @@ from conftest import node_settings
 from dns_server import dns_server
 from mailcue_server.app import MailcueServer
 from mailcue_server.events.memory import MemoryBus
+from mailcue_server.mail.dsn_params import DsnRequest, RecipientDsn, Return
 from mailcue_server.store import mailboxes, message_queries, outbound, outbound_admin
 from mailcue_server.store.db import Database
 from mailcue_server.store.mail_models import INBOX, Message
@@ -221,6 +222,142 @@ async def test_a_5xx_or_unknown_domain_bounces_to_the_local_senders_inbox(
     assert b"dot-stuffing" not in quoted  # the header only, not the body
     total, _ = await outbound_admin.list_entries()
     assert total == 1  # the bounce went to the INBOX, not the queue
+
+
+def _failed_recipients(dsn: EmailMessage) -> list[str]:
+    _, status, _ = dsn.get_payload()
+    return [str(block["Final-Recipient"]) for block in status.get_payload()[1:]]
+
+
+async def test_a_5xx_bounces_after_its_own_attempt_while_a_4xx_recipient_waits(
+    queue_db: Database, bus: MemoryBus, make_worker: Callable[..., OutboundWorker]
+) -> None:
+    """Postfix's way: the 550 is bounced at once, the 450 is retried and later delivered."""
+    await mailboxes.create_mailbox(SENDER, bus=bus)
+    remote = Remote(
+        rcpt_replies={
+            "gone@ok.test": ["550 5.1.1 No such user here"],
+            "busy@ok.test": ["450 4.2.1 Mailbox busy, try again later"],
+        }
+    )
+    async with remote_smtp(remote):
+        worker = make_worker(outbound_smtp_port=remote.port, outbound_retry_base=0.3)
+        queue_id = await outbound.enqueue(
+            _mail("split fate"), SENDER, ["gone@ok.test", "busy@ok.test"], now=_now()
+        )
+        assert await worker.run_once() == 1
+
+        # Right after the first attempt: the DSN for the 550 only, the 450 still queued.
+        [dsn] = await _inbox(SENDER)
+        assert _failed_recipients(dsn) == ["rfc822; gone@ok.test"]
+        assert "busy@ok.test" not in dsn.get_payload()[0].get_content()
+        entry = await outbound_admin.get_entry(queue_id)
+        assert entry.state == "queued"
+        states = {r.address: (r.state, r.bounced_at is not None) for r in entry.recipients}
+        assert states == {"gone@ok.test": ("failed", True), "busy@ok.test": ("pending", False)}
+
+        worker.start()
+        try:
+            await eventually(lambda: _has_state(queue_id, "partial"), timeout=5)
+        finally:
+            await worker.stop()
+    assert [d.rcpt_tos for d in remote.received] == [["busy@ok.test"]]
+    assert len(await _inbox(SENDER)) == 1  # no second bounce for the first failure
+    entry = await outbound_admin.get_entry(queue_id)
+    assert {r.address: r.state for r in entry.recipients} == {
+        "gone@ok.test": "failed",
+        "busy@ok.test": "delivered",
+    }
+
+
+async def test_a_deferred_recipient_that_expires_gets_a_bounce_of_its_own(
+    queue_db: Database, bus: MemoryBus, make_worker: Callable[..., OutboundWorker]
+) -> None:
+    await mailboxes.create_mailbox(SENDER, bus=bus)
+    remote = Remote(
+        rcpt_replies={
+            "gone@ok.test": ["550 5.1.1 No such user here"],
+            "busy@ok.test": ["452 4.2.2 Mailbox full"] * 50,
+        }
+    )
+    async with remote_smtp(remote):
+        worker = make_worker(
+            outbound_smtp_port=remote.port,
+            outbound_retry_base=0.1,
+            outbound_give_up_after=0.6,
+        )
+        queue_id = await outbound.enqueue(
+            _mail("two bounces"), SENDER, ["gone@ok.test", "busy@ok.test"], now=_now()
+        )
+        worker.start()
+        worker.wake()
+        try:
+            await eventually(lambda: _has_state(queue_id, "failed"), timeout=5)
+        finally:
+            await worker.stop()
+    by_recipients = {tuple(_failed_recipients(dsn)): dsn for dsn in await _inbox(SENDER)}
+    assert sorted(by_recipients) == [("rfc822; busy@ok.test",), ("rfc822; gone@ok.test",)]
+    _, status, _ = by_recipients[("rfc822; busy@ok.test",)].get_payload()
+    assert status.get_payload()[1]["Status"] == "5.4.7"
+
+
+@pytest.mark.parametrize(
+    ("setting", "ret", "returned"),
+    [
+        ("full", None, "message/rfc822"),
+        ("full", Return.HDRS, "text/rfc822-headers"),
+        ("headers", None, "text/rfc822-headers"),
+        ("headers", Return.FULL, "message/rfc822"),
+    ],
+)
+async def test_the_senders_ret_wins_over_the_bounce_return_setting(
+    queue_db: Database,
+    bus: MemoryBus,
+    make_worker: Callable[..., OutboundWorker],
+    setting: str,
+    ret: Return | None,
+    returned: str,
+) -> None:
+    await mailboxes.create_mailbox(SENDER, bus=bus)
+    remote = Remote(rcpt_replies={"nobody@ok.test": ["550 5.1.1 No such user here"]})
+    async with remote_smtp(remote):
+        worker = make_worker(outbound_smtp_port=remote.port, bounce_return=setting)
+        await outbound.enqueue(
+            _mail("what comes back"), SENDER, ["nobody@ok.test"], dsn=DsnRequest(ret=ret)
+        )
+        await worker.run_once()
+    [dsn] = await _inbox(SENDER)
+    assert dsn.get_payload()[2].get_content_type() == returned
+
+
+async def test_dsn_parameters_go_on_to_a_next_hop_that_offers_dsn(
+    queue_db: Database, make_worker: Callable[..., OutboundWorker]
+) -> None:
+    """RFC 3461 section 6.2: the next hop reports as the sender asked; one without DSN
+    gets plain commands."""
+    request = DsnRequest(
+        ret=Return.HDRS,
+        envid="order+42",
+        recipients={
+            "bob@ok.test": RecipientDsn(notify=("SUCCESS", "FAILURE"), orcpt="rfc822;Sales@x.test")
+        },
+    )
+    for offer_dsn in (True, False):
+        remote = Remote(offer_dsn=offer_dsn)
+        async with remote_smtp(remote):
+            worker = make_worker(outbound_smtp_port=remote.port)
+            await outbound.enqueue(
+                _mail("pass it on"), SENDER, ["bob@ok.test", "eve@ok.test"], dsn=request
+            )
+            await worker.run_once()
+        [delivery] = remote.received
+        assert delivery.rcpt_tos == ["bob@ok.test", "eve@ok.test"]
+        if offer_dsn:
+            assert remote.mail_params == [{"RET": "HDRS", "ENVID": "order+2B42"}]
+            assert remote.rcpt_params == {
+                "bob@ok.test": {"NOTIFY": "SUCCESS,FAILURE", "ORCPT": "rfc822;Sales@x.test"},
+                "eve@ok.test": {},
+            }
 
 
 async def test_a_null_sender_failure_is_never_bounced(

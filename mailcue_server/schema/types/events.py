@@ -16,7 +16,10 @@ from mailcue_server.events.bus import Event
     "a mailbox created or deleted, a folder changed.",
 )
 class MailEvent:
-    id: str = strawberry.field(description="Unique id of this event (the SSE `id:`).")
+    id: str = strawberry.field(
+        description="Unique id of this event; a later event has a larger id "
+        "(the SSE `id:`, sent back as `Last-Event-ID` to resume)."
+    )
     type: str = strawberry.field(
         description="What happened: email.received, email.deleted, email.flags_changed, "
         "email.copied, email.moved, mailbox.created, mailbox.deleted, mailbox.purged, "

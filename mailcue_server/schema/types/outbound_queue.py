@@ -37,6 +37,10 @@ class OutboundQueueRecipient:
     diagnostic: str | None = None  # the reply text, or why no reply came
     remote_host: str | None = None  # the MX or relay that gave it
     last_attempt_at: datetime | None = None
+    # When this failed recipient was bounced: right after the attempt it failed in
+    # (also set, though no DSN went out, when its NOTIFY asked for none). None before.
+    bounced_at: datetime | None = None
+    original_recipient: str | None = None  # RFC 3461 ORCPT of the submission
 
 
 @strawberry.type(name="OutboundQueueEntry", description="A message on its way out.")

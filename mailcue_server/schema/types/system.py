@@ -129,9 +129,26 @@ class ProductionStatusResponse:
     tls_configured: bool
     domains_configured: int
     domains_verified: int
-    # Reference names: Postfix/Dovecot there, our SMTP and IMAP/POP3 listeners here.
-    postfix_strict_mode: bool
-    dovecot_tls_required: bool
+    smtp_relay_refused: bool = strawberry.field(
+        description="The inbound SMTP port refuses, for an anonymous client, a recipient "
+        "of a domain that is not ours (check smtp_relay_refused)."
+    )
+    imap_pop3_tls_required: bool = strawberry.field(
+        description="IMAP and POP3 take no password before STARTTLS "
+        "(check imap_pop3_tls_required)."
+    )
+    # The reference contract's names (after the original's Postfix and Dovecot), kept
+    # for clients of that shape: the same values as the two fields above.
+    postfix_strict_mode: bool = strawberry.field(
+        description="Same as smtpRelayRefused (the reference contract's name).",
+        deprecation_reason="Named after a program this server does not use; "
+        "read smtpRelayRefused.",
+    )
+    dovecot_tls_required: bool = strawberry.field(
+        description="Same as imapPop3TlsRequired (the reference contract's name).",
+        deprecation_reason="Named after a program this server does not use; "
+        "read imapPop3TlsRequired.",
+    )
     secure_cookies: bool
     acme_configured: bool
     features: FeatureFlags

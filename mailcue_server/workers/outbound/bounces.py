@@ -1,5 +1,12 @@
 """Bounces: the DSN a sender gets for recipients that failed for good.
 
+The worker bounces after each attempt what failed for good in it (one DSN
+per attempt), as Postfix does, rather than waiting for the recipients still
+deferred. A recipient whose ``NOTIFY`` leaves out ``FAILURE`` (``NEVER``)
+gets no DSN. The DSN returns the message's header, or all of it when the
+sender asked with ``RET=FULL`` (``RET=HDRS`` asks for the header), else as
+``MAILCUE_BOUNCE_RETURN`` says.
+
 The DSN (``mail/dsn.py``) goes straight into the sender's INBOX when the
 sender is one of our mailboxes, through the same ``ingest`` as SMTP mail;
 otherwise it is queued with the null sender ``<>`` (DKIM-signed when our
@@ -14,11 +21,12 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime
 
-from mailcue_server.config import Settings
+from mailcue_server.config import BounceReturn, Settings
 from mailcue_server.errors import Invalid
 from mailcue_server.events.bus import EventBus
 from mailcue_server.mail import dkim
 from mailcue_server.mail.dsn import FailedRecipient, build_dsn
+from mailcue_server.mail.dsn_params import Return
 from mailcue_server.store import domains, outbound
 from mailcue_server.store.ingest import ingest
 from mailcue_server.store.outbound import Claimed, RecipientReport
@@ -45,17 +53,27 @@ class Bouncer:
     async def bounce(
         self, message: Claimed, failed: Sequence[RecipientReport], now: datetime
     ) -> None:
-        """Tell the envelope sender which recipients failed; nothing for the null sender."""
+        """Tell the envelope sender which recipients failed.
+
+        Nothing for the null sender, nor for recipients whose NOTIFY wants none.
+        """
         sender = message.mail_from
-        if not sender or not failed:
+        told = [report for report in failed if report.dsn.wants_failure_notice()]
+        if not sender or not told:
             return
+        if message.dsn.ret is not None:
+            full = message.dsn.ret is Return.FULL
+        else:
+            full = self._settings.bounce_return is BounceReturn.FULL
         raw = build_dsn(
             original=message.raw,
             sender=sender,
-            failed=[_failed(report) for report in failed],
+            failed=[_failed(report) for report in told],
             reporting_mta=self._settings.effective_hostname,
             arrival=message.created_at,
             now=now,
+            full=full,
+            envid=message.dsn.envid,
         )
         result = await ingest(
             raw, [sender], bus=self._bus, mail_from="", source=SOURCE, create_mailboxes=False
@@ -97,4 +115,5 @@ def _failed(report: RecipientReport) -> FailedRecipient:
         remote_mta=report.remote_host,
         from_remote=report.smtp_code > 0,
         last_attempt=report.last_attempt_at,
+        original_recipient=report.dsn.orcpt,
     )

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import dns.asyncresolver
 
 from mailcue_server.config import RelayTls, Settings
+from mailcue_server.mail.dsn_params import DsnRequest
 from mailcue_server.store.outbound import Outcome
 from mailcue_server.store.outbound_models import RecipientState
 from mailcue_server.workers.outbound import routing
@@ -58,11 +59,17 @@ class MxDelivery:
         self._port = port
 
     async def deliver(
-        self, domain: str, mail_from: str, recipients: Sequence[tuple[str, str]], raw: bytes
+        self,
+        domain: str,
+        mail_from: str,
+        recipients: Sequence[tuple[str, str]],
+        raw: bytes,
+        dsn: DsnRequest | None = None,
     ) -> list[Outcome]:
         """One attempt for the recipients (``(address, ascii domain)``) of one domain."""
         queued = [address for address, _ in recipients]
-        envelope = Envelope(mail_from, tuple((a, _wire(a, domain)) for a in queued), raw)
+        wire = tuple((a, _wire(a, domain)) for a in queued)
+        envelope = Envelope(mail_from, wire, raw, dsn or DsnRequest())
         try:
             hosts = await routing.mail_hosts(self._resolver, domain)
         except routing.RouteError as failure:
@@ -107,10 +114,15 @@ class RelayDelivery:
         self._config = config
 
     async def deliver(
-        self, mail_from: str, recipients: Sequence[tuple[str, str]], raw: bytes
+        self,
+        mail_from: str,
+        recipients: Sequence[tuple[str, str]],
+        raw: bytes,
+        dsn: DsnRequest | None = None,
     ) -> list[Outcome]:
         """One attempt for all pending recipients of a message."""
-        envelope = Envelope(mail_from, tuple((a, _wire(a, d)) for a, d in recipients), raw)
+        wire = tuple((a, _wire(a, d)) for a, d in recipients)
+        envelope = Envelope(mail_from, wire, raw, dsn or DsnRequest())
         try:
             return await transfer(self._server, envelope, self._config, self._tls)
         except TryElsewhere as refused:

@@ -13,11 +13,12 @@ import contextlib
 import re
 import ssl
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 import aiosmtplib
 
+from mailcue_server.mail.dsn_params import DsnRequest, encode_xtext
 from mailcue_server.store.outbound import Outcome
 from mailcue_server.store.outbound_models import RecipientState
 
@@ -44,11 +45,16 @@ class Server:
 
 @dataclass(frozen=True)
 class Envelope:
-    """The message and envelope of one session; ``recipients`` are (queued, wire) address pairs."""
+    """The message and envelope of one session; ``recipients`` are (queued, wire) address pairs.
+
+    ``dsn`` holds the sender's RFC 3461 parameters, passed on to a server that
+    offers DSN (section 6.2), so it reports as the sender asked.
+    """
 
     mail_from: str
     recipients: tuple[tuple[str, str], ...]
     raw: bytes
+    dsn: DsnRequest = field(default_factory=DsnRequest)
 
 
 @dataclass(frozen=True)
@@ -225,7 +231,8 @@ async def _send(
         accepted: list[str] = []
         for queued, wire in envelope.recipients:
             try:
-                await smtp.rcpt(wire, encoding=encoding)
+                options = _rcpt_options(smtp, envelope, queued)
+                await smtp.rcpt(wire, options=options, encoding=encoding)
                 accepted.append(queued)
             except aiosmtplib.SMTPResponseException as exc:
                 outcomes[queued] = reply_outcome(queued, exc.code, exc.message, host)
@@ -255,6 +262,23 @@ def _mail_options(smtp: aiosmtplib.SMTP, envelope: Envelope, utf8: bool) -> list
         options.append("BODY=8BITMIME")  # RFC 6152
     if utf8:
         options.append("SMTPUTF8")  # RFC 6531 section 3.4
+    if smtp.supports_extension("dsn"):
+        if envelope.dsn.ret is not None:
+            options.append(f"RET={envelope.dsn.ret.value}")
+        if envelope.dsn.envid:
+            options.append(f"ENVID={encode_xtext(envelope.dsn.envid)}")
+    return options
+
+
+def _rcpt_options(smtp: aiosmtplib.SMTP, envelope: Envelope, queued: str) -> list[str]:
+    """NOTIFY and ORCPT as the sender gave them, for a server that offers DSN."""
+    if not smtp.supports_extension("dsn"):
+        return []
+    wanted = envelope.dsn.for_recipient(queued)
+    options = [f"NOTIFY={','.join(wanted.notify)}"] if wanted.notify else []
+    if wanted.orcpt:
+        kind, _, address = wanted.orcpt.partition(";")
+        options.append(f"ORCPT={kind};{encode_xtext(address)}")
     return options
 
 

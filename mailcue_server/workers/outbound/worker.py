@@ -3,9 +3,10 @@
 Each node runs one :class:`OutboundWorker`. It claims due messages with a
 lease (``store/outbound.py``), renews the leases of what it is working on,
 and for each message makes one attempt per recipient domain (or one through
-the relay), records every recipient's outcome, then either puts the message
-back in line with exponential backoff or closes it, bouncing the recipients
-that failed. Several nodes on one PostgreSQL database share the queue; one
+the relay), records every recipient's outcome, bounces the recipients that
+failed for good in that attempt (one DSN per attempt, each recipient once),
+then either puts the message back in line with exponential backoff for the
+deferred ones or closes it. Several nodes on one PostgreSQL database share the queue; one
 that dies lets its leases run out and the others carry on.
 """
 
@@ -255,7 +256,7 @@ class OutboundWorker:
         self._follow_relay()
         if self._relay is not None:
             outcomes = await self._relay.deliver(
-                message.mail_from, message.recipients, message.raw
+                message.mail_from, message.recipients, message.raw, message.dsn
             )
             await outbound.record(message.id, message.token, outcomes, self._clock())
             return
@@ -278,27 +279,38 @@ class OutboundWorker:
             text = "no DNS resolver is configured (MAILCUE_DNS_RESOLVER)"
             outcomes = deferred([address for address, _ in recipients], text, status="4.4.3")
         else:
-            outcomes = await self._mx.deliver(domain, message.mail_from, recipients, message.raw)
+            outcomes = await self._mx.deliver(
+                domain, message.mail_from, recipients, message.raw, message.dsn
+            )
         await outbound.record(message.id, message.token, outcomes, self._clock())
 
     async def _settle(self, message: Claimed) -> None:
-        """Retry later, or close the message and bounce what failed."""
+        """Bounce what failed for good in this attempt, then retry later or close."""
         reports = await outbound.recipients_of(message.id)
         now = self._clock()
         pending = [r for r in reports if r.state == RecipientState.PENDING]
-        if pending:
-            deadline = self.schedule.deadline(message.created_at)
-            if now < deadline:
-                at = min(now + self.schedule.delay(message.attempts), deadline)
-                await outbound.reschedule(
-                    message.id, message.token, at=at, error=_summary(pending)
-                )
-                log.info("queued message %s deferred until %s", message.id, at.isoformat())
-                return
+        expired = bool(pending) and now >= self.schedule.deadline(message.created_at)
+        if expired:
             await outbound.give_up(message.id, message.token, now=now)
             reports = await outbound.recipients_of(message.id)
+            pending = []
+        # Told once: a DSN per attempt for its new failures, never one for earlier ones.
+        unreported = [
+            r for r in reports if r.state == RecipientState.FAILED and r.bounced_at is None
+        ]
+        if unreported:
+            await self._bouncer.bounce(message, unreported, now)
+            addresses = [r.address for r in unreported]
+            await outbound.mark_bounced(message.id, message.token, addresses, now)
+        if pending:
+            at = min(
+                now + self.schedule.delay(message.attempts),
+                self.schedule.deadline(message.created_at),
+            )
+            await outbound.reschedule(message.id, message.token, at=at, error=_summary(pending))
+            log.info("queued message %s deferred until %s", message.id, at.isoformat())
+            return
         failed = [r for r in reports if r.state == RecipientState.FAILED]
-        await self._bouncer.bounce(message, failed, now)
         final = await outbound.finish(message.id, message.token, error=_summary(failed))
         log.info("queued message %s closed: %s", message.id, final)
 

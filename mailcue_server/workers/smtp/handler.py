@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 
+from mailcue_server.workers.smtp.dsn import dsn_request_of
 from mailcue_server.workers.smtp.received import received_header, with_protocol
 from mailcue_server.workers.smtp.sink import Delivery, ListenerKind, RecipientVerdict, Sink
 
@@ -280,6 +281,7 @@ class SmtpHandler:
             listener=self._kind,
             smtputf8=envelope.smtp_utf8,
             helo=session.host_name or "",
+            dsn=dsn_request_of(envelope),
         )
 
     async def _store(self, delivery: Delivery, txn_id: str) -> bool:

@@ -27,6 +27,7 @@ from aiosmtpd.smtp import MISSING, SMTP, syntax
 from mailcue_server.errors import ConfigError, ListenerUnavailable
 from mailcue_server.workers.limits import Limit, current
 from mailcue_server.workers.smtp.data import read_data
+from mailcue_server.workers.smtp.dsn import DsnCommands
 from mailcue_server.workers.smtp.handler import SmtpHandler
 from mailcue_server.workers.smtp.sink import ListenerKind, Sink
 
@@ -131,8 +132,9 @@ def _quiet_login_data_warning() -> None:
         logger.addFilter(_DropLoginDataWarning())
 
 
-class _MailcueSMTP(SMTP):
-    """aiosmtpd's SMTP with enhanced status codes, shutdown support and a faster DATA."""
+class _MailcueSMTP(DsnCommands, SMTP):
+    """aiosmtpd's SMTP with enhanced status codes, shutdown support, a faster DATA and
+    RFC 3461 parameters (``dsn.py``)."""
 
     # aiosmtpd sizes its stream's limit (and so its read-ahead) by this, which it
     # documents setting to 2**16; DATA lines are held to RFC 5321's limit by

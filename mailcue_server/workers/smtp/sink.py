@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
+from mailcue_server.mail.dsn_params import DsnRequest
+
 
 class ListenerKind(StrEnum):
     """Which door a message came in through."""
@@ -46,6 +48,7 @@ class Delivery:
         listener: The listener the message arrived on.
         smtputf8: Whether the client used ``MAIL FROM ... SMTPUTF8`` (RFC 6531).
         helo: The name the client greeted with (SPF checks it for the null sender).
+        dsn: RFC 3461 parameters (RET, ENVID, NOTIFY, ORCPT), if the client gave any.
     """
 
     mail_from: str
@@ -56,6 +59,7 @@ class Delivery:
     listener: ListenerKind
     smtputf8: bool
     helo: str = ""
+    dsn: DsnRequest | None = None
 
 
 class Sink(Protocol):

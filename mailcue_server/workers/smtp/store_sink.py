@@ -130,7 +130,7 @@ class StoreSink:
         )
         remote = [a for a in result.unknown if not await domains.is_managed(_domain(a))]
         if remote and self._outbound is not None:
-            await outbound.enqueue(raw, envelope.mail_from, remote)
+            await outbound.enqueue(raw, envelope.mail_from, remote, dsn=envelope.dsn)
             self._outbound.wake()
 
     def _checks_origin(self, envelope: Delivery) -> bool:
