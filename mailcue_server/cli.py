@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from mailcue_server import __version__
 from mailcue_server.config import Settings, load_settings
 from mailcue_server.errors import ConfigError, MailcueError
-from mailcue_server.start_failures import reason
+from mailcue_server.start_failures import prepare_data_dir, reason
 
 log = logging.getLogger("mailcue_server")
 
@@ -79,7 +79,7 @@ def _serve_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 async def _migrate(settings: Settings) -> None:
     from mailcue_server.store.db import Database
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    prepare_data_dir(settings.data_dir)
     db = Database(settings.effective_database_url)
     await db.open()
     try:
@@ -98,7 +98,7 @@ async def _create_admin(settings: Settings, username: str, email: str, password:
     from mailcue_server.store.db import Database
 
     check_new_password(password)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    prepare_data_dir(settings.data_dir)
     db = Database(settings.effective_database_url)
     await db.open()
     try:
@@ -120,7 +120,7 @@ async def _create_mailbox(settings: Settings, address: str, password: str) -> No
     from mailcue_server.store import mailboxes
     from mailcue_server.store.db import Database
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    prepare_data_dir(settings.data_dir)
     db = Database(settings.effective_database_url)
     await db.open()
     try:

@@ -92,7 +92,8 @@ def prepare_data_dir(path: Path) -> None:
     if path.exists() and not path.is_dir():
         raise ConfigError(f"{DATA_DIR}={path}: exists and is not a directory")
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        # Owner only: the data dir holds the mail, the secret key and the CA's private key.
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"{DATA_DIR}={path}: cannot create it: {reason(exc)}") from None
     probe = path / f".write-check-{os.getpid()}"

@@ -8,6 +8,7 @@ always for a line or an exit, with a deadline; nothing sleeps.
 from __future__ import annotations
 
 import re
+import stat
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -100,6 +101,23 @@ def test_migrate_applies_once(workdir: Path, data_dir: Path) -> None:
     assert (data_dir / "mailcue.db").is_file()
     assert second.returncode == 0, second.stderr
     assert re.search(r"applied 0 migration", second.stdout), second.stdout
+
+
+def test_the_data_dir_and_database_are_private(workdir: Path, data_dir: Path) -> None:
+    result = mailcue("migrate", env=cli_env(data_dir), cwd=workdir)
+    assert result.returncode == 0, result.stderr
+
+    assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
+    assert stat.S_IMODE((data_dir / "mailcue.db").stat().st_mode) == 0o600
+    # A database made world-readable by an older version is tightened at the next start.
+    (data_dir / "mailcue.db").chmod(0o644)
+    with ServeProcess(cli_env(data_dir), workdir) as serve:
+        serve.wait_listening()
+        modes = {
+            path.name: stat.S_IMODE(path.stat().st_mode) for path in data_dir.glob("mailcue.db*")
+        }
+        assert serve.terminate() == 0
+    assert modes == {"mailcue.db": 0o600, "mailcue.db-wal": 0o600, "mailcue.db-shm": 0o600}
 
 
 def test_create_admin_then_log_in_on_a_started_server(workdir: Path, data_dir: Path) -> None:

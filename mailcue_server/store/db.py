@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -57,6 +58,19 @@ def connection_name(url: str) -> str:
     return f"mailcue_{engine_name(url)}"
 
 
+def _private_sqlite_file(url: str) -> None:
+    """Create a SQLite file readable by its owner only before SQLite opens it.
+
+    SQLite creates the file with the process umask (usually 0644: mail readable
+    by every local user) and gives its -wal and -shm files the same mode.
+    """
+    if not url.startswith("sqlite://") or ":memory:" in url:
+        return
+    path = url.removeprefix("sqlite://").split("?", 1)[0]
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))  # no-op when it exists
+    os.chmod(path, 0o600)
+
+
 def tortoise_config(url: str) -> dict[str, Any]:
     """The Tortoise configuration for a database URL."""
     name = connection_name(url)
@@ -97,6 +111,7 @@ class Database:
         return engine_name(self.url)
 
     async def open(self) -> None:
+        _private_sqlite_file(self.url)
         ctx = TortoiseContext()
         ctx.__enter__()
         await ctx.init(config=self.config)
