@@ -1,25 +1,39 @@
-"""Measure SMTP ingest of a real ``mailcue serve``: accepted msg/s, visibility delay, peak RSS.
+"""Measure SMTP ingest of a real ``mailcue serve`` against a bare aiosmtpd in the same run.
 
-Usage: python scripts/bench_smtp.py [--messages 5000] [--size 2048] [--connections 8]
+Usage: python scripts/bench_smtp.py [--messages 5000] [--size 2200] [--connections 8]
+                                    [--recipients 1,100,1000] [--no-reference]
                                     [--database-url postgres://...] [--profile out.svg]
                                     [--cprofile out.pstats] [--callgrind]
 
-One run: a fresh data dir, ``mailcue create-mailbox`` for the bench address,
-then ``mailcue serve`` as a child process on free ports. Every message is
-built before the clock starts; each of ``--connections`` aiosmtplib clients
-connects and greets, then all start together and send their share over their
-one connection. Figures:
+Each case of ``--recipients`` sends the same multipart messages to that many
+distinct addresses (message ``n`` to address ``n % R``). Only the first address
+exists beforehand (``mailcue create-mailbox``, so it can be watched over
+IMAP); in test mode the first mail to each other address creates its mailbox,
+as when every test of a suite uses its own address. One recipient is the best
+case; a thousand is what test suites do.
+
+Before each case the same client sends the same mail to ``scripts/bare_smtp.py``,
+an aiosmtpd on the same event loop that only answers 250: the ceiling of any
+server built on aiosmtpd, on this machine, at this moment. The ratio of the
+two is the figure to watch; absolute rates move with whatever else the
+machine is doing.
+
+For each run: a fresh data dir, then ``mailcue serve`` as a child process on
+free ports. Every message is built before the clock starts; each of
+``--connections`` aiosmtplib clients connects and greets, then all start
+together and send their share over their one connection. Figures:
 
 - accepted msg/s: from the first MAIL to the last 250 after DATA;
-- visibility delay: from the last 250 until the mailbox shows every message
-  (IMAP SELECT INBOX ``EXISTS`` when the node has an IMAP listener, else POP3
-  ``STAT``; the report says which);
+- visibility delay: from the last 250 until the first mailbox shows every
+  message sent to it (IMAP SELECT INBOX ``EXISTS`` when the node has an IMAP
+  listener, else POP3 ``STAT``; the report says which);
 - peak RSS: the server's ``VmHWM`` from ``/proc/<pid>/status``;
 - CPU seconds that the server and this client process used while sending
   (on a small machine the client competes with the server for the cores).
 
 ``--database-url`` runs the node on that database instead of a SQLite file; it
-should be an empty database (the counts allow for mail already there).
+should be an empty database (the counts allow for mail already there) and
+serves one case only.
 ``--profile FILE`` runs ``py-spy record`` on the server while the mail is sent
 (``.svg`` writes a flame graph, anything else py-spy's raw collapsed stacks).
 ``--cprofile FILE`` runs the server under cProfile instead (no extra tool; the
@@ -57,7 +71,8 @@ from pathlib import Path
 import aiosmtplib
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-ADDRESS = "bench@mailcue.local"
+DOMAIN = "mailcue.local"
+ADDRESS = f"bench-0@{DOMAIN}"  # the first recipient: created beforehand, watched over IMAP
 PASSWORD = "bench-password-" + secrets.token_hex(4)
 PORT_VARIABLES = ("HTTP", "SMTP", "SUBMISSION", "SMTPS", "IMAP", "IMAPS", "POP3", "POP3S")
 LISTENING = re.compile(r"listening: (\S+)\s+(\S+):(\d+)\s*$")
@@ -136,10 +151,10 @@ class Node:
             self._queue.put(line.rstrip("\n"))
         self._queue.put(None)
 
-    def wait_listening(self, timeout: float = START_TIMEOUT) -> None:
-        """Collect ``listening: <name> host:port`` lines; HTTP is logged last."""
+    def wait_listening(self, timeout: float = START_TIMEOUT, last: str = "http") -> None:
+        """Collect ``listening: <name> host:port`` lines up to ``last`` (serve logs HTTP last)."""
         deadline = time.monotonic() + timeout
-        while "http" not in self.ports:
+        while last not in self.ports:
             try:
                 line = self._queue.get(timeout=max(deadline - time.monotonic(), 0.01))
             except queue.Empty:
@@ -175,33 +190,45 @@ class Node:
         return self.proc.wait()
 
 
-def build_message(n: int, size: int, stamp: str) -> bytes:
-    """A plausible transactional mail of about ``size`` bytes with CRLF line ends."""
+def recipient(n: int, recipients: int) -> str:
+    return f"bench-{n % recipients}@{DOMAIN}"
+
+
+def build_message(n: int, size: int, stamp: str, to: str) -> bytes:
+    """A plausible transactional mail of about ``size`` bytes: text and HTML alternatives."""
     subject = " ".join(WORDS[(n + k) % len(WORDS)] for k in range(5))
+    boundary = f"=_bench_{secrets.token_hex(6)}"
     head = (
-        f"Return-Path: <noreply@shop.example>\r\n"
         f"From: Example Shop <noreply@shop.example>\r\n"
-        f"To: Bench Reader <{ADDRESS}>\r\n"
+        f"To: Bench Reader <{to}>\r\n"
         f"Reply-To: support@shop.example\r\n"
         f"Subject: [bench {n}] {subject}\r\n"
         f"Date: {stamp}\r\n"
         f"Message-ID: <bench.{n}.{secrets.token_hex(8)}@shop.example>\r\n"
         f"MIME-Version: 1.0\r\n"
-        f"Content-Type: text/plain; charset=utf-8\r\n"
-        f"Content-Transfer-Encoding: 7bit\r\n"
+        f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n'
         f"X-Mailer: bench_smtp.py\r\n"
         f"List-Unsubscribe: <mailto:unsubscribe@shop.example?subject=bench-{n}>\r\n"
         f"\r\n"
-    ).encode()
-    lines: list[str] = []
-    length = len(head)
+    )
+    sentences: list[str] = []
     k = n
-    while length < size:
-        line = " ".join(WORDS[(k + j * 7) % len(WORDS)] for j in range(11)).capitalize() + "."
-        lines.append(line)
-        length += len(line) + 2
+    # The text part and the HTML part say the same: about half the size each.
+    while len(head) + 2 * sum(len(s) + 2 for s in sentences) + 300 < size:
+        sentences.append(
+            " ".join(WORDS[(k + j * 7) % len(WORDS)] for j in range(11)).capitalize() + "."
+        )
         k += 3
-    return head + ("\r\n".join(lines) + "\r\n").encode()
+    text = "\r\n".join(sentences)
+    html = "\r\n".join(f"<p>{s}</p>" for s in sentences)
+    body = (
+        f"--{boundary}\r\n"
+        f"Content-Type: text/plain; charset=utf-8\r\n\r\n{text}\r\n"
+        f"--{boundary}\r\n"
+        f"Content-Type: text/html; charset=utf-8\r\n\r\n<html><body>{html}</body></html>\r\n"
+        f"--{boundary}--\r\n"
+    )
+    return (head + body).encode()
 
 
 @dataclass
@@ -212,14 +239,17 @@ class SendStats:
     failures: list[str] = field(default_factory=list)
 
 
-async def send_all(port: int, batches: list[list[bytes]]) -> SendStats:
+Mail = tuple[str, bytes]  # (recipient, message)
+
+
+async def send_all(port: int, batches: list[list[Mail]]) -> SendStats:
     """Every batch over its own connection; all begin at once after every EHLO is done."""
     stats = SendStats()
     ready = asyncio.Barrier(len(batches) + 1)
     go = asyncio.Event()
     last = [0.0] * len(batches)
 
-    async def worker(index: int, batch: list[bytes]) -> None:
+    async def worker(index: int, batch: list[Mail]) -> None:
         # Plain SMTP, the way an application in a test setup sends (aiosmtplib would
         # otherwise try STARTTLS and fail to verify our local CA).
         client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=120, start_tls=False)
@@ -232,9 +262,9 @@ async def send_all(port: int, batches: list[list[bytes]]) -> SendStats:
         await ready.wait()
         await go.wait()
         try:
-            for raw in batch:
+            for to, raw in batch:
                 try:
-                    await client.sendmail("noreply@shop.example", [ADDRESS], raw)
+                    await client.sendmail("noreply@shop.example", [to], raw)
                 except aiosmtplib.SMTPException as exc:
                     stats.failures.append(repr(exc))
                 else:
@@ -374,10 +404,11 @@ def create_bench_mailbox(env: dict[str, str], cwd: Path) -> None:
 
 
 def measure(
-    node: Node, batches: list[list[bytes]], profile: str, callgrind: Callgrind | None = None
+    node: Node, batches: list[list[Mail]], profile: str, callgrind: Callgrind | None = None
 ) -> Figures:
-    """Send every batch, then wait until all of it is visible; the node keeps running."""
+    """Send every batch, then wait until the first mailbox shows all of its share."""
     probe = probe_for(node)
+    watched = sum(to == ADDRESS for batch in batches for to, _ in batch)
     try:
         began = time.perf_counter()
         before = probe.count()
@@ -394,7 +425,9 @@ def measure(
         instructions = callgrind.dump(node.proc.pid) if callgrind is not None else []
         if profiler is not None:
             stop_profiler(profiler, Path(profile))
-        visible_at, polls, count = wait_visible(probe, before + sent.accepted)
+        if sent.failures:
+            raise SystemExit(f"{len(sent.failures)} refused, first: {sent.failures[0]}")
+        visible_at, polls, count = wait_visible(probe, before + watched)
         began = time.perf_counter()
         probe.count()
         full_poll_ms = (time.perf_counter() - began) * 1000
@@ -416,14 +449,15 @@ def measure(
     )
 
 
-def report(args: argparse.Namespace, mails: list[bytes], figures: Figures) -> None:
+def report(args: argparse.Namespace, mails: list[Mail], figures: Figures) -> None:
     sent = figures.sent
     elapsed = sent.finished - sent.started
-    mean_size = sum(map(len, mails)) / len(mails)
+    mean_size = sum(len(raw) for _, raw in mails) / len(mails)
     engine = "PostgreSQL" if args.database_url else "SQLite (WAL)"
+    recipients = len({to for to, _ in mails})
     print(
-        f"{args.messages} msgs x {mean_size:.0f} B over {args.connections} connections, "
-        f"{engine}, python {sys.version.split()[0]}, {os.cpu_count()} CPUs"
+        f"mailcue serve: {len(mails)} msgs x {mean_size:.0f} B to {recipients} recipient(s) "
+        f"over {args.connections} connections, {engine}"
     )
     print(
         f"  accepted   {sent.accepted} in {elapsed:.2f} s = "
@@ -433,7 +467,7 @@ def report(args: argparse.Namespace, mails: list[bytes], figures: Figures) -> No
         print(f"  failures   {len(sent.failures)}, first: {sent.failures[0]}")
     print(
         f"  visible    {figures.visible_ms:.1f} ms after the last 250, {figures.new} new "
-        f"({figures.polls} poll(s); {figures.probe_how}; "
+        f"in {ADDRESS} ({figures.polls} poll(s); {figures.probe_how}; "
         f"one poll takes {figures.poll_ms:.1f} ms before the mail, "
         f"{figures.full_poll_ms:.1f} ms after)"
     )
@@ -466,16 +500,41 @@ def report(args: argparse.Namespace, mails: list[bytes], figures: Figures) -> No
         print(f"  serve exited with {figures.exit_code} after SIGTERM")
 
 
-def run(args: argparse.Namespace, work: Path) -> None:
-    env = _env(work / "data", args.database_url)
-    create_bench_mailbox(env, work)
+def rate(sent: SendStats) -> float:
+    return sent.accepted / (sent.finished - sent.started)
+
+
+def run_reference(work: Path, batches: list[list[Mail]]) -> float:
+    """msg/s of the bare aiosmtpd (scripts/bare_smtp.py) for the same mail and clients."""
+    command = [sys.executable, str(Path(__file__).with_name("bare_smtp.py"))]
+    node = Node(_env(work, ""), work, command)
+    try:
+        node.wait_listening(last="smtp")
+        sent = asyncio.run(send_all(node.ports["smtp"], batches))
+    finally:
+        node.stop()
+    if sent.failures:
+        raise SystemExit(f"bare aiosmtpd refused {len(sent.failures)}: {sent.failures[0]}")
+    print(f"bare aiosmtpd: {rate(sent):,.0f} msg/s")
+    return rate(sent)
+
+
+def run_case(args: argparse.Namespace, work: Path, recipients: int) -> tuple[float, float]:
+    """(reference msg/s or nan, mailcue msg/s) for one recipient count."""
     stamp = format_datetime(datetime.now(UTC))
-    mails = [build_message(n, args.size, stamp) for n in range(args.messages)]
+    mails = [
+        (to, build_message(n, args.size, stamp, to))
+        for n in range(args.messages)
+        for to in [recipient(n, recipients)]
+    ]
     batches = [mails[i :: args.connections] for i in range(args.connections)]
+    reference = float("nan") if args.no_reference else run_reference(work, batches)
+    env = _env(work / f"data-{recipients}", args.database_url)
+    create_bench_mailbox(env, work)
     cprofile = (
         ["-m", "cProfile", "-o", str(Path(args.cprofile).resolve())] if args.cprofile else []
     )
-    callgrind = Callgrind(work / "callgrind.out") if args.callgrind else None
+    callgrind = Callgrind(work / f"callgrind-{recipients}.out") if args.callgrind else None
     wrapper = callgrind.wrapper if callgrind is not None else []
     node = Node(env, work, _mailcue("serve", wrapper=wrapper, python=cprofile))
     try:
@@ -485,13 +544,18 @@ def run(args: argparse.Namespace, work: Path) -> None:
         code = node.stop()
     figures.exit_code = code
     report(args, mails, figures)
+    return reference, rate(figures.sent)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--messages", type=int, default=5000)
-    parser.add_argument("--size", type=int, default=2048, help="approximate bytes per message")
+    parser.add_argument("--size", type=int, default=2200, help="approximate bytes per message")
     parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument(
+        "--recipients", default="1,100,1000", help="comma-separated cases of distinct recipients"
+    )
+    parser.add_argument("--no-reference", action="store_true", help="skip the bare aiosmtpd runs")
     parser.add_argument("--database-url", default="", help="an empty database (default: SQLite)")
     parser.add_argument("--profile", default="", help="py-spy output while sending (.svg or raw)")
     parser.add_argument(
@@ -501,10 +565,19 @@ def main() -> None:
         "--callgrind", action="store_true", help="count the server's instructions (valgrind)"
     )
     args = parser.parse_args()
+    cases = [int(part) for part in args.recipients.split(",")]
     if args.messages < args.connections or args.connections < 1:
         parser.error("need at least one message per connection")
+    if args.database_url and len(cases) > 1:
+        parser.error("--database-url takes one --recipients case (the database must be empty)")
+    results = []
     with tempfile.TemporaryDirectory(prefix="mailcue-bench-") as tmp:
-        run(args, Path(tmp))
+        for recipients in cases:
+            results.append((recipients, *run_case(args, Path(tmp), recipients)))
+            print()
+    print(f"{'recipients':>10}  {'bare aiosmtpd':>13}  {'mailcue':>9}  ratio")
+    for recipients, reference, ours in results:
+        print(f"{recipients:>10}  {reference:>9,.0f} /s  {ours:>7,.0f} /s  {ours / reference:.2f}")
 
 
 if __name__ == "__main__":
