@@ -782,7 +782,7 @@ GQL_SETTINGS = """mutation ($input: UpdateServerSettingsInput!) {
 async def test_graphql_mutations(
     http: httpx.AsyncClient, server: MailcueServer, boss: Account, local_tls: None
 ) -> None:
-    mutation = await graphql(http, None, '{ __type(name: "Mutation") { fields { name } } }')
+    mutation = await graphql(http, boss, '{ __type(name: "Mutation") { fields { name } } }')
     names = {field["name"] for field in mutation["data"]["__type"]["fields"]}
     assert "uploadTlsCertificate" in names, "schema/root.py must merge SystemMutation"
     chain = make_chain(HOSTS)
