@@ -12,6 +12,9 @@ status is missing or unreadable.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import quopri
 import re
 from dataclasses import dataclass
 from email import message_from_bytes, message_from_string, policy
@@ -78,20 +81,36 @@ def read_bounce(raw: bytes | str) -> BounceReport:
 def _blocks(part: Message) -> list[Message]:
     """The header blocks of a ``message/delivery-status`` part.
 
-    The stdlib parser splits an unencoded part into blocks itself; a part sent
-    in base64 or quoted-printable arrives as one payload to decode and split.
+    The stdlib parser splits a part into blocks itself, also when it is sent in
+    base64 or quoted-printable (then the "blocks" are encoded text): such a
+    part is put back together, decoded and split here.
     """
     payload = part.get_payload()
-    if isinstance(payload, list) and part.get("content-transfer-encoding", "7bit").lower() in (
-        "7bit",
-        "8bit",
-        "binary",
-    ):
+    encoding = str(part.get("content-transfer-encoding", "7bit")).strip().lower()
+    plain = encoding in ("", "7bit", "8bit", "binary")
+    if plain and isinstance(payload, list):
         return [block for block in payload if isinstance(block, Message)]
-    data = part.get_payload(decode=True)
-    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(payload)
+    body = (
+        "\n".join(block.as_string() for block in payload)
+        if isinstance(payload, list)
+        else str(payload)
+    )
+    text = body if plain else _decoded(body, encoding)
     chunks = re.split(r"\r?\n[ \t]*\r?\n", text.strip())
     return [HeaderParser(policy=policy.compat32).parsestr(chunk) for chunk in chunks if chunk]
+
+
+def _decoded(body: str, encoding: str) -> str:
+    try:
+        if encoding == "base64":
+            data = base64.b64decode("".join(body.split()))
+        elif encoding == "quoted-printable":
+            data = quopri.decodestring(body.encode("ascii", "replace"))
+        else:
+            return body
+    except (binascii.Error, ValueError):
+        return ""
+    return data.decode("utf-8", "replace")
 
 
 def _recipient(block: Message) -> RecipientReport | None:
