@@ -16,7 +16,6 @@ import httpx
 import pytest
 import pytest_asyncio
 from mailcue import AsyncMailcue
-from vks_stub import KEYSERVER_TIMEOUT, VksStub
 
 from accounts import Account, admin, new_api_key, new_user
 from conftest import node_settings
@@ -32,6 +31,7 @@ from mailcue_server.store import mailboxes, message_queries
 from mailcue_server.store.credentials import SecretBox
 from mailcue_server.store.gpg_models import GpgKey
 from mailcue_server.store.mail_models import INBOX, Mailbox
+from vks_stub import KEYSERVER_TIMEOUT, VksStub
 
 KEYS = "/api/v1/gpg/keys"
 
