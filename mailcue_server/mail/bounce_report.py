@@ -91,7 +91,7 @@ def _blocks(part: Message) -> list[Message]:
     if plain and isinstance(payload, list):
         return [block for block in payload if isinstance(block, Message)]
     body = (
-        "\n".join(block.as_string() for block in payload)
+        "\n".join(b.as_string() if isinstance(b, Message) else str(b) for b in payload)
         if isinstance(payload, list)
         else str(payload)
     )

@@ -125,7 +125,7 @@ class Migration(migrations.Migration):
                 ("subject", fields.TextField(default="", unique=False)),
                 ("body", fields.TextField(default="", unique=False)),
                 ("body_type", fields.CharField(default="plain", max_length=8)),
-                ("reply_to", fields.CharField(null=True, max_length=998)),
+                ("reply_to", fields.TextField(null=True, unique=False)),
                 ("created_at", fields.DatetimeField(auto_now=False, auto_now_add=False)),
                 (
                     "sample_sent_at",

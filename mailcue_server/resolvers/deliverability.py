@@ -32,6 +32,7 @@ from mailcue_server.mail.bounce_risk import calibrate, crosses_limit
 from mailcue_server.resolvers.context import Context
 from mailcue_server.resolvers.risk_scores import HISTORY_DAYS
 from mailcue_server.schema.types.deliverability import (
+    MAX_BOUNCE_MESSAGE,
     DeliveryOutcomeKind,
     DomainSuppressionEntry,
     DomainSuppressionListResponse,
@@ -104,6 +105,8 @@ async def ingest_bounce(
     principal.require_scope(RECORD)
     if not request.raw_message.strip():
         raise Invalid("raw_message is empty")
+    if len(request.raw_message) > MAX_BOUNCE_MESSAGE:
+        raise Invalid(f"raw_message takes at most {MAX_BOUNCE_MESSAGE} characters")
     # Parsing a message of up to 2 MB is CPU work: off the event loop.
     report = await asyncio.to_thread(read_bounce, request.raw_message)
     outcomes = [

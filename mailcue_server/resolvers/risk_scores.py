@@ -17,6 +17,7 @@ from mailcue_server.mail.batch_evidence import Evidence
 from mailcue_server.mail.bounce_risk import DomainHistory, Risk, RiskInputs, assess
 from mailcue_server.resolvers.context import Context
 from mailcue_server.schema.types.validation import (
+    MAX_ADDRESS_LENGTH,
     EmailValidationCatchAllRisk,
     EmailValidationResponse,
     EmailValidationRiskContribution,
@@ -31,7 +32,9 @@ HISTORY_DAYS = 30
 
 
 def _key(result: EmailValidationResponse) -> str:
-    return result.email.strip().lower()
+    """The address as history knows it; "" for text too long to be one (nothing to look up)."""
+    key = result.email.strip().lower()
+    return key if len(key) <= MAX_ADDRESS_LENGTH else ""
 
 
 def _domain(result: EmailValidationResponse) -> str:
@@ -50,7 +53,7 @@ async def score_results(
     histories = await deliverability.domain_histories(
         user_id, domains, now - timedelta(days=HISTORY_DAYS)
     )
-    last = await deliverability.last_outcomes(user_id, (_key(r) for r in results))
+    last = await deliverability.last_outcomes(user_id, (_key(r) for r in results if _key(r)))
     suppressed = await deliverability.suppressed_among(user_id, domains, now)
     risks: list[Risk] = []
     for index, result in enumerate(results):
@@ -67,9 +70,8 @@ async def score_results(
                 )
             )
         )
-    await deliverability.save_scores(
-        user_id, {_key(r): risk.score for r, risk in zip(results, risks, strict=True)}, now
-    )
+    issued = {_key(r): risk.score for r, risk in zip(results, risks, strict=True) if _key(r)}
+    await deliverability.save_scores(user_id, issued, now)
     return risks
 
 

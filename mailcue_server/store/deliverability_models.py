@@ -142,7 +142,7 @@ class SendCanary(Model):
     subject = fields.TextField(default="")
     body = fields.TextField(default="")
     body_type = fields.CharField(max_length=8, default="plain")
-    reply_to = fields.CharField(max_length=998, null=True)
+    reply_to = fields.TextField(null=True)
     created_at = fields.DatetimeField()
     sample_sent_at = fields.DatetimeField(null=True)
     decision_due_at = fields.DatetimeField(null=True)
