@@ -266,9 +266,8 @@ async def test_the_hold_window_ends_on_its_own(
         auto_release=False,
     )
     await asyncio.sleep(0.5)  # the job runs, but the hour is not over
-    assert (await http.get(f"{CANARIES}/{auto['id']}", headers=user.headers)).json()[
-        "status"
-    ] == "probing"
+    early = (await http.get(f"{CANARIES}/{auto['id']}", headers=user.headers)).json()
+    assert early["status"] == "probing", early
     later(61)
     async with asyncio.timeout(WAIT):
         while True:
@@ -276,7 +275,8 @@ async def test_the_hold_window_ends_on_its_own(
             if state["status"] != "probing":
                 break
             await asyncio.sleep(0.05)
-    assert state["status"] == "released" and roles(state)[f"h@{good}"] == ("held", "released")
+    assert state["status"] == "released", state
+    assert roles(state)[f"h@{good}"] == ("held", "released"), state
     assert await arrives(http, boss, f"h@{good}") == ["Launch"]
     # Without auto_release the send waits for a decision, however long.
     await asyncio.sleep(0.5)
