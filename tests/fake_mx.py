@@ -16,6 +16,9 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+SLOW = "slow"
+"""Recipients whose local part starts with this are answered after ``slow_seconds``."""
+
 
 @dataclass
 class MxHandler:
@@ -23,11 +26,21 @@ class MxHandler:
     catch_all_domains: frozenset[str]
     recipients: list[str] = field(default_factory=list)
     data_commands: int = 0
+    slow_seconds: float = 0.3
+    in_flight: int = 0
+    most_in_flight: int = 0  # the most slow RCPTs that were waiting at the same time
 
     async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: Any
     ) -> str:
         self.recipients.append(address)
+        if address.startswith(SLOW):
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+            try:
+                await asyncio.sleep(self.slow_seconds)
+            finally:
+                self.in_flight -= 1
         if address in self.mailboxes or address.rpartition("@")[2] in self.catch_all_domains:
             envelope.rcpt_tos.append(address)
             return "250 2.1.5 OK"

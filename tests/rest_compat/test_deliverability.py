@@ -7,6 +7,7 @@ every address) found through dnsmasq.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from typing import Any
@@ -156,6 +157,20 @@ async def test_batch_checks_each_address_and_reads_the_batch(
     targets = [a for a in mx.handler.recipients[probed:] if a in emails]
     assert sorted(targets) == sorted(set(emails) - {"bad address"})
     assert mx.handler.data_commands == 0
+
+
+async def test_batch_checks_a_bounded_number_at_a_time(
+    http: httpx.AsyncClient, mx: FakeMx, someone: Account
+) -> None:
+    """validation_batch_concurrency is 3 here: never more probes at once, and not one by one."""
+    mx.handler.most_in_flight = 0
+    emails = [f"slow{n}@ok.test" for n in range(8)]
+    started = asyncio.get_running_loop().time()
+    body = await post(http, someone, BATCH, {"emails": emails})
+    elapsed = asyncio.get_running_loop().time() - started
+    assert [r["status"] for r in body["results"]] == ["invalid"] * 8
+    assert mx.handler.most_in_flight == 3
+    assert elapsed >= 3 * mx.handler.slow_seconds  # 8 probes, 3 at a time: 3 rounds at least
 
 
 async def test_batch_without_domain_signals_or_budget(http: httpx.AsyncClient) -> None:
