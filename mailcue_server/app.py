@@ -23,6 +23,7 @@ from mailcue_server.errors import ListenerUnavailable
 from mailcue_server.events.bus import EventBus
 from mailcue_server.events.memory import MemoryBus
 from mailcue_server.events.redis import RedisBus
+from mailcue_server.resolvers import send_canaries
 from mailcue_server.resolvers.context import Services, SmtpTarget
 from mailcue_server.resolvers.rate_limit import LoginLimiter
 from mailcue_server.resolvers.tokens import TokenService
@@ -154,6 +155,8 @@ class MailcueServer:
     tls_sync: SharedCertificateSync | None = None
     _node_sync: Periodic | None = None
     _retention: RetentionWorker | None = None
+    # Decides staged sends whose hold window ended (auto_release).
+    _send_canaries: Periodic | None = None
     # The outbound queue's delivery worker (production, a relay, or MAILCUE_OUTBOUND_ENABLED).
     outbound: OutboundWorker | None = None
 
@@ -210,6 +213,10 @@ class MailcueServer:
         self._node_sync.start()
         self._retention = RetentionWorker(settings, bus=self.bus)
         self._retention.start()
+        self._send_canaries = Periodic(
+            "send-canaries", settings.send_canary_interval, self._release_due_canaries
+        )
+        self._send_canaries.start()
         if settings.runs_outbound_queue:
             self.outbound = OutboundWorker(
                 settings, bus=self.bus, secret_key=secret_key, live=self._live_settings
@@ -218,6 +225,10 @@ class MailcueServer:
             self.services.wake_outbound = self.outbound.wake
         for listener in self.listeners.values():
             log.info("listening: %-10s %s", listener.name, listener.url)
+
+    async def _release_due_canaries(self) -> None:
+        if self.services is not None:
+            await send_canaries.release_due(self.services)
 
     def _live_settings(self) -> Settings:
         """The settings in force now: the start-up ones with the live fields PUT since."""
@@ -395,6 +406,9 @@ class MailcueServer:
         if self._retention is not None:
             await self._retention.stop()  # before the bus: it publishes email.deleted
             self._retention = None
+        if self._send_canaries is not None:
+            await self._send_canaries.stop()  # before SMTP: a release sends through it
+            self._send_canaries = None
         if self.outbound is not None:
             await self.outbound.stop()  # unfinished claims go back to the queue
             self.outbound = None

@@ -176,6 +176,35 @@ class Settings(BaseSettings):
         default="",
         description="MAIL FROM of the validation probe; empty uses postmaster@<hostname>.",
     )
+    validation_batch_concurrency: int = Field(
+        default=8,
+        ge=1,
+        le=64,
+        description="Addresses of one POST /emails/validate-batch checked at the same time.",
+    )
+    suppression_bounce_rate: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        description="Hard-bounce rate of a recipient domain (over the last 30 days of "
+        "recorded outcomes) above which that domain is suppressed for the user.",
+    )
+    suppression_min_observations: int = Field(
+        default=5,
+        ge=1,
+        description="Recorded outcomes a domain needs before its bounce rate can suppress it.",
+    )
+    suppression_hours: float = Field(
+        default=24.0,
+        gt=0,
+        description="Hours a suppressed domain stays paused after its last qualifying bounce.",
+    )
+    send_canary_interval: float = Field(
+        default=30.0,
+        ge=0,
+        description="Seconds between looks for staged sends whose hold window has ended "
+        "(auto_release); 0 turns automatic decisions off.",
+    )
     outbound_enabled: bool = Field(
         default=False,
         description="Run the outbound delivery queue in test mode too "

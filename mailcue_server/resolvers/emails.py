@@ -12,9 +12,11 @@ import dataclasses
 from dataclasses import dataclass
 
 from mailcue_server.errors import Invalid, NotFound
+from mailcue_server.mail.addresses import canonical_address
 from mailcue_server.mail.auth_results import trusted_results
 from mailcue_server.mail.mime import AttachmentInfo as PartInfo
 from mailcue_server.mail.mime import attachment, parse_detail
+from mailcue_server.mail.search_query import parse_search
 from mailcue_server.resolvers.access import reachable_mailbox, reachable_mailboxes
 from mailcue_server.resolvers.context import Context
 from mailcue_server.resolvers.pgp_mail import PgpReading, import_offered_keys, pgp_reading
@@ -27,8 +29,15 @@ from mailcue_server.schema.types.emails import (
     EmailListResponse,
     EmailSummary,
 )
-from mailcue_server.store import message_queries
-from mailcue_server.store.mail_models import INBOX, Mailbox, Message, SystemFlag, decode_flags
+from mailcue_server.store import aliases, mailboxes, message_queries
+from mailcue_server.store.mail_models import (
+    DEFAULT_FOLDERS,
+    INBOX,
+    Mailbox,
+    Message,
+    SystemFlag,
+    decode_flags,
+)
 from mailcue_server.store.message_queries import Sort
 
 MAX_PAGE_SIZE = 500
@@ -136,7 +145,9 @@ async def list_emails(
         raise Invalid(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
     if sort not in SORTS:
         raise Invalid(f"sort must be one of: {', '.join(SORTS)}")
-    box = await target_mailbox(ctx, mailbox, "email:read")
+    box = await _mailbox_to_list(ctx, mailbox, folder, search)
+    if box is None:
+        return EmailListResponse(total=0, page=page, page_size=page_size, emails=[])
     found = await message_queries.list_page(
         box.address,
         folder,
@@ -152,6 +163,46 @@ async def list_emails(
         page_size=page_size,
         emails=emails,
         has_more=page * page_size < found.total,
+    )
+
+
+async def _mailbox_to_list(
+    ctx: Context, address: str | None, folder: str, search: str | None
+) -> Mailbox | None:
+    """The mailbox to list, or ``None`` for one that is empty because it does not exist yet.
+
+    In test mode a mailbox appears with its first mail, so a client waiting
+    for that mail (the SDK's ``wait_for``) polls an address that has no
+    mailbox yet. Such a listing is empty rather than 404 for a caller who
+    could read the mailbox once it exists: an admin (test-mode mailboxes have
+    no owner), through a key whose allow-list permits the address. Everyone
+    else keeps the 404 that a mailbox of another user gets too, so the answer
+    reveals nothing about other users' mailboxes. An address that an alias
+    redirects never becomes a mailbox, so it stays 404.
+    """
+    try:
+        return await target_mailbox(ctx, address, "email:read")
+    except NotFound:
+        if not address or not await _appears_with_first_mail(ctx, address, folder):
+            raise
+    parse_search(search or "")  # a bad search is a 400 whether or not the mailbox exists
+    return None
+
+
+async def _appears_with_first_mail(ctx: Context, address: str, folder: str) -> bool:
+    principal = ctx.require_principal()
+    if ctx.settings.is_production or not principal.is_admin:
+        return False
+    try:
+        canonical = canonical_address(address)
+    except Invalid:
+        return False
+    default_folders = {name for name, _ in DEFAULT_FOLDERS}
+    return (
+        principal.may_use_mailbox(canonical)
+        and folder_of(folder) in default_folders
+        and await mailboxes.find_mailbox(canonical) is None
+        and not await aliases.has_alias(canonical)
     )
 
 

@@ -21,7 +21,12 @@ CATALOG: tuple[Scope, ...] = (
         "email:read", "Emails", "Read emails", "List, search and read emails, raw and attachments."
     ),
     Scope("email:send", "Emails", "Send emails", "Send email through the server."),
-    Scope("email:write", "Emails", "Inject and flag emails", "Inject emails and change flags."),
+    Scope(
+        "email:write",
+        "Emails",
+        "Inject and flag emails",
+        "Inject emails, change flags, record delivery outcomes and bounces.",
+    ),
     Scope("email:delete", "Emails", "Delete emails", "Delete emails and purge mailboxes."),
     Scope("mailbox:read", "Mailboxes", "Read mailboxes", "List mailboxes and folder statistics."),
     Scope(

@@ -93,6 +93,20 @@ async def send_email(ctx: Context, request: SendEmailRequest) -> SendEmailRespon
     return SendEmailResponse(message=ACCEPTED, message_id=built.message_id)
 
 
+async def check_sender(ctx: Context, address: str) -> str:
+    """The canonical ``address`` if the caller may send as it, checked as :func:`send_email` does.
+
+    Raises:
+        Unauthenticated: No credentials.
+        MissingScope: An API key without ``email:send``.
+        Invalid: Not an address.
+        NotFound: The sender is not a mailbox the caller may reach.
+    """
+    ctx.require_principal().require_scope(SEND)
+    sender, _ = await _sender(ctx, address)
+    return sender
+
+
 async def dkim_signed(ctx: Context, sender: str, raw: bytes) -> bytes:
     """The message DKIM-signed when the sender's domain is one we manage (else as it is)."""
     key = await domains.signing_key(sender.rpartition("@")[2], ctx.services.secret_key)

@@ -17,6 +17,7 @@ from mailcue_server.mail.validation import (
     is_disposable,
     judge,
 )
+from mailcue_server.resolvers import risk_scores
 from mailcue_server.resolvers.context import Context
 from mailcue_server.resolvers.validation_dns import DomainLookup, look_up_domain
 from mailcue_server.resolvers.validation_probe import probe_best_mx
@@ -35,14 +36,22 @@ NOT_CHECKED = "Not checked: the address is not valid"
 
 
 async def validate_email(ctx: Context, email: str) -> EmailValidationResponse:
-    """Check one address for the caller.
+    """Check one address for the caller, and score it against the caller's delivery history.
+
+    A catch-all address gets its ``catch_all_risk``; the score is remembered
+    for calibration (``resolvers/risk_scores.py``).
 
     Raises:
         Unauthenticated: no credentials.
         MissingScope: an API key without ``email:read``.
     """
-    ctx.require_principal().require_scope("email:read")
-    return await check_address(ctx.settings, email)
+    principal = ctx.require_principal()
+    principal.require_scope("email:read")
+    result = await check_address(ctx.settings, email)
+    [risk] = await risk_scores.score_results(ctx, principal.user_id, [result])
+    if result.status is ValidationStatus.CATCH_ALL:
+        result.catch_all_risk = risk_scores.catch_all_risk(risk)
+    return result
 
 
 async def check_address(settings: Settings, email: str) -> EmailValidationResponse:

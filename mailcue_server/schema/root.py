@@ -19,6 +19,7 @@ from strawberry.utils.logging import StrawberryLogger
 from mailcue_server.errors import MailcueError
 from mailcue_server.schema.aliases import AliasMutation, AliasQuery
 from mailcue_server.schema.auth import AuthMutation, AuthQuery
+from mailcue_server.schema.deliverability import DeliverabilityMutation, DeliverabilityQuery
 from mailcue_server.schema.domains import DomainMutation, DomainQuery
 from mailcue_server.schema.emails import EmailsMutation, EmailsQuery
 from mailcue_server.schema.events import EventsSubscription
@@ -26,6 +27,7 @@ from mailcue_server.schema.gpg import GpgMutation, GpgQuery
 from mailcue_server.schema.limits import QueryLimits
 from mailcue_server.schema.mailboxes import MailboxesMutation, MailboxesQuery
 from mailcue_server.schema.outbound_queue import OutboundQueueMutation, OutboundQueueQuery
+from mailcue_server.schema.send_canaries import SendCanaryMutation, SendCanaryQuery
 from mailcue_server.schema.sending import SendingMutation
 from mailcue_server.schema.system import SystemMutation, SystemQuery
 from mailcue_server.schema.types.common import SCALARS
@@ -39,6 +41,8 @@ Query = merge_types(
         EmailsQuery,
         MailboxesQuery,
         ValidationQuery,
+        DeliverabilityQuery,
+        SendCanaryQuery,
         DomainQuery,
         AliasQuery,
         GpgQuery,
@@ -52,6 +56,8 @@ Mutation = merge_types(
         EmailsMutation,
         MailboxesMutation,
         SendingMutation,
+        DeliverabilityMutation,
+        SendCanaryMutation,
         SystemMutation,
         DomainMutation,
         AliasMutation,

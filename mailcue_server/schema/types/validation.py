@@ -1,9 +1,10 @@
 """Address validation: the request and the report of what was checked and found.
 
 Class names are the REST contract's schema names (``EmailValidation*``);
-GraphQL gets shorter names. The optional sections (catch-all risk, provider,
-local part, domain signals) exist for wire compatibility and are null: this
-server collects no delivery history to score them from.
+GraphQL gets shorter names. ``catch_all_risk`` is filled for catch-all
+addresses, from the caller's recorded delivery outcomes; the other optional
+sections (provider, local part, domain signals) exist for wire compatibility
+and are null.
 """
 
 from __future__ import annotations
@@ -250,7 +251,8 @@ class EmailValidationDomainSignals:
     name="EmailValidation",
     description="What was checked about an address, each check's outcome, and the verdict. "
     "`deliverable` is true/false when the mail server answered clearly, null when it could "
-    "not say. Optional sections are null: no delivery history is kept to score them.",
+    "not say. `catchAllRisk` estimates the hard-bounce probability of a catch-all address "
+    "from your recorded delivery outcomes; provider, localPart and domainSignals are null.",
 )
 class EmailValidationResponse:
     email: str
