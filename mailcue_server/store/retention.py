@@ -30,6 +30,7 @@ from typing import Any
 from mailcue_server.errors import NotFound
 from mailcue_server.events.bus import EventBus
 from mailcue_server.store import messages
+from mailcue_server.store.locks import exclusive
 from mailcue_server.store.mail_models import Folder, Mailbox, Message
 from mailcue_server.store.mailboxes import get_mailbox
 from mailcue_server.store.settings import Retention
@@ -108,17 +109,21 @@ async def enforce(
     beyond the message limit.
 
     Returns:
-        How many messages were removed.
+        How many messages were removed (0 when another worker is enforcing the mailbox).
 
     Raises:
         NotFound: No such mailbox (a folder deleted meanwhile only ends this pass early).
     """
     removed = 0
-    if limits.max_age_days is not None:
-        cutoff = now - timedelta(days=limits.max_age_days)
-        removed += await purge_older_than(address, cutoff, bus=bus, batch=batch)
-    if limits.max_messages is not None:
-        removed += await trim_to(address, limits.max_messages, bus=bus, batch=batch)
+    # One worker per mailbox: two that each count the excess and then delete remove too much.
+    async with exclusive(f"retention:{address}") as ours:
+        if not ours:
+            return 0
+        if limits.max_age_days is not None:
+            cutoff = now - timedelta(days=limits.max_age_days)
+            removed += await purge_older_than(address, cutoff, bus=bus, batch=batch)
+        if limits.max_messages is not None:
+            removed += await trim_to(address, limits.max_messages, bus=bus, batch=batch)
     return removed
 
 

@@ -91,3 +91,46 @@ async def test_limits_on_postgresql_and_racing_workers(tmp_path: Path) -> None:
                 assert listing.json()["total"] == 10
         finally:
             await node.stop()
+
+
+async def test_a_mailbox_another_node_is_trimming_is_left_to_it(tmp_path: Path) -> None:
+    """Another node holds the mailbox's retention lock: this one removes nothing, then,
+    once the lock is free, trims to the limit exactly."""
+    import asyncpg
+
+    from mailcue_server.store.locks import _advisory_key
+    from mailcue_server.store.retention import enforce
+    from mailcue_server.store.settings import Retention
+
+    async with fresh_postgres_database() as url:
+        node = MailcueServer(node_settings(tmp_path, database_url=url))
+        await node.start()
+        try:
+            assert node.bus is not None
+            async with httpx.AsyncClient(base_url=node.http_url, timeout=30) as http:
+                boss = await admin(http)
+                made = await http.post(
+                    "/api/v1/mailboxes",
+                    headers=boss.headers,
+                    json={"username": "pglock", "password": "mailbox-pass-1",
+                          "domain": "example.test"},
+                )  # fmt: skip
+                address = made.json()["address"]
+                now = datetime.now(UTC)
+                emails = [_email(address, n, now) for n in range(OLD, MESSAGES)]
+                bulk = await http.post(
+                    "/api/v1/emails/bulk-inject", headers=boss.headers, json={"emails": emails}
+                )
+                assert bulk.status_code == 201, bulk.text
+            limits = Retention(max_messages=10, max_age_days=None)
+            other_node = await asyncpg.connect(url.replace("postgres://", "postgresql://", 1))
+            try:
+                key = _advisory_key(f"retention:{address}")
+                assert await other_node.fetchval("SELECT pg_try_advisory_lock($1)", key)
+                assert await enforce(address, limits, bus=node.bus, now=now) == 0
+                await other_node.execute("SELECT pg_advisory_unlock($1)", key)
+            finally:
+                await other_node.close()
+            assert await enforce(address, limits, bus=node.bus, now=now) == MESSAGES - OLD - 10
+        finally:
+            await node.stop()
