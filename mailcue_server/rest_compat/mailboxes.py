@@ -20,6 +20,7 @@ from mailcue_server.schema.types.mailboxes import (
     DisplayNameUpdateRequest,
     MailboxCreateRequest,
     MailboxListResponse,
+    MailboxPasswordRequest,
     MailboxResponse,
     MailboxRetention,
     MailboxRetentionRequest,
@@ -68,6 +69,15 @@ async def update_display_name(
 ) -> dict[str, str]:
     """Set the name shown for the mailbox (and used as the sender's name)."""
     return await mailboxes.update_display_name(ctx, address, body)
+
+
+@router.put("/{address}/password", status_code=status.HTTP_204_NO_CONTENT)
+async def set_password(ctx: Ctx, address: str, body: MailboxPasswordRequest) -> None:
+    """Set the password IMAP, POP3 and SMTP AUTH take for the mailbox (8 to 1024 characters).
+
+    Mailboxes test mode makes for a first mail have none until this sets one.
+    """
+    await mailboxes.set_password(ctx, address, body)
 
 
 @router.put("/{address}/signature", response_model=dict[str, str])

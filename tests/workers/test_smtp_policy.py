@@ -225,3 +225,18 @@ async def test_a_username_shaped_like_an_address_does_not_own_that_address(
         mail_from_replies, production, (victim, "lookalike-pass-12345"), [victim]
     )
     assert codes == [553]
+
+
+async def test_a_master_login_sends_as_that_mailbox_only(production: MailcueServer) -> None:
+    """``<address>*<admin>`` acts as the mailbox, not as the admin (who may use the domain)."""
+    assert production.bus is not None
+    tag = secrets.token_hex(3)
+    box = f"support-{tag}@{DOMAIN}"
+    await mailboxes.create_mailbox(box, bus=production.bus)  # no password of its own
+    codes = await asyncio.to_thread(
+        mail_from_replies,
+        production,
+        (f"{box}*{ADMIN_USER}", ADMIN_PASSWORD + "-prod"),
+        [box, f"postmaster@{DOMAIN}", "x@else.example"],
+    )
+    assert codes == [250, 553, 553]

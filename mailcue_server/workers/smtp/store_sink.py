@@ -173,7 +173,8 @@ class StoreSink:
         )
 
     async def authenticate(self, username: str, password: str) -> str | None:
-        """A mailbox address and its password, or a user account's username and password.
+        """A mailbox login (its address, or ``<address>*<admin>``, see
+        ``store.mailboxes.check_password``) or a user account's username and password.
 
         Returns:
             ``mailbox:<address>`` or ``user:<username>`` (see ``store.senders``),
