@@ -61,6 +61,14 @@ class Settings(BaseSettings):
     secret_key: str = ""
     access_token_expire_minutes: int = Field(default=30, ge=1, le=24 * 60)
     refresh_token_expire_days: int = Field(default=7, ge=1, le=365)
+    refresh_reuse_grace_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        le=300,
+        description="Seconds after a refresh during which the token it spent, presented "
+        "again, is only refused (two tabs refreshing at once) instead of signing the whole "
+        "session out; 0 revokes on every reuse.",
+    )
     data_dir: Path = Path("./mailcue-data")
     database_url: str = ""
     redis_url: str = ""
