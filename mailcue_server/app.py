@@ -187,6 +187,10 @@ class MailcueServer:
     def _max_message_size(self) -> int:
         return self._live_settings().max_message_size
 
+    def _accepts_any_recipient(self) -> bool:
+        """Test mode's catch-all as set now (``PUT /system/settings``, on every node)."""
+        return self._live_settings().accepts_any_recipient
+
     def _inbound_auth(self) -> InboundAuth | None:
         settings = self.settings
         if not settings.checks_inbound_auth:
@@ -211,7 +215,7 @@ class MailcueServer:
     async def _start_mail(self, bus: EventBus, tls: TlsManager) -> None:
         settings = self.settings
         test_mode = not settings.is_production
-        self._ingest = IngestQueue(bus=bus, create_mailboxes=test_mode)
+        self._ingest = IngestQueue(bus=bus, create_mailboxes=self._accepts_any_recipient)
         await self._ingest.start()
         host = settings.bind
         smtp_listeners = [
@@ -242,7 +246,8 @@ class MailcueServer:
         self._smtp = SmtpServer(
             StoreSink(
                 self._ingest,
-                accept_any_recipient=test_mode,
+                accept_any_recipient=self._accepts_any_recipient,
+                test_mode=test_mode,
                 api_credential=(API_SUBMITTER, api_password),
                 inbound_auth=self._inbound_auth(),
                 outbound=self._outbound_route(),

@@ -83,6 +83,12 @@ class Settings(BaseSettings):
     pop3s_port: Port = Field(default=1995, ge=0, le=65535)
     lmtp_port: Port | None = Field(default=None, ge=0, le=65535)
     max_message_size: int = Field(default=25 * 1024 * 1024, ge=1024)
+    catch_all: bool = Field(
+        default=True,
+        description="Test mode: accept mail for any recipient and make its mailbox on first "
+        "mail. Off: only existing mailboxes and aliases (550 5.1.1 for the rest). "
+        "Production mode never accepts any recipient.",
+    )
     dns_resolver: str = Field(
         default="",
         description="DNS server for MX/A/TXT lookups, 'IP' or 'IP:PORT' "
@@ -217,6 +223,11 @@ class Settings(BaseSettings):
     def effective_hostname(self) -> str:
         """The name we greet with and put in certificates."""
         return self.hostname or f"mail.{self.domain}"
+
+    @property
+    def accepts_any_recipient(self) -> bool:
+        """Test mode's catch-all, unless turned off (:attr:`catch_all`)."""
+        return self.catch_all and not self.is_production
 
     @property
     def checks_inbound_auth(self) -> bool:

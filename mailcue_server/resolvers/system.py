@@ -38,7 +38,7 @@ MAX_MESSAGE_SIZE = 1 << 30  # 1 GiB; MAILCUE_MAX_MESSAGE_SIZE's floor is 1 KiB
 MAX_RETENTION_MESSAGES = 10_000_000
 MAX_RETENTION_DAYS = 36_500
 # Saved Settings fields that wait for a restart: the hostname is in the greeting and
-# the certificate. The size limit and the relay apply while the node runs.
+# the certificate. The size limit, the catch-all and the relay apply while the node runs.
 RESTART_FIELDS = stored.STARTUP_FIELDS
 _HOST_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
@@ -177,7 +177,7 @@ def _settings_view(
         pending.append("relay_host")  # the delivery worker starts with the node
     return ServerSettingsResponse(
         hostname=after_restart.effective_hostname,
-        catch_all_enabled=not running.is_production,
+        catch_all_enabled=after_restart.accepts_any_recipient,
         domain=after_restart.domain,
         mode=running.mode.value,
         max_message_size=after_restart.max_message_size,
@@ -231,11 +231,13 @@ def _relay_host(value: str) -> str:
 def _changes(settings: Settings, data: UpdateServerSettingsRequest) -> dict[str, Any]:
     """The validated values to save, by name."""
     changes: dict[str, Any] = {}
-    if data.catch_all_enabled is not None and data.catch_all_enabled is settings.is_production:
-        raise Invalid(
-            "catch_all_enabled follows MAILCUE_MODE: test mode accepts every recipient, "
-            "production mode only managed domains, mailboxes and aliases"
-        )
+    if data.catch_all_enabled is not None:
+        if data.catch_all_enabled and settings.is_production:
+            raise Invalid(
+                "catch_all_enabled: production mode accepts mail only for the mailboxes and "
+                "aliases of managed domains; the catch-all is a test mode setting"
+            )
+        changes["catch_all"] = data.catch_all_enabled
     if data.hostname is not None:
         changes["hostname"] = _domain(data.hostname, "hostname")
     if data.domain is not None:
@@ -265,9 +267,9 @@ async def update_settings(
     """Validate and save settings; the answer's ``restart_required`` names what waits.
 
     Retention is read from the database at each use, so it applies at once on
-    every node; max_message_size and the relay apply at once on this node and
-    within seconds on the others (the settings-sync worker); hostname and
-    domain when a node (re)starts.
+    every node; max_message_size, the catch-all and the relay apply at once on
+    this node and within seconds on the others (the settings-sync worker);
+    hostname and domain when a node (re)starts.
 
     Raises:
         Invalid: A value is out of range or malformed (nothing is saved).

@@ -24,9 +24,9 @@ SYSTEM_PREFIX = "system."
 # the greeting, Received headers and the self-signed certificate are made from them.
 STARTUP_FIELDS = ("hostname", "domain")
 # Saved values that also replace their Settings field while a node runs: the
-# listeners read the size limit per connection, the outbound queue its relay
-# per delivery.
-LIVE_FIELDS = ("max_message_size", "relay_host", "relay_port")
+# listeners read the size limit per connection, the SMTP sink the catch-all per
+# recipient, the outbound queue its relay per delivery.
+LIVE_FIELDS = ("max_message_size", "catch_all", "relay_host", "relay_port")
 # Read at each use from the database; no Settings field behind them.
 RETENTION_MAX_MESSAGES = "retention_max_messages"
 RETENTION_MAX_AGE_DAYS = "retention_max_age_days"

@@ -64,7 +64,9 @@ class UploadTlsCertificateRequest:
 class ServerSettingsResponse:
     hostname: str
     catch_all_enabled: bool = strawberry.field(
-        description="Any recipient is accepted (test mode); follows MAILCUE_MODE."
+        description="Any recipient is accepted and gets a mailbox (test mode; on by default, "
+        "applies at once on every node). Off: unknown recipients get 550 5.1.1. Production "
+        "mode: always false."
     )
     domain: str
     mode: str
