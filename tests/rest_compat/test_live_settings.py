@@ -1,5 +1,5 @@
-"""Settings that apply while the server runs (the size limit, the catch-all), on this node
-and the others."""
+"""Settings that apply while the server runs (the size limit, the catch-all, the relay's TLS
+mode and CA file), on this node and the others."""
 
 from __future__ import annotations
 
@@ -7,12 +7,16 @@ import asyncio
 import imaplib
 import secrets
 import smtplib
+from pathlib import Path
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from accounts import PASSWORD, admin, graphql, new_user
+from certs import TestCa, new_key
 from mailcue_server.app import MailcueServer
+from mailcue_server.config import RelayTls
 from mailcue_server.store import aliases, mailboxes, message_queries
 from mailcue_server.store import settings as stored
 
@@ -222,3 +226,73 @@ async def test_catch_all_over_graphql_and_from_another_node(
     finally:
         await set_catch_all(http, True)
     assert (await asyncio.to_thread(rcpt_replies, server.port("smtp"), [second]))[0][0] == 250
+
+
+# --- the relay's TLS mode and CA file -------------------------------------------------------
+
+RELAY_TLS_SETTINGS = """
+mutation Relay($tls: String!, $ca: String!) {
+  updateSystemSettings(input: {relayTls: $tls, outboundCaFile: $ca}) {
+    __typename
+    ... on ServerSettings { relayTls outboundCaFile restartRequired }
+    ... on OperationError { code message }
+  }
+}
+"""
+
+
+async def test_relay_tls_and_ca_file_change_while_running_on_every_node(
+    server: MailcueServer, http: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    assert server.services is not None and server.settings_sync is not None
+    ca = TestCa(tmp_path)
+    not_pem = tmp_path / "notes.txt"
+    not_pem.write_text("not a certificate\n")
+    key_only = tmp_path / "key.pem"
+    key_only.write_bytes(
+        new_key().private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+    )
+    boss = await admin(http)
+    try:
+        saved = await http.put(
+            SETTINGS,
+            headers=boss.headers,
+            json={"relay_tls": "TLS", "outbound_ca_file": f" {ca.ca_file} "},
+        )
+        assert saved.status_code == 200, saved.text
+        body = saved.json()
+        assert (body["relay_tls"], body["outbound_ca_file"]) == ("tls", str(ca.ca_file))
+        assert body["restart_required"] == []
+        # What the outbound worker reads before each attempt (MailcueServer._live_settings).
+        live = server.services.settings
+        assert (live.relay_tls, live.outbound_ca_file) == (RelayTls.TLS, str(ca.ca_file))
+
+        for bad, reason in ((not_pem, "holds no PEM certificate"), (key_only, "no PEM cert")):
+            refused = await http.put(
+                SETTINGS, headers=boss.headers, json={"outbound_ca_file": str(bad)}
+            )
+            assert refused.status_code == 400, refused.text
+            assert reason in refused.json()["detail"]
+        assert server.services.settings.outbound_ca_file == str(ca.ca_file)
+
+        cleared = await graphql(http, boss, RELAY_TLS_SETTINGS, tls="none", ca="")
+        assert cleared["data"]["updateSystemSettings"] == {
+            "__typename": "ServerSettings",
+            "relayTls": "none",
+            "outboundCaFile": None,
+            "restartRequired": [],
+        }
+        wrong = await graphql(http, boss, RELAY_TLS_SETTINGS, tls="smtps", ca="")
+        assert wrong["data"]["updateSystemSettings"]["code"] == "INVALID"
+        assert server.services.settings.relay_tls is RelayTls.NONE
+
+        # Another node saved these rows; this node follows them at its next sync.
+        await stored.save_system({"relay_tls": "starttls", "outbound_ca_file": str(ca.ca_file)})
+        assert await server.settings_sync.run_once() is True
+        live = server.services.settings
+        assert (live.relay_tls, live.outbound_ca_file) == (RelayTls.STARTTLS, str(ca.ca_file))
+    finally:
+        reset = await http.put(
+            SETTINGS, headers=boss.headers, json={"relay_tls": "starttls", "outbound_ca_file": ""}
+        )
+        assert reset.status_code == 200, reset.text
