@@ -17,6 +17,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from mailcue_server.api.app import create_app
+from mailcue_server.api.http_limits import BoundedHttpToolsProtocol
 from mailcue_server.config import Settings, resolve_secret_key
 from mailcue_server.events.bus import EventBus
 from mailcue_server.events.memory import MemoryBus
@@ -313,6 +314,7 @@ class MailcueServer:
             access_log=False,
             lifespan="off",
             ws="websockets-sansio",
+            http=BoundedHttpToolsProtocol,  # 414/431 for oversized request heads
             timeout_graceful_shutdown=5,
         )
         self._http = _EmbeddedUvicorn(config)
