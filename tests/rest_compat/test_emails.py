@@ -11,6 +11,7 @@ from typing import Any
 
 import aiosmtplib
 import httpx
+import pytest
 
 from accounts import Account, admin, graphql, new_api_key, new_user
 from mailcue_server.app import MailcueServer
@@ -226,6 +227,42 @@ async def test_search_filters(server: MailcueServer, http: httpx.AsyncClient) ->
     assert await subjects('"tracking code"') == {"Order shipped"}
     assert await subjects('"code tracking"') == set()
     assert await subjects("-parcel -pineapple") == {"Statement ready"}
+
+
+@pytest.mark.parametrize("search", ["\\", "!!", '"', "-", "* ..."])
+async def test_a_search_with_nothing_to_look_for_is_400_never_everything(
+    http: httpx.AsyncClient, search: str
+) -> None:
+    boss = await admin(http)
+    address = await new_mailbox(http, boss)
+    await inject(http, boss, mailbox=address, subject="One of two")
+    await inject(http, boss, mailbox=address, subject="Two of two")
+
+    listed = await http.get(
+        "/api/v1/emails", headers=boss.headers, params={"mailbox": address, "search": search}
+    )
+    by_path = await http.get(
+        f"/api/v1/mailboxes/{address}/emails", headers=boss.headers, params={"search": search}
+    )
+    answer = await graphql(
+        http,
+        boss,
+        "query($m: String!, $s: String!) { emails(mailbox: $m, search: $s) { total } }",
+        m=address,
+        s=search,
+    )
+
+    for response in (listed, by_path):
+        assert response.status_code == 400, response.text
+        assert "has nothing to look for" in response.json()["detail"]
+    assert answer["data"] is None
+    [error] = answer["errors"]
+    assert error["extensions"]["code"] == "INVALID" and "nothing to look for" in error["message"]
+    # An empty search is no search: both messages.
+    blank = await http.get(
+        "/api/v1/emails", headers=boss.headers, params={"mailbox": address, "search": " "}
+    )
+    assert blank.status_code == 200 and blank.json()["total"] == 2
 
 
 # --- changing --------------------------------------------------------------------------------
