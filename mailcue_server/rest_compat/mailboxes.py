@@ -172,9 +172,14 @@ async def update_flags(
     body: UpdateFlagsRequest,
     folder: FolderParam = "INBOX",
 ) -> dict[str, str]:
-    """Mark read (`seen: true`) or unread."""
-    return await email_changes.set_seen(
-        ctx, mailbox=mailbox_address, uid=uid, folder=folder, seen=body.seen
+    """Set or clear flags: `seen` (read), `flagged`, `answered`, `draft`, `deleted`, and
+    IMAP keywords (`add_keywords`, `remove_keywords`); fields left out stay as they are,
+    unknown fields are a 422. IMAP clients see the change; `email.flags_changed` follows.
+
+    Answers `uid`, `status` (`read` or `unread`) and `flags` (all of them, space-separated).
+    """
+    return await email_changes.update_flags(
+        ctx, mailbox=mailbox_address, uid=uid, folder=folder, request=body
     )
 
 
