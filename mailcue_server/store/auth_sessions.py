@@ -86,7 +86,7 @@ async def rotate(token: str, *, now: datetime, grace: timedelta = timedelta(0)) 
 async def _forgiven(row: RefreshToken, session_id: UUID, now: datetime, grace: timedelta) -> bool:
     """Whether a spent token's reuse is the benign race: the latest rotation, within ``grace``."""
     assert row.used_at is not None  # noqa: S101 - callers check
-    if now - row.used_at > grace:
+    if grace <= timedelta(0) or now - row.used_at > grace:
         return False
     # Tokens of a session are made in order, so a later one that is spent too means
     # this is an older token (a leak), not the one the newest rotation replaced.
