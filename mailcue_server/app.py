@@ -18,6 +18,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from mailcue_server.api.app import create_app
+from mailcue_server.api.http_limits import BoundedHttpToolsProtocol
 from mailcue_server.config import Settings, resolve_secret_key
 from mailcue_server.errors import ListenerUnavailable
 from mailcue_server.events.bus import EventBus
@@ -247,6 +248,10 @@ class MailcueServer:
     def _max_message_size(self) -> int:
         return self._live_settings().max_message_size
 
+    def _accepts_any_recipient(self) -> bool:
+        """Test mode's catch-all as set now (``PUT /system/settings``, on every node)."""
+        return self._live_settings().accepts_any_recipient
+
     def _inbound_auth(self) -> InboundAuth | None:
         settings = self.settings
         if not settings.checks_inbound_auth:
@@ -271,7 +276,7 @@ class MailcueServer:
     async def _start_mail(self, bus: EventBus, tls: TlsManager) -> None:
         settings = self.settings
         test_mode = not settings.is_production
-        self._ingest = IngestQueue(bus=bus, create_mailboxes=test_mode)
+        self._ingest = IngestQueue(bus=bus, create_mailboxes=self._accepts_any_recipient)
         await self._ingest.start()
         host = settings.bind
         smtp_listeners = [
@@ -302,7 +307,8 @@ class MailcueServer:
         self._smtp = SmtpServer(
             StoreSink(
                 self._ingest,
-                accept_any_recipient=test_mode,
+                accept_any_recipient=self._accepts_any_recipient,
+                test_mode=test_mode,
                 api_credential=(API_SUBMITTER, api_password),
                 inbound_auth=self._inbound_auth(),
                 outbound=self._outbound_route(),
@@ -381,6 +387,7 @@ class MailcueServer:
             access_log=False,
             lifespan="off",
             ws="websockets-sansio",
+            http=BoundedHttpToolsProtocol,  # 414/431 for oversized request heads
             timeout_graceful_shutdown=5,
         )
         self._http = _EmbeddedUvicorn(config)

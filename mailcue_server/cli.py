@@ -1,4 +1,5 @@
-"""The ``mailcue`` command: serve, migrate, create-admin, and migration upkeep."""
+"""The ``mailcue`` command: serve, migrate, create-admin, create-mailbox, set-password, and
+migration upkeep."""
 
 from __future__ import annotations
 
@@ -133,6 +134,24 @@ async def _create_mailbox(settings: Settings, address: str, password: str) -> No
         await db.close()
 
 
+async def _set_password(settings: Settings, address: str, password: str) -> None:
+    from mailcue_server.resolvers.users import check_new_password
+    from mailcue_server.store import mailboxes
+    from mailcue_server.store.db import Database
+
+    check_new_password(password)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.effective_database_url)
+    await db.open()
+    try:
+        await db.migrate()
+        mailbox = await mailboxes.get_mailbox(address)
+        await mailboxes.set_password(mailbox.address, password)
+        print(f"set the password of mailbox {mailbox.address!r}")
+    finally:
+        await db.close()
+
+
 async def _makemigrations(settings: Settings, check: bool) -> int:
     """Write (or with ``check``, only report) migrations for model changes."""
     from mailcue_server.store.db import Database
@@ -256,9 +275,33 @@ def _parser() -> argparse.ArgumentParser:
     box = sub.add_parser("create-mailbox", help="create a mailbox (before or without serve)")
     box.add_argument("--address", required=True)
     box.add_argument("--password", default="", help="for IMAP, POP3 and SMTP AUTH")
+    secret = sub.add_parser(
+        "set-password", help="set a mailbox's password for IMAP, POP3 and SMTP AUTH"
+    )
+    secret.add_argument("--address", required=True)
+    secret.add_argument(
+        "--password", help="default: $MAILCUE_NEW_MAILBOX_PASSWORD or an interactive prompt"
+    )
     make = sub.add_parser("makemigrations", help="write migrations for model changes (dev)")
     make.add_argument("--check", action="store_true", help="fail if a migration is missing")
     return parser
+
+
+def _password(given: str | None, variable: str, prompt: str) -> str:
+    """``given`` (``--password``, else ``variable``), else asked on the terminal (if stdin is one).
+
+    Raises:
+        ConfigError: None of them gave one (no terminal to ask on).
+    """
+    if given:
+        return given
+    missing = f"no password: give --password, set {variable} or run it in a terminal"
+    if not sys.stdin.isatty():  # a script or CI: fail rather than wait on /dev/tty
+        raise ConfigError(missing)
+    try:
+        return getpass.getpass(prompt)
+    except EOFError:
+        raise ConfigError(missing) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -275,14 +318,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "migrate":
             asyncio.run(_migrate(settings))
         elif args.command == "create-admin":
-            password = (
-                args.password
-                or os.environ.get("MAILCUE_NEW_ADMIN_PASSWORD")
-                or (getpass.getpass("Password for the new admin: "))
+            password = _password(
+                args.password or os.environ.get("MAILCUE_NEW_ADMIN_PASSWORD"),
+                "MAILCUE_NEW_ADMIN_PASSWORD",
+                "Password for the new admin: ",
             )
             asyncio.run(_create_admin(settings, args.username, args.email, password))
         elif args.command == "create-mailbox":
             asyncio.run(_create_mailbox(settings, args.address, args.password))
+        elif args.command == "set-password":
+            password = _password(
+                args.password or os.environ.get("MAILCUE_NEW_MAILBOX_PASSWORD"),
+                "MAILCUE_NEW_MAILBOX_PASSWORD",
+                f"New password for {args.address}: ",
+            )
+            asyncio.run(_set_password(settings, args.address, password))
         elif args.command == "makemigrations":
             return asyncio.run(_makemigrations(settings, args.check))
     except (ConfigError, MailcueError) as exc:

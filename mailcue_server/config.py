@@ -81,6 +81,14 @@ class Settings(BaseSettings):
     refresh_token_expire_days: int = Field(
         default=7, ge=1, le=365, description="Refresh token lifetime."
     )
+    refresh_reuse_grace_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        le=300,
+        description="Seconds after a refresh during which the token it spent, presented "
+        "again, is only refused (two tabs refreshing at once) instead of signing the whole "
+        "session out; 0 revokes on every reuse.",
+    )
     data_dir: Path = Field(
         default=Path("./mailcue-data"), description="Database, secret and certificates."
     )
@@ -113,6 +121,12 @@ class Settings(BaseSettings):
         default=25 * 1024 * 1024,
         ge=1024,
         description="SMTP SIZE limit in bytes; larger mail gets 552.",
+    )
+    catch_all: bool = Field(
+        default=True,
+        description="Test mode: accept mail for any recipient and make its mailbox on first "
+        "mail. Off: only existing mailboxes and aliases (550 5.1.1 for the rest). "
+        "Production mode never accepts any recipient.",
     )
     dns_resolver: str = Field(
         default="",
@@ -305,6 +319,11 @@ class Settings(BaseSettings):
     def effective_hostname(self) -> str:
         """The name we greet with and put in certificates."""
         return self.hostname or f"mail.{self.domain}"
+
+    @property
+    def accepts_any_recipient(self) -> bool:
+        """Test mode's catch-all, unless turned off (:attr:`catch_all`)."""
+        return self.catch_all and not self.is_production
 
     @property
     def checks_inbound_auth(self) -> bool:

@@ -63,7 +63,10 @@ BANNED: dict[str, set[str]] = {
 }
 
 # The one variable read outside config.py: the create-admin password, documented in --help.
-ENVIRONMENT_ALLOWED: set[tuple[str, str]] = {("cli.py", "MAILCUE_NEW_ADMIN_PASSWORD")}
+ENVIRONMENT_ALLOWED: set[tuple[str, str]] = {
+    ("cli.py", "MAILCUE_NEW_ADMIN_PASSWORD"),
+    ("cli.py", "MAILCUE_NEW_MAILBOX_PASSWORD"),
+}
 _ENVIRONMENT_NAMES = {"environ", "environb", "getenv", "getenvb"}
 
 

@@ -7,6 +7,7 @@ always for a line or an exit, with a deadline; nothing sleeps.
 
 from __future__ import annotations
 
+import poplib
 import re
 import stat
 import time
@@ -177,3 +178,68 @@ def test_makemigrations_check_agrees_with_committed_migrations(
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "match" in result.stdout
+
+
+def test_set_password_gives_a_mailbox_its_password_for_pop3(workdir: Path, data_dir: Path) -> None:
+    env = cli_env(data_dir)
+    address = "first-mail@mailcue.local"
+    created = mailcue("create-mailbox", "--address", address, env=env, cwd=workdir)
+
+    unknown = mailcue(
+        "set-password",
+        "--address",
+        "nobody@mailcue.local",
+        "--password",
+        "long-enough-1",
+        env=env,
+        cwd=workdir,
+    )
+    too_short = mailcue(
+        "set-password", "--address", address, "--password", "short", env=env, cwd=workdir
+    )
+    no_password = mailcue("set-password", "--address", address, env=env, cwd=workdir)
+    from_flag = mailcue(
+        "set-password",
+        "--address",
+        address,
+        "--password",
+        "from-the-flag-1",
+        env=env,
+        cwd=workdir,
+    )
+    from_variable = mailcue(
+        "set-password",
+        "--address",
+        address.upper(),
+        env={**env, "MAILCUE_NEW_MAILBOX_PASSWORD": "from-the-variable-1"},
+        cwd=workdir,
+    )
+
+    assert created.returncode == 0, created.stderr
+    for failed, named in (
+        (unknown, "nobody@mailcue.local"),
+        (too_short, "Password"),
+        (no_password, "MAILCUE_NEW_MAILBOX_PASSWORD"),
+    ):
+        assert failed.returncode == 2, failed.stderr
+        assert "Traceback" not in failed.stderr
+        assert named in failed.stderr.splitlines()[-1], failed.stderr
+    assert from_flag.returncode == 0, from_flag.stderr
+    assert from_variable.returncode == 0, from_variable.stderr
+    assert address in from_variable.stdout
+
+    with ServeProcess(env, workdir) as serve:
+        serve.wait_listening()
+        port = serve.listener_port("pop3")
+        client = poplib.POP3("127.0.0.1", port, timeout=10)
+        client.user(address)
+        with pytest.raises(poplib.error_proto):
+            client.pass_("from-the-flag-1")  # replaced by the second call
+        client.quit()
+        client = poplib.POP3("127.0.0.1", port, timeout=10)
+        client.user(address)
+        client.pass_("from-the-variable-1")
+        assert client.stat() == (0, 0)
+        client.quit()
+        code = serve.terminate()
+    assert code == 0, serve.output

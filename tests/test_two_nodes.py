@@ -240,3 +240,55 @@ async def test_a_certificate_and_size_limit_set_on_node_a_are_used_by_node_b(
                     return seen == local_b
 
                 await eventually(b_serves_its_own_again, WAIT)
+
+
+def _rcpt_code(port: int, address: str) -> int:
+    with smtplib.SMTP("127.0.0.1", port, timeout=WAIT) as client:
+        client.ehlo("client.test")
+        client.mail("tester@client.test")
+        return client.rcpt(address)[0]
+
+
+async def test_the_catch_all_turned_off_on_node_a_is_off_on_node_b(tmp_path: Path) -> None:
+    async with fresh_postgres_database() as database_url:
+        shared = {
+            "MAILCUE_DATABASE_URL": database_url,
+            "MAILCUE_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            "MAILCUE_SECRET_KEY": secrets.token_urlsafe(48),
+            "MAILCUE_NODE_SYNC_INTERVAL": "0.2",
+        }
+        env_a, env_b = cli_env(tmp_path / "a", **shared), cli_env(tmp_path / "b", **shared)
+        with ServeProcess(env_a, tmp_path) as node_a, ServeProcess(env_b, tmp_path) as node_b:
+            url_a = node_a.wait_listening()
+            node_b.wait_listening()
+            smtp_b = node_b.listener_port("smtp")
+            unknown = f"unknown-{secrets.token_hex(3)}@mailcue.local"
+            await smtp_send_to_port(smtp_b, unknown, "first mail makes the mailbox")
+            async with httpx.AsyncClient(base_url=url_a, timeout=WAIT) as http:
+                login = await http.post(
+                    "/api/v1/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD}
+                )
+                headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+                off = await http.put(
+                    "/api/v1/system/settings", headers=headers, json={"catch_all_enabled": False}
+                )
+                assert off.status_code == 200, off.text
+
+                async def b_refuses(address: str) -> bool:
+                    return await asyncio.to_thread(_rcpt_code, smtp_b, address) == 550
+
+                await eventually(lambda: b_refuses(f"new-{secrets.token_hex(3)}@x.test"), WAIT)
+                # The mailbox node B made for the first mail still takes mail.
+                assert await asyncio.to_thread(_rcpt_code, smtp_b, unknown) == 250
+
+                on = await http.put(
+                    "/api/v1/system/settings", headers=headers, json={"catch_all_enabled": True}
+                )
+                assert on.status_code == 200, on.text
+
+                async def b_accepts() -> bool:
+                    return not await b_refuses(f"new-{secrets.token_hex(3)}@x.test")
+
+                await eventually(b_accepts, WAIT)
+            assert node_b.terminate() == 0, node_b.output
+            assert node_a.terminate() == 0, node_a.output

@@ -21,7 +21,9 @@ know from webmail:
   ``-"out of office"``, ``-is:read``.
 
 Every part must hold (AND); there is no OR. An unknown ``name:value`` is
-plain text, so ``re:`` or a URL is searched as written.
+plain text, so ``re:`` or a URL is searched as written. A search with nothing
+to look for (only punctuation, such as ``\\`` or ``"!!"``) is refused rather
+than run as "every message"; an empty or blank one is no search.
 """
 
 from __future__ import annotations
@@ -145,11 +147,13 @@ def parse_search(text: str) -> SearchQuery:
         text: What the user typed.
 
     Returns:
-        The query; empty (:attr:`SearchQuery.is_empty`) when ``text`` has no word.
+        The query; empty (:attr:`SearchQuery.is_empty`, every message) only when
+        ``text`` is empty or blank.
 
     Raises:
-        Invalid: Too long, too many parts, a word too long, a bad date, or an
-            unknown ``is:``/``has:`` value.
+        Invalid: Too long, too many parts, a word too long, a bad date, an
+            unknown ``is:``/``has:`` value, or nothing to look for (``\\``,
+            ``"!!"``): such a search must not find every message.
     """
     if len(text) > MAX_QUERY_CHARS:
         raise Invalid(f"Search is too long: at most {MAX_QUERY_CHARS} characters")
@@ -169,6 +173,13 @@ def parse_search(text: str) -> SearchQuery:
         if parts > MAX_PARTS:
             raise Invalid(f"Search has too many parts: at most {MAX_PARTS}")
         query = _add(query, match)
+    if query.is_empty and text.strip():
+        shown = text.strip() if len(text.strip()) <= 40 else text.strip()[:40] + "..."
+        raise Invalid(
+            f"Search {shown!r} has nothing to look for: give a word or "
+            '"a phrase" (letters or digits), or from:, to:, subject:, body:, '
+            "has:attachment, is:unread, before:, after:"
+        )
     return query
 
 

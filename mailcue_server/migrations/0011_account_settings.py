@@ -1,6 +1,7 @@
 """Account and live-setting changes of the repair issue."""
 
 from tortoise import migrations
+from tortoise.migrations import operations as ops
 
 
 class Migration(migrations.Migration):
@@ -8,4 +9,5 @@ class Migration(migrations.Migration):
 
     initial = False
 
-    operations = []
+    # Nothing to change: the live settings are rows of the settings table.
+    operations: list[ops.Operation] = []

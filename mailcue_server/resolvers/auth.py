@@ -1,12 +1,16 @@
 """Login, 2FA, token refresh and logout, the current user and their password.
 
 Refresh tokens rotate: each works once and a reused one revokes its whole
-session (see ``store.auth_sessions``). Failed logins are throttled per client
-address and username, and an unknown user costs the same time as a wrong
-password, so neither answers nor timing reveal which usernames exist.
+session, except the one rotated last presented again within
+``MAILCUE_REFRESH_REUSE_GRACE_SECONDS`` (see ``store.auth_sessions``).
+Failed logins are throttled per client address and username, and an unknown
+user costs the same time as a wrong password, so neither answers nor timing
+reveal which usernames exist.
 """
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 from mailcue_server.errors import Invalid, NotFound, Unauthenticated
 from mailcue_server.resolvers import totp
@@ -92,7 +96,11 @@ async def refresh(ctx: Context, refresh_token: str | None) -> TokenResponse:
     if not refresh_token:
         raise Unauthenticated("No refresh token")
     try:
-        session = await auth_sessions.rotate(refresh_token, now=ctx.now())
+        session = await auth_sessions.rotate(
+            refresh_token,
+            now=ctx.now(),
+            grace=timedelta(seconds=ctx.settings.refresh_reuse_grace_seconds),
+        )
     except auth_sessions.RefreshRejected:
         raise Unauthenticated("Invalid or expired refresh token") from None
     user = await users.get_active(session.user_id)  # type: ignore[attr-defined]

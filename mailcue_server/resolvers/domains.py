@@ -165,28 +165,48 @@ async def verify_domain_dns(ctx: Context, name: str) -> DnsCheckResponse:
     )
 
 
-def _policy_domain(host: str) -> str:
-    """The domain of an ``mta-sts.<domain>`` Host header (port and case ignored)."""
+def _policy_domain(host: str) -> str | None:
+    """The domain of an ``mta-sts.<domain>`` Host header (port and case ignored), or None."""
     name = host.strip().lower()
     if name.startswith("["):  # an IPv6 literal is never an mta-sts host
-        raise NotFound("No MTA-STS policy for this host")
+        return None
     name = name.rpartition(":")[0] if ":" in name else name
     if not name.startswith(MTA_STS_HOST_PREFIX):
-        raise NotFound("MTA-STS policies are served on mta-sts.<domain>")
+        return None
     try:
         return domain_name(name.removeprefix(MTA_STS_HOST_PREFIX))
     except Invalid:
-        raise NotFound("No MTA-STS policy for this host") from None
+        return None
 
 
 async def mta_sts_policy_for_host(ctx: Context, host: str) -> str:
-    """The RFC 8461 policy of the managed domain named by ``mta-sts.<domain>`` (no auth).
+    """The RFC 8461 policy served at ``/.well-known/mta-sts.txt`` for this Host (no auth).
+
+    ``mta-sts.<domain>`` of a managed domain gets that domain's policy (none
+    while it is inactive). Any other Host, such as the server's own name or
+    an IP address, gets the primary domain's (``MAILCUE_DOMAIN``), as the
+    original server answers there.
 
     Raises:
-        NotFound: The host is not ``mta-sts.`` of an active managed domain.
+        NotFound: The named domain is inactive, or the Host names no managed
+            domain and the primary domain is not managed (or inactive).
     """
     name = _policy_domain(host)
-    domain = await domains.find_domain(name)
+    if name is not None and await domains.find_domain(name) is not None:
+        return await mta_sts_policy(ctx, name)
+    return await mta_sts_policy(ctx, ctx.settings.domain)
+
+
+async def mta_sts_policy(ctx: Context, name: str) -> str:
+    """The RFC 8461 policy of one active managed domain (no auth).
+
+    Raises:
+        NotFound: No such domain, or it is inactive.
+    """
+    try:
+        domain = await domains.find_domain(domain_name(name))
+    except Invalid:
+        domain = None
     if domain is None or not domain.is_active:
         raise NotFound(f"No MTA-STS policy for '{name}'")
     # The same text the record's policy id is computed from.

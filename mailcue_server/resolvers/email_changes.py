@@ -17,6 +17,7 @@ from mailcue_server.mail.trace import trace_headers
 from mailcue_server.resolvers.access import reachable_mailbox
 from mailcue_server.resolvers.context import Context
 from mailcue_server.resolvers.emails import folder_of, parse_uid, target_mailbox
+from mailcue_server.resolvers.flag_changes import flag_changes
 from mailcue_server.resolvers.pgp_mail import pgp_protect
 from mailcue_server.schema.types.emails import (
     BulkDeleteRequest,
@@ -25,11 +26,11 @@ from mailcue_server.schema.types.emails import (
     BulkInjectResponse,
     InjectedEmail,
     InjectEmailRequest,
+    UpdateFlagsRequest,
 )
 from mailcue_server.store import appends, folder_counts, messages
 from mailcue_server.store.appends import Appending
 from mailcue_server.store.mail_models import INBOX
-from mailcue_server.store.messages import FlagMode
 
 MAX_BULK_INJECT = 1000
 
@@ -65,14 +66,36 @@ async def set_seen(
     ctx: Context, *, mailbox: str, uid: str, folder: str, seen: bool
 ) -> dict[str, str]:
     """Mark read or unread (the ``\\Seen`` flag)."""
+    return await update_flags(
+        ctx, mailbox=mailbox, uid=uid, folder=folder, request=UpdateFlagsRequest(seen=seen)
+    )
+
+
+async def update_flags(
+    ctx: Context, *, mailbox: str, uid: str, folder: str, request: UpdateFlagsRequest
+) -> dict[str, str]:
+    """Set or clear system flags and keywords in one change; IMAP sees it, and
+    ``email.flags_changed`` announces it.
+
+    Returns:
+        ``uid``, ``status`` (``read`` or ``unread``, as the reference API answers)
+        and ``flags``: every flag the message has now, space-separated.
+
+    Raises:
+        Invalid: Nothing to change, a keyword that is not an IMAP atom, or one
+            both added and removed.
+        NotFound: No such message, or one in a mailbox the caller may not reach.
+    """
     box = await target_mailbox(ctx, mailbox, "email:write")
-    mode = FlagMode.ADD if seen else FlagMode.REMOVE
-    changed = await messages.set_flags(
-        box.address, folder, [parse_uid(uid)], ["\\Seen"], bus=ctx.services.bus, mode=mode
+    add, remove = flag_changes(request)
+    changed = await messages.edit_flags(
+        box.address, folder, [parse_uid(uid)], add=add, remove=remove, bus=ctx.services.bus
     )
     if not changed:
         raise NotFound(f"Email {uid} not found")
-    return {"uid": str(parse_uid(uid)), "status": "read" if seen else "unread"}
+    [flags] = changed.values()
+    status = "read" if "\\Seen" in flags else "unread"
+    return {"uid": str(parse_uid(uid)), "status": status, "flags": " ".join(flags)}
 
 
 async def move_email(

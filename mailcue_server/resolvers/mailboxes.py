@@ -15,11 +15,13 @@ from mailcue_server.mail.addresses import canonical_address
 from mailcue_server.resolvers.access import reachable_mailbox, reachable_mailboxes
 from mailcue_server.resolvers.context import Context, Principal
 from mailcue_server.resolvers.system import MAX_RETENTION_DAYS, MAX_RETENTION_MESSAGES
+from mailcue_server.resolvers.users import check_new_password
 from mailcue_server.schema.types.mailboxes import (
     DisplayNameUpdateRequest,
     FolderInfo,
     MailboxCreateRequest,
     MailboxListResponse,
+    MailboxPasswordRequest,
     MailboxPurpose,
     MailboxResponse,
     MailboxRetention,
@@ -177,6 +179,21 @@ async def update_signature(
         raise Invalid(f"signature is at most {MAX_SIGNATURE} characters")
     await mailboxes.set_signature(mailbox.address, request.signature)
     return {"address": mailbox.address, "signature": request.signature}
+
+
+async def set_password(ctx: Context, address: str, request: MailboxPasswordRequest) -> None:
+    """Set the password IMAP, POP3 and SMTP AUTH take for a mailbox (owner or admin).
+
+    The way to give one to a mailbox test mode made for a first mail, which
+    has none. Sessions already open stay open.
+
+    Raises:
+        Invalid: The password breaks the rules users' passwords follow.
+        NotFound: No such mailbox, or one the caller may not manage.
+    """
+    mailbox = await reachable_mailbox(ctx, address, "mailbox:write")
+    check_new_password(request.password)
+    await mailboxes.set_password(mailbox.address, request.password)
 
 
 def _check_display_name(name: str) -> None:

@@ -14,9 +14,10 @@ from datetime import datetime
 from typing import Any
 
 from mailcue_server import __version__
-from mailcue_server.config import Settings
+from mailcue_server.config import RelayTls, Settings
 from mailcue_server.errors import Invalid, NotFound
 from mailcue_server.mail.dns_records import domain_name
+from mailcue_server.resolvers import ca_bundle
 from mailcue_server.resolvers.context import CertificateFacts, Context, TlsControl
 from mailcue_server.schema.types.common import HealthResponse
 from mailcue_server.schema.types.system import (
@@ -38,7 +39,7 @@ MAX_MESSAGE_SIZE = 1 << 30  # 1 GiB; MAILCUE_MAX_MESSAGE_SIZE's floor is 1 KiB
 MAX_RETENTION_MESSAGES = 10_000_000
 MAX_RETENTION_DAYS = 36_500
 # Saved Settings fields that wait for a restart: the hostname is in the greeting and
-# the certificate. The size limit and the relay apply while the node runs.
+# the certificate. The size limit, the catch-all and the relay apply while the node runs.
 RESTART_FIELDS = stored.STARTUP_FIELDS
 _HOST_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
@@ -177,7 +178,7 @@ def _settings_view(
         pending.append("relay_host")  # the delivery worker starts with the node
     return ServerSettingsResponse(
         hostname=after_restart.effective_hostname,
-        catch_all_enabled=not running.is_production,
+        catch_all_enabled=after_restart.accepts_any_recipient,
         domain=after_restart.domain,
         mode=running.mode.value,
         max_message_size=after_restart.max_message_size,
@@ -185,6 +186,8 @@ def _settings_view(
         retention_max_age_days=int(saved.get(stored.RETENTION_MAX_AGE_DAYS) or 0),
         relay_host=after_restart.relay_host or None,
         relay_port=after_restart.relay_port,
+        relay_tls=after_restart.relay_tls.value,
+        outbound_ca_file=after_restart.outbound_ca_file or None,
         restart_required=pending,
     )
 
@@ -228,14 +231,24 @@ def _relay_host(value: str) -> str:
     return host
 
 
+def _relay_tls(value: str) -> str:
+    mode = value.strip().lower()
+    if mode not in {choice.value for choice in RelayTls}:
+        choices = ", ".join(choice.value for choice in RelayTls)
+        raise Invalid(f"relay_tls must be one of {choices}, not '{value}'")
+    return mode
+
+
 def _changes(settings: Settings, data: UpdateServerSettingsRequest) -> dict[str, Any]:
     """The validated values to save, by name."""
     changes: dict[str, Any] = {}
-    if data.catch_all_enabled is not None and data.catch_all_enabled is settings.is_production:
-        raise Invalid(
-            "catch_all_enabled follows MAILCUE_MODE: test mode accepts every recipient, "
-            "production mode only managed domains, mailboxes and aliases"
-        )
+    if data.catch_all_enabled is not None:
+        if data.catch_all_enabled and settings.is_production:
+            raise Invalid(
+                "catch_all_enabled: production mode accepts mail only for the mailboxes and "
+                "aliases of managed domains; the catch-all is a test mode setting"
+            )
+        changes["catch_all"] = data.catch_all_enabled
     if data.hostname is not None:
         changes["hostname"] = _domain(data.hostname, "hostname")
     if data.domain is not None:
@@ -256,6 +269,8 @@ def _changes(settings: Settings, data: UpdateServerSettingsRequest) -> dict[str,
         changes["relay_host"] = _relay_host(data.relay_host)
     if data.relay_port is not None:
         changes["relay_port"] = _bounded(data.relay_port, "relay_port", 1, 65535)
+    if data.relay_tls is not None:
+        changes["relay_tls"] = _relay_tls(data.relay_tls)
     return changes
 
 
@@ -265,15 +280,18 @@ async def update_settings(
     """Validate and save settings; the answer's ``restart_required`` names what waits.
 
     Retention is read from the database at each use, so it applies at once on
-    every node; max_message_size and the relay apply at once on this node and
-    within seconds on the others (the settings-sync worker); hostname and
-    domain when a node (re)starts.
+    every node; max_message_size, the catch-all, the relay (host, port, TLS
+    mode) and the outbound CA file apply at once on this node and within
+    seconds on the others (the settings-sync worker); hostname and domain when
+    a node (re)starts.
 
     Raises:
         Invalid: A value is out of range or malformed (nothing is saved).
     """
     ctx.require_principal().require_admin(WRITE)
     changes = _changes(ctx.settings, data)
+    if data.outbound_ca_file is not None:
+        changes["outbound_ca_file"] = await ca_bundle.checked_path(data.outbound_ca_file)
     if changes:
         await stored.save_system(changes)
     saved = await stored.saved_system()

@@ -20,6 +20,7 @@ from mailcue_server.schema.types.mailboxes import (
     DisplayNameUpdateRequest,
     MailboxCreateRequest,
     MailboxListResponse,
+    MailboxPasswordRequest,
     MailboxResponse,
     MailboxRetention,
     MailboxRetentionRequest,
@@ -68,6 +69,15 @@ async def update_display_name(
 ) -> dict[str, str]:
     """Set the name shown for the mailbox (and used as the sender's name)."""
     return await mailboxes.update_display_name(ctx, address, body)
+
+
+@router.put("/{address}/password", status_code=status.HTTP_204_NO_CONTENT)
+async def set_password(ctx: Ctx, address: str, body: MailboxPasswordRequest) -> None:
+    """Set the password IMAP, POP3 and SMTP AUTH take for the mailbox (8 to 1024 characters).
+
+    Mailboxes test mode makes for a first mail have none until this sets one.
+    """
+    await mailboxes.set_password(ctx, address, body)
 
 
 @router.put("/{address}/signature", response_model=dict[str, str])
@@ -162,9 +172,14 @@ async def update_flags(
     body: UpdateFlagsRequest,
     folder: FolderParam = "INBOX",
 ) -> dict[str, str]:
-    """Mark read (`seen: true`) or unread."""
-    return await email_changes.set_seen(
-        ctx, mailbox=mailbox_address, uid=uid, folder=folder, seen=body.seen
+    """Set or clear flags: `seen` (read), `flagged`, `answered`, `draft`, `deleted`, and
+    IMAP keywords (`add_keywords`, `remove_keywords`); fields left out stay as they are,
+    unknown fields are a 422. IMAP clients see the change; `email.flags_changed` follows.
+
+    Answers `uid`, `status` (`read` or `unread`) and `flags` (all of them, space-separated).
+    """
+    return await email_changes.update_flags(
+        ctx, mailbox=mailbox_address, uid=uid, folder=folder, request=body
     )
 
 

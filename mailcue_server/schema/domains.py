@@ -35,8 +35,7 @@ class DomainQuery:
 
     @strawberry.field(description="The MTA-STS policy text of an active managed domain. Public.")
     async def mta_sts_policy(self, info: Info, domain: str) -> str:
-        host = f"{domains.MTA_STS_HOST_PREFIX}{domain}"
-        return await query(domains.mta_sts_policy_for_host(info.context.ctx, host))
+        return await query(domains.mta_sts_policy(info.context.ctx, domain))
 
 
 @strawberry.type

@@ -23,6 +23,7 @@ from mailcue_server.schema.types.emails import (
     EmailListResponse,
     InjectedEmail,
     InjectEmailRequest,
+    UpdateFlagsRequest,
 )
 
 DoneResult = Annotated[Done | OperationError, strawberry.union("EmailDoneResult")]
@@ -141,6 +142,23 @@ class EmailsMutation:
         return await _change(
             email_changes.set_seen(
                 info.context.ctx, mailbox=mailbox, uid=uid, folder=folder, seen=seen
+            )
+        )
+
+    @strawberry.mutation(
+        description="Set or clear a message's flags and IMAP keywords; fields left out stay."
+    )
+    async def set_email_flags(
+        self,
+        info: Info,
+        mailbox: str,
+        uid: str,
+        input: UpdateFlagsRequest,
+        folder: str = "INBOX",
+    ) -> ChangeResult:
+        return await _change(
+            email_changes.update_flags(
+                info.context.ctx, mailbox=mailbox, uid=uid, folder=folder, request=input
             )
         )
 

@@ -15,6 +15,7 @@ from mailcue_server.schema.types.mailboxes import (
     DisplayNameUpdateRequest,
     MailboxCreateRequest,
     MailboxListResponse,
+    MailboxPasswordRequest,
     MailboxResponse,
     MailboxRetention,
     MailboxRetentionRequest,
@@ -77,6 +78,16 @@ class MailboxesMutation:
         self, info: Info, address: str, input: MailboxRetentionRequest
     ) -> MailboxRetentionResult:
         return await attempt(mailboxes.set_retention(info.context.ctx, address, input))
+
+    @strawberry.mutation(
+        description="Set the password IMAP, POP3 and SMTP AUTH take for a mailbox."
+    )
+    async def set_mailbox_password(
+        self, info: Info, address: str, input: MailboxPasswordRequest
+    ) -> MailboxDoneResult:
+        return await attempt_done(
+            mailboxes.set_password(info.context.ctx, address, input), done="Updated"
+        )
 
     @strawberry.mutation
     async def update_mailbox_display_name(

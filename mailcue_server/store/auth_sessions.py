@@ -4,6 +4,12 @@ A session is a refresh-token family. Each refresh token works once; using
 one marks it used and issues the next. Presenting a used token again means it
 leaked, so the whole session is revoked (RFC 9700 section 4.14.2). Access
 tokens carry their session id and stop working when the session is revoked.
+
+One reuse is forgiven, as identity providers do: the token spent last, presented
+again within a short grace period, is refused without revoking anything. Two
+browser tabs that refresh at the same moment send the same token; the slower
+one is refused and the session lives on. A reuse after the grace period, or of
+any older token, still revokes the whole family.
 """
 
 from __future__ import annotations
@@ -35,12 +41,19 @@ async def is_active(session_id: UUID | str) -> bool:
     return await AuthSession.exists(id=session_id, revoked_at__isnull=True)
 
 
-async def rotate(token: str, *, now: datetime) -> AuthSession:
+async def rotate(token: str, *, now: datetime, grace: timedelta = timedelta(0)) -> AuthSession:
     """Spend ``token`` and return its live session (caller adds the next token).
+
+    Args:
+        token: The refresh token presented.
+        now: The current time.
+        grace: How long after its rotation the latest spent token may come back
+            without revoking the session (concurrent refreshes, e.g. two tabs).
 
     Raises:
         RefreshRejected: unknown, expired or revoked; a reused token also
-            revokes its session (committed) before raising.
+            revokes its session (committed) before raising, unless it is the
+            latest spent one within ``grace``.
     """
     rejection: str | None = None
     async with in_transaction():
@@ -54,9 +67,10 @@ async def rotate(token: str, *, now: datetime) -> AuthSession:
         if session is None:
             raise RefreshRejected("unknown refresh token")
         if row.used_at is not None:
-            # Not raised here: raising would roll the revocation back with the transaction.
-            await _revoke(session, now, "refresh token reused")
             rejection = "refresh token reused"
+            if not await _forgiven(row, session_id, now, grace):
+                # Not raised here: raising would roll the revocation back with the transaction.
+                await _revoke(session, now, "refresh token reused")
         elif session.revoked_at is not None or row.expires_at <= now:
             rejection = "refresh token expired or revoked"
         else:
@@ -67,6 +81,17 @@ async def rotate(token: str, *, now: datetime) -> AuthSession:
     if rejection is not None:
         raise RefreshRejected(rejection)
     return session
+
+
+async def _forgiven(row: RefreshToken, session_id: UUID, now: datetime, grace: timedelta) -> bool:
+    """Whether a spent token's reuse is the benign race: the latest rotation, within ``grace``."""
+    assert row.used_at is not None  # noqa: S101 - callers check
+    if grace <= timedelta(0) or now - row.used_at > grace:
+        return False
+    # Tokens of a session are made in order, so a later one that is spent too means
+    # this is an older token (a leak), not the one the newest rotation replaced.
+    later = RefreshToken.filter(session_id=session_id, id__gt=row.id, used_at__isnull=False)
+    return not await later.exists()
 
 
 async def _revoke(session: AuthSession, now: datetime, reason: str) -> None:

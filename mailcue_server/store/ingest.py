@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -257,7 +257,8 @@ class IngestQueue:
 
     Args:
         bus: Passed to :func:`ingest_many`.
-        create_mailboxes: Passed to :func:`ingest_many`.
+        create_mailboxes: Passed to :func:`ingest_many`; a function is asked per batch
+            (test mode's catch-all can be turned off while the server runs).
         max_batch: Most messages per transaction.
         max_batch_bytes: Most raw bytes per transaction (a batch holds at least one message).
     """
@@ -266,7 +267,7 @@ class IngestQueue:
         self,
         *,
         bus: EventBus,
-        create_mailboxes: bool,
+        create_mailboxes: bool | Callable[[], bool],
         max_batch: int = 256,
         max_batch_bytes: int = 32 * 1024 * 1024,
     ) -> None:
@@ -336,9 +337,10 @@ class IngestQueue:
 
     async def _commit(self, batch: list[tuple[Incoming, asyncio.Future[IngestResult]]]) -> None:
         items = [item for item, _ in batch]
+        create = self._create() if callable(self._create) else self._create
         try:
             results = await ingest_many(
-                items, bus=self._bus, create_mailboxes=self._create, inboxes=self._inboxes
+                items, bus=self._bus, create_mailboxes=create, inboxes=self._inboxes
             )
         except Exception as exc:
             if len(batch) == 1:

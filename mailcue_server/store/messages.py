@@ -16,7 +16,7 @@ Reading messages is ``store/message_queries.py``; reading the counters is
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from enum import StrEnum
 from typing import Any
 
@@ -73,10 +73,53 @@ async def set_flags(
     Raises:
         NotFound: No such mailbox or folder.
     """
-    target = await get_folder(mailbox, folder)
-    address = normalise_address(mailbox)
     bits, keywords = encode_flags(flags)
     wanted_keywords = set(keywords.split())
+
+    def change(old_bits: int, old_keywords: str) -> tuple[int, str]:
+        return _apply(mode, old_bits, old_keywords, bits, wanted_keywords)
+
+    return await _change_flags(mailbox, folder, uids_, change, bus=bus)
+
+
+async def edit_flags(
+    mailbox: str,
+    folder: str,
+    uids_: Sequence[int],
+    *,
+    add: Iterable[str] = (),
+    remove: Iterable[str] = (),
+    bus: EventBus,
+) -> dict[int, list[str]]:
+    """Add some flags and remove others in one change (REST ``PATCH .../flags``).
+
+    Like :func:`set_flags` (one transaction, ``email.flags_changed`` per message
+    that changed); a flag in both ``add`` and ``remove`` ends up removed.
+
+    Raises:
+        NotFound: No such mailbox or folder.
+    """
+    add_bits, add_keywords = encode_flags(add)
+    remove_bits, remove_keywords = encode_flags(remove)
+    adding, removing = set(add_keywords.split()), set(remove_keywords.split())
+
+    def change(old_bits: int, old_keywords: str) -> tuple[int, str]:
+        current = (set(old_keywords.split()) | adding) - removing
+        return (old_bits | add_bits) & ~remove_bits, " ".join(sorted(current))
+
+    return await _change_flags(mailbox, folder, uids_, change, bus=bus)
+
+
+async def _change_flags(
+    mailbox: str,
+    folder: str,
+    uids_: Sequence[int],
+    change: Callable[[int, str], tuple[int, str]],
+    *,
+    bus: EventBus,
+) -> dict[int, list[str]]:
+    target = await get_folder(mailbox, folder)
+    address = normalise_address(mailbox)
     result: dict[int, list[str]] = {}
     events: list[Event] = []
     async with uids.write_transaction():
@@ -87,7 +130,7 @@ async def set_flags(
         changes: dict[tuple[int, str], list[int]] = {}
         for row in rows:
             uid, old_bits, old_keywords = int(row["uid"]), int(row["flags"]), str(row["keywords"])
-            new_bits, new_keywords = _apply(mode, old_bits, old_keywords, bits, wanted_keywords)
+            new_bits, new_keywords = change(old_bits, old_keywords)
             result[uid] = decode_flags(new_bits, new_keywords)
             if (new_bits, new_keywords) == (old_bits, old_keywords):
                 continue

@@ -1,7 +1,8 @@
 """Which addresses an authenticated SMTP identity may send as (production submission).
 
 An identity is what SMTP AUTH returned: ``mailbox:<address>`` (logged in with
-the mailbox's own password) or ``user:<username>`` (a user account; usernames
+the mailbox's own password, or with an admin's master login ``<address>*<admin>``,
+which acts as that mailbox and nothing more) or ``user:<username>`` (a user account; usernames
 may contain ``@``, so the kind is spelled out rather than guessed). The rule:
 
 * a mailbox identity sends as its own address;

@@ -10,10 +10,12 @@ node sharing the database follows a change at once.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import TypeAdapter
 from tortoise.transactions import in_transaction
 
 from mailcue_server.config import Settings
@@ -24,9 +26,16 @@ SYSTEM_PREFIX = "system."
 # the greeting, Received headers and the self-signed certificate are made from them.
 STARTUP_FIELDS = ("hostname", "domain")
 # Saved values that also replace their Settings field while a node runs: the
-# listeners read the size limit per connection, the outbound queue its relay
-# per delivery.
-LIVE_FIELDS = ("max_message_size", "relay_host", "relay_port")
+# listeners read the size limit per connection, the SMTP sink the catch-all per
+# recipient, the outbound queue its relay per delivery.
+LIVE_FIELDS = (
+    "max_message_size",
+    "catch_all",
+    "relay_host",
+    "relay_port",
+    "relay_tls",
+    "outbound_ca_file",
+)
 # Read at each use from the database; no Settings field behind them.
 RETENTION_MAX_MESSAGES = "retention_max_messages"
 RETENTION_MAX_AGE_DAYS = "retention_max_age_days"
@@ -64,6 +73,11 @@ async def save_system(values: Mapping[str, Any]) -> None:
             await put(SYSTEM_PREFIX + name, value)
 
 
+@functools.cache
+def _field_type(name: str) -> TypeAdapter[Any]:
+    return TypeAdapter(Settings.model_fields[name].annotation or Any)
+
+
 def with_saved(
     settings: Settings,
     saved: Mapping[str, Any],
@@ -71,11 +85,14 @@ def with_saved(
 ) -> Settings:
     """``settings`` with saved values in place of the ``MAILCUE_*`` ones (the same object
     when nothing differs, so a caller can tell whether anything changed)."""
-    update = {
-        name: saved[name]
-        for name in fields
-        if name in saved and saved[name] != getattr(settings, name)
-    }
+    update: dict[str, Any] = {}
+    for name in fields:
+        if name not in saved:
+            continue
+        # JSON gives "tls", the field holds RelayTls.TLS: read it as the field's type.
+        value = _field_type(name).validate_python(saved[name])
+        if value != getattr(settings, name):
+            update[name] = value
     return settings.model_copy(update=update) if update else settings
 
 

@@ -138,10 +138,18 @@ def test_combined() -> None:
     assert not query.is_empty and not query.matches_nothing
 
 
-@pytest.mark.parametrize("text", ["", "   ", "!!! ...", "-", '"', '""', "- -"])
-def test_nothing_to_look_for_is_an_empty_query(text: str) -> None:
+@pytest.mark.parametrize("text", ["", "   ", "\t\n"])
+def test_a_blank_search_is_no_search(text: str) -> None:
     query = parse_search(text)
     assert query.is_empty and not query.matches_nothing
+
+
+@pytest.mark.parametrize("text", ["\\", "!!! ...", "-", '"', '""', "- -", "*", "-!", '"..."'])
+def test_a_search_with_nothing_to_look_for_is_invalid(text: str) -> None:
+    with pytest.raises(Invalid) as caught:
+        parse_search(text)
+    assert "has nothing to look for" in caught.value.message
+    assert repr(text.strip()) in caught.value.message
 
 
 def test_contradictions_match_nothing() -> None:

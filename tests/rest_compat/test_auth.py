@@ -69,22 +69,64 @@ async def test_no_token_and_garbage_token_are_401(http: httpx.AsyncClient) -> No
     assert garbage.headers["www-authenticate"] == "Bearer"
 
 
-async def test_refresh_rotates_and_reuse_revokes_the_family(http: httpx.AsyncClient) -> None:
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_refresh_rotates_and_a_quick_reuse_of_the_last_token_changes_nothing(
+    http: httpx.AsyncClient,
+) -> None:
+    """Two tabs refresh with the same token at once: the slower one is refused, nobody
+    is signed out (the grace period, MAILCUE_REFRESH_REUSE_GRACE_SECONDS, 10 s here)."""
     account = await new_user(http)
     first = await http.post(REFRESH, json={"refresh_token": account.refresh_token})
     assert first.status_code == 200
     rotated = first.json()
     assert rotated["refresh_token"] != account.refresh_token
-    assert (
-        await http.get(ME, headers={"Authorization": f"Bearer {rotated['access_token']}"})
-    ).status_code == 200
-    # The spent token is presented again: someone copied it. The whole session dies.
+    assert (await http.get(ME, headers=bearer(rotated["access_token"]))).status_code == 200
+
     reuse = await http.post(REFRESH, json={"refresh_token": account.refresh_token})
-    assert reuse.status_code == 401
+    again = await http.post(REFRESH, json={"refresh_token": account.refresh_token})
+
+    assert reuse.status_code == 401, reuse.text
+    assert again.status_code == 401, again.text
+    # The access token the rotation issued still works, and so does the new refresh token.
+    assert (await http.get(ME, headers=bearer(rotated["access_token"]))).status_code == 200
     newest = await http.post(REFRESH, json={"refresh_token": rotated["refresh_token"]})
+    assert newest.status_code == 200, newest.text
+    assert (await http.get(ME, headers=bearer(newest.json()["access_token"]))).status_code == 200
+
+
+async def test_two_refreshes_at_the_same_moment_keep_the_session(
+    http: httpx.AsyncClient,
+) -> None:
+    account = await new_user(http)
+    answers = await asyncio.gather(
+        *(http.post(REFRESH, json={"refresh_token": account.refresh_token}) for _ in range(2))
+    )
+    codes = sorted(answer.status_code for answer in answers)
+    assert codes == [200, 401], [a.text for a in answers]
+    winner = next(answer for answer in answers if answer.status_code == 200).json()
+    assert (await http.get(ME, headers=bearer(winner["access_token"]))).status_code == 200
+    onward = await http.post(REFRESH, json={"refresh_token": winner["refresh_token"]})
+    assert onward.status_code == 200, onward.text
+
+
+async def test_reuse_of_an_older_token_revokes_the_family_even_within_the_grace(
+    http: httpx.AsyncClient,
+) -> None:
+    account = await new_user(http)
+    second = (await http.post(REFRESH, json={"refresh_token": account.refresh_token})).json()
+    third = (await http.post(REFRESH, json={"refresh_token": second["refresh_token"]})).json()
+    assert (await http.get(ME, headers=bearer(third["access_token"]))).status_code == 200
+
+    # The first token was replaced two rotations ago: someone copied it. The session dies.
+    reuse = await http.post(REFRESH, json={"refresh_token": account.refresh_token})
+
+    assert reuse.status_code == 401
+    newest = await http.post(REFRESH, json={"refresh_token": third["refresh_token"]})
     assert newest.status_code == 401
-    me = await http.get(ME, headers={"Authorization": f"Bearer {rotated['access_token']}"})
-    assert me.status_code == 401
+    assert (await http.get(ME, headers=bearer(third["access_token"]))).status_code == 401
 
 
 async def test_refresh_reads_the_cookie(http: httpx.AsyncClient) -> None:

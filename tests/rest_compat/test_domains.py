@@ -139,6 +139,54 @@ async def test_mta_sts_policy_is_served_for_the_host(
         assert missing.status_code == 404, host
 
 
+async def test_a_host_that_names_no_managed_domain_gets_the_primary_domains_policy(
+    http: httpx.AsyncClient, server: MailcueServer
+) -> None:
+    boss, other = await admin(http), fresh()
+    primary = server.settings.domain
+    port = server.port("http")
+    # Before the primary domain is managed, such hosts have no policy at all.
+    assert (await http.get(POLICY, headers={"Host": f"127.0.0.1:{port}"})).status_code == 404
+    made = await create(http, boss, name=primary, mta_sts_max_age=123456)
+    assert made.status_code == 201, made.text
+    try:
+        own = made.json()["mta_sts_policy"]
+        assert "max_age: 123456\r\n" in own
+        theirs = (await create(http, boss, name=other, mta_sts_mode="enforce")).json()
+        for host in (
+            f"127.0.0.1:{port}",
+            server.settings.effective_hostname,
+            primary,
+            other,  # the bare name is not the policy host of that domain
+            f"mta-sts.unknown-{other}",
+            "mta-sts.-bad",
+            "[::1]:80",
+            "",
+        ):
+            served = await http.get(POLICY, headers={"Host": host})
+            assert (served.status_code, served.text) == (200, own), host
+            assert served.headers["content-type"].startswith("text/plain")
+        named = await http.get(POLICY, headers={"Host": f"mta-sts.{other}"})
+        assert (named.status_code, named.text) == (200, theirs["mta_sts_policy"])
+        assert "mode: enforce\r\n" in named.text
+        # An inactive domain's own host answers for that domain: none, not the primary's.
+        off = await http.patch(
+            f"{DOMAINS}/{other}", headers=boss.headers, json={"is_active": False}
+        )
+        assert off.status_code == 200, off.text
+        assert (await http.get(POLICY, headers={"Host": f"mta-sts.{other}"})).status_code == 404
+        # GraphQL asks for one named domain: no fallback there.
+        document = "query($d: String!) { mtaStsPolicy(domain: $d) }"
+        answer = await graphql(http, None, document, d=primary.upper())
+        assert answer["data"]["mtaStsPolicy"] == own
+        missing = await graphql(http, None, document, d=f"unknown-{other}")
+        assert missing["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+    finally:
+        gone = await http.delete(f"{DOMAINS}/{primary}", headers=boss.headers)
+        assert gone.status_code == 204, gone.text
+    assert (await http.get(POLICY, headers={"Host": f"127.0.0.1:{port}"})).status_code == 404
+
+
 async def test_changing_the_policy_changes_its_id(http: httpx.AsyncClient) -> None:
     boss, name = await admin(http), fresh()
     before = (await create(http, boss, name=name)).json()

@@ -11,8 +11,10 @@ from typing import Any
 
 import aiosmtplib
 import httpx
+import pytest
 
 from accounts import Account, admin, graphql, new_api_key, new_user
+from live_events import sse_stream
 from mailcue_server.app import MailcueServer
 from mailcue_server.events.bus import EventType, channel_for
 
@@ -228,6 +230,42 @@ async def test_search_filters(server: MailcueServer, http: httpx.AsyncClient) ->
     assert await subjects("-parcel -pineapple") == {"Statement ready"}
 
 
+@pytest.mark.parametrize("search", ["\\", "!!", '"', "-", "* ..."])
+async def test_a_search_with_nothing_to_look_for_is_400_never_everything(
+    http: httpx.AsyncClient, search: str
+) -> None:
+    boss = await admin(http)
+    address = await new_mailbox(http, boss)
+    await inject(http, boss, mailbox=address, subject="One of two")
+    await inject(http, boss, mailbox=address, subject="Two of two")
+
+    listed = await http.get(
+        "/api/v1/emails", headers=boss.headers, params={"mailbox": address, "search": search}
+    )
+    by_path = await http.get(
+        f"/api/v1/mailboxes/{address}/emails", headers=boss.headers, params={"search": search}
+    )
+    answer = await graphql(
+        http,
+        boss,
+        "query($m: String!, $s: String!) { emails(mailbox: $m, search: $s) { total } }",
+        m=address,
+        s=search,
+    )
+
+    for response in (listed, by_path):
+        assert response.status_code == 400, response.text
+        assert "has nothing to look for" in response.json()["detail"]
+    assert answer["data"] is None
+    [error] = answer["errors"]
+    assert error["extensions"]["code"] == "INVALID" and "nothing to look for" in error["message"]
+    # An empty search is no search: both messages.
+    blank = await http.get(
+        "/api/v1/emails", headers=boss.headers, params={"mailbox": address, "search": " "}
+    )
+    assert blank.status_code == 200 and blank.json()["total"] == 2
+
+
 # --- changing --------------------------------------------------------------------------------
 
 
@@ -286,6 +324,123 @@ async def test_flags_spam_and_bulk_delete(http: httpx.AsyncClient) -> None:
     assert stats["total_emails"] == 2
     inbox = next(f for f in stats["folders"] if f["name"] == "INBOX")
     assert (inbox["message_count"], inbox["unseen_count"]) == (2, 1)
+
+
+def imap_flags(server: MailcueServer, address: str, password: str, uid: str) -> set[str]:
+    """FETCH FLAGS of one message, as an IMAP client sees it."""
+    with imaplib.IMAP4("127.0.0.1", server.port("imap")) as client:
+        client.login(address, password)
+        client.select("INBOX", readonly=True)
+        _, data = client.uid("FETCH", uid, "(FLAGS)")
+        line = bytes(data[0]).decode()
+        return set(line.split("FLAGS (", 1)[1].split(")", 1)[0].split())
+
+
+SET_FLAGS = """
+mutation($m: String!, $uid: String!, $input: UpdateFlagsInput!) {
+  setEmailFlags(mailbox: $m, uid: $uid, input: $input) {
+    __typename
+    ... on EmailChange { details }
+    ... on OperationError { code message }
+  }
+}
+"""
+
+
+async def test_flags_users_expect_are_set_seen_over_imap_and_announced(
+    server: MailcueServer, http: httpx.AsyncClient
+) -> None:
+    boss = await admin(http)
+    address = await new_mailbox(http, boss, password="flags-imap-pass")
+    uid = (await inject(http, boss, mailbox=address, subject="flag me"))["uid"]
+    url = f"/api/v1/mailboxes/{address}/emails/{uid}/flags"
+
+    async with sse_stream(server, boss.headers, mailbox=address) as feed:
+        response = await http.patch(
+            url,
+            headers=boss.headers,
+            json={"flagged": True, "answered": True, "add_keywords": ["$Label1", "NonJunk"]},
+        )
+        event = await feed.expect("email.flags_changed", address)
+
+    assert response.status_code == 200, response.text
+    assert response.json() == {
+        "uid": uid,
+        "status": "unread",
+        "flags": "\\Answered \\Flagged $Label1 NonJunk",
+    }
+    assert event.uid == int(uid)
+    assert set(event.details["flags"]) == {"\\Answered", "\\Flagged", "$Label1", "NonJunk"}
+    seen_by_imap = await asyncio.to_thread(imap_flags, server, address, "flags-imap-pass", uid)
+    assert seen_by_imap == {"\\Answered", "\\Flagged", "$Label1", "NonJunk"}
+    detail = await http.get(f"/api/v1/mailboxes/{address}/emails/{uid}", headers=boss.headers)
+    assert set(detail.json()["flags"]) == seen_by_imap and detail.json()["is_read"] is False
+
+    # Fields left out stay; the reference API's {"seen": ...} body works as it did.
+    read = await http.patch(url, headers=boss.headers, json={"seen": True})
+    assert read.json()["status"] == "read"
+    cleared = await http.patch(
+        url,
+        headers=boss.headers,
+        json={"flagged": False, "draft": True, "remove_keywords": ["$Label1"]},
+    )
+    assert cleared.status_code == 200, cleared.text
+    assert cleared.json()["flags"] == "\\Seen \\Answered \\Draft NonJunk"
+    assert await asyncio.to_thread(imap_flags, server, address, "flags-imap-pass", uid) == {
+        "\\Seen",
+        "\\Answered",
+        "\\Draft",
+        "NonJunk",
+    }
+
+    over_graphql = await graphql(
+        http,
+        boss,
+        SET_FLAGS,
+        m=address,
+        uid=uid,
+        input={"flagged": True, "seen": False, "deleted": True, "addKeywords": ["$Work"]},
+    )
+    details = over_graphql["data"]["setEmailFlags"]["details"]
+    assert details["flags"] == "\\Answered \\Flagged \\Deleted \\Draft $Work NonJunk"
+    assert details["status"] == "unread"
+    assert "\\Deleted" in await asyncio.to_thread(
+        imap_flags, server, address, "flags-imap-pass", uid
+    )
+    unknown = await graphql(http, boss, SET_FLAGS, m=address, uid=uid, input={"starred": True})
+    assert unknown["data"] is None and "starred" in unknown["errors"][0]["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "detail"),
+    [
+        ({"flagged": True, "starred": True}, 422, "starred"),
+        ({"seen": "perhaps"}, 422, "seen"),
+        ({"add_keywords": "$Label1"}, 422, "add_keywords"),
+        ([], 422, ""),
+        ({}, 400, "Nothing to change"),
+        ({"seen": None}, 400, "Nothing to change"),
+        ({"add_keywords": ["\\Custom"]}, 400, "is not an IMAP keyword"),
+        ({"add_keywords": ["two words"]}, 400, "is not an IMAP keyword"),
+        ({"add_keywords": [""]}, 400, "is not an IMAP keyword"),
+        ({"add_keywords": ["a" * 101]}, 400, "is not an IMAP keyword"),
+        ({"add_keywords": ["$A"], "remove_keywords": ["$A"]}, 400, "both in add_keywords"),
+    ],
+)
+async def test_bad_flag_changes_are_refused_and_change_nothing(
+    http: httpx.AsyncClient, body: Any, status: int, detail: str
+) -> None:
+    boss = await admin(http)
+    address = await new_mailbox(http, boss)
+    uid = (await inject(http, boss, mailbox=address))["uid"]
+    url = f"/api/v1/mailboxes/{address}/emails/{uid}/flags"
+
+    response = await http.patch(url, headers=boss.headers, json=body)
+
+    assert response.status_code == status, response.text
+    assert detail in response.text
+    after = await http.get(f"/api/v1/mailboxes/{address}/emails/{uid}", headers=boss.headers)
+    assert after.json()["flags"] == []
 
 
 # --- inject ----------------------------------------------------------------------------------

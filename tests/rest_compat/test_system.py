@@ -397,6 +397,8 @@ async def test_settings_round_trip(http: httpx.AsyncClient, boss: Account) -> No
         "retention_max_age_days": 0,
         "relay_host": None,
         "relay_port": 587,
+        "relay_tls": "starttls",
+        "outbound_ca_file": None,
         "restart_required": [],
     }
     # Only what is given changes; the reference SDK sends hostname + catch_all_enabled.
@@ -433,7 +435,11 @@ async def test_settings_round_trip(http: httpx.AsyncClient, boss: Account) -> No
         ({"relay_host": "smtp.example.com:587"}, "relay_host: give the port in relay_port"),
         ({"relay_host": "bad_host!"}, "relay_host: 'bad_host!' is not a host name"),
         ({"relay_port": 70000}, "relay_port must be between 1 and 65535"),
-        ({"catch_all_enabled": False}, "catch_all_enabled follows MAILCUE_MODE"),
+        ({"relay_tls": "ssl"}, "relay_tls must be one of starttls, tls, none, not 'ssl'"),
+        ({"outbound_ca_file": "relative/ca.pem"}, "outbound_ca_file: give an absolute path"),
+        ({"outbound_ca_file": "/nonexistent/ca.pem"}, "'/nonexistent/ca.pem' is not a file"),
+        ({"outbound_ca_file": "/"}, "is not a file"),
+        ({"outbound_ca_file": "/etc/ca\u0000.pem"}, "give an absolute path"),
         # One bad field: nothing of the request is saved.
         ({"retention_max_messages": 9, "relay_port": 0}, "relay_port must be between"),
     ],
@@ -450,7 +456,15 @@ async def test_bad_settings_are_400_and_save_nothing(
 
 
 @pytest.mark.parametrize(
-    "body", [{"max_message_size": "big"}, {"catch_all_enabled": "maybe"}, {"hostname": 5}, []]
+    "body",
+    [
+        {"max_message_size": "big"},
+        {"catch_all_enabled": "maybe"},
+        {"hostname": 5},
+        {"relay_tls": 1},
+        {"outbound_ca_file": ["/a.pem"]},
+        [],
+    ],
 )
 async def test_wrongly_typed_settings_are_422(
     http: httpx.AsyncClient, boss: Account, body: Any

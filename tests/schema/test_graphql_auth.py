@@ -70,11 +70,17 @@ async def test_refresh_reuse_revokes_the_session(http: httpx.AsyncClient) -> Non
     user = await new_user(http)
     first = (await gql(http, REFRESH, t=user.refresh_token))["data"]["refreshToken"]
     assert first["__typename"] == "AuthTokens"
+    # Sent again at once (two tabs): refused, and the session lives on (the grace period).
     reused = (await gql(http, REFRESH, t=user.refresh_token))["data"]["refreshToken"]
     assert reused["code"] == "UNAUTHENTICATED"
-    newest = (await gql(http, REFRESH, t=first["refreshToken"]))["data"]["refreshToken"]
+    second = (await gql(http, REFRESH, t=first["refreshToken"]))["data"]["refreshToken"]
+    assert second["__typename"] == "AuthTokens"
+    # Now the first token is two rotations old: someone copied it. The session dies.
+    older = (await gql(http, REFRESH, t=user.refresh_token))["data"]["refreshToken"]
+    assert older["code"] == "UNAUTHENTICATED"
+    newest = (await gql(http, REFRESH, t=second["refreshToken"]))["data"]["refreshToken"]
     assert newest["code"] == "UNAUTHENTICATED"
-    me = await gql(http, ME, {"Authorization": f"Bearer {first['accessToken']}"})
+    me = await gql(http, ME, {"Authorization": f"Bearer {second['accessToken']}"})
     assert me["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
 
 

@@ -67,6 +67,56 @@ async def test_refresh_rotation_and_reuse_revocation(engine: Engine) -> None:
             await auth_sessions.rotate("second", now=now)
 
 
+async def test_the_grace_forgives_only_the_latest_rotation_and_only_briefly(
+    engine: Engine,
+) -> None:
+    grace = timedelta(seconds=10)
+    async with engine():
+        now = datetime.now(UTC)
+        user = await users.create(username="gus", email="gus@mailcue.local", password_hash="x")
+        later = now + timedelta(days=1)
+
+        async def new_session(*tokens: str) -> auth_sessions.AuthSession:
+            session = await auth_sessions.start(user, user_agent="", client_ip="")
+            for token in tokens:
+                await auth_sessions.add_refresh_token(session, token, later)
+            return session
+
+        # The token the latest rotation spent, again within the grace: refused, nothing revoked.
+        quick = await new_session("q1")
+        await auth_sessions.rotate("q1", now=now, grace=grace)
+        await auth_sessions.add_refresh_token(quick, "q2", later)
+        with pytest.raises(auth_sessions.RefreshRejected):
+            await auth_sessions.rotate("q1", now=now + timedelta(seconds=9), grace=grace)
+        assert await auth_sessions.is_active(quick.id)
+        assert (await auth_sessions.rotate("q2", now=now, grace=grace)).id == quick.id
+
+        # The same, after the grace: the family is revoked.
+        late = await new_session("l1")
+        await auth_sessions.rotate("l1", now=now, grace=grace)
+        await auth_sessions.add_refresh_token(late, "l2", later)
+        with pytest.raises(auth_sessions.RefreshRejected):
+            await auth_sessions.rotate("l1", now=now + timedelta(seconds=11), grace=grace)
+        assert not await auth_sessions.is_active(late.id)
+
+        # An older token (a later one was spent too), even within the grace: revoked.
+        old = await new_session("o1")
+        await auth_sessions.rotate("o1", now=now, grace=grace)
+        await auth_sessions.add_refresh_token(old, "o2", later)
+        await auth_sessions.rotate("o2", now=now, grace=grace)
+        await auth_sessions.add_refresh_token(old, "o3", later)
+        with pytest.raises(auth_sessions.RefreshRejected):
+            await auth_sessions.rotate("o1", now=now, grace=grace)
+        assert not await auth_sessions.is_active(old.id)
+
+        # No grace (0): every reuse revokes, even in the same instant.
+        strict = await new_session("s1")
+        await auth_sessions.rotate("s1", now=now)
+        with pytest.raises(auth_sessions.RefreshRejected):
+            await auth_sessions.rotate("s1", now=now)
+        assert not await auth_sessions.is_active(strict.id)
+
+
 async def test_expired_refresh_token_is_rejected(engine: Engine) -> None:
     async with engine():
         now = datetime.now(UTC)

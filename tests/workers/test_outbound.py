@@ -24,6 +24,7 @@ from certs import TestCa
 from conftest import node_settings
 from dns_server import dns_server
 from mailcue_server.app import MailcueServer
+from mailcue_server.config import RelayTls
 from mailcue_server.events.memory import MemoryBus
 from mailcue_server.mail.dsn_params import DsnRequest, RecipientDsn, Return
 from mailcue_server.store import mailboxes, message_queries, outbound, outbound_admin
@@ -607,3 +608,44 @@ async def test_a_relay_set_while_running_is_used_from_the_next_attempt(
     [delivery] = relay.received
     assert (delivery.rcpt_tos, delivery.content) == (["bob@ok.test"], raw)
     assert (await outbound_admin.get_entry(queue_id)).state == "delivered"
+
+
+async def test_the_relays_tls_mode_and_ca_file_set_while_running_apply_to_the_next_attempt(
+    queue_db: Database, make_worker: Callable[..., OutboundWorker], bus: MemoryBus, ca: TestCa
+) -> None:
+    raw = _mail("tls set live", to="someone@far-away.example")
+    relay_tls = ca.server_context("relay.test", ips=("127.0.0.1",))
+    async with remote_smtp(tls=relay_tls, require_tls=True) as relay:
+        # Implicit TLS against a STARTTLS relay, trusting its CA: the handshake fails.
+        started = make_worker(
+            relay_host="127.0.0.1",
+            relay_port=relay.port,
+            relay_tls="tls",
+            outbound_ca_file=str(ca.ca_file),
+        ).settings
+        live = [started]
+        worker = OutboundWorker(started, bus=bus, live=lambda: live[0])
+        queue_id = await outbound.enqueue(raw, SENDER, ["someone@far-away.example"], now=_now())
+
+        async def attempt() -> tuple[str, str]:
+            await outbound_admin.retry_now(queue_id, _now())
+            assert await worker.run_once() == 1
+            [recipient] = (await outbound_admin.get_entry(queue_id)).recipients
+            return recipient.state, recipient.diagnostic
+
+        first = await attempt()
+        # What PUT /system/settings installs on a running node (store.settings.with_live).
+        live[0] = started.model_copy(
+            update={"relay_tls": RelayTls.STARTTLS, "outbound_ca_file": ""}
+        )
+        second = await attempt()
+        live[0] = live[0].model_copy(update={"outbound_ca_file": str(ca.ca_file)})
+        third = await attempt()
+
+    assert first[0] == second[0] == "pending"
+    assert "WRONG_VERSION_NUMBER" in first[1]  # spoke TLS to a plaintext greeting
+    assert "CERTIFICATE_VERIFY_FAILED" in second[1]  # STARTTLS, but the CA left out
+    assert third[0] == "delivered"
+    [delivery] = relay.received
+    assert delivery.tls and delivery.content == raw
+    assert relay.sessions == 3

@@ -225,3 +225,35 @@ async def test_a_username_shaped_like_an_address_does_not_own_that_address(
         mail_from_replies, production, (victim, "lookalike-pass-12345"), [victim]
     )
     assert codes == [553]
+
+
+async def test_a_master_login_sends_as_that_mailbox_only(production: MailcueServer) -> None:
+    """``<address>*<admin>`` acts as the mailbox, not as the admin (who may use the domain)."""
+    assert production.bus is not None
+    tag = secrets.token_hex(3)
+    box = f"support-{tag}@{DOMAIN}"
+    await mailboxes.create_mailbox(box, bus=production.bus)  # no password of its own
+    codes = await asyncio.to_thread(
+        mail_from_replies,
+        production,
+        (f"{box}*{ADMIN_USER}", ADMIN_PASSWORD + "-prod"),
+        [box, f"postmaster@{DOMAIN}", "x@else.example"],
+    )
+    assert codes == [250, 553, 553]
+
+
+async def test_production_refuses_to_turn_the_catch_all_on(production: MailcueServer) -> None:
+    async with httpx.AsyncClient(base_url=production.http_url, timeout=30) as http:
+        boss = await login(http, ADMIN_USER, ADMIN_PASSWORD + "-prod")
+        url = "/api/v1/system/settings"
+        on = await http.put(url, headers=boss.headers, json={"catch_all_enabled": True})
+        off = await http.put(url, headers=boss.headers, json={"catch_all_enabled": False})
+        shown = await http.get(url, headers=boss.headers)
+    assert on.status_code == 400, on.text
+    assert "production" in on.json()["detail"]
+    assert off.status_code == 200, off.text
+    assert shown.json()["catch_all_enabled"] is False
+    codes = await asyncio.to_thread(
+        rcpt_replies, production.port("smtp"), [f"nobody-{secrets.token_hex(3)}@{DOMAIN}"]
+    )
+    assert codes == [550]

@@ -6,6 +6,7 @@ import dataclasses
 from datetime import datetime
 
 import strawberry
+from pydantic import ConfigDict
 
 from mailcue_server.schema.types.common import StringMap, factory_defaults_in_graphql
 from mailcue_server.schema.types.gpg import GpgEmailInfo
@@ -163,9 +164,23 @@ class BulkDeleteResponse:
     failed: int
 
 
-@strawberry.input(name="UpdateFlagsInput")
+@factory_defaults_in_graphql
+@strawberry.input(
+    name="UpdateFlagsInput",
+    description="Flags to set (true) or clear (false); fields left out stay as they are.",
+)
 class UpdateFlagsRequest:
-    seen: bool
+    # Plain defaults: strawberry.field would hide the optional types from pydantic.
+    seen: bool | None = None  # \Seen: read
+    flagged: bool | None = None  # \Flagged: starred
+    answered: bool | None = None  # \Answered
+    draft: bool | None = None  # \Draft
+    deleted: bool | None = None  # \Deleted: IMAP EXPUNGE removes it
+    # IMAP keywords such as $Label1 or $Forwarded (atoms, no backslash).
+    add_keywords: list[str] = dataclasses.field(default_factory=list)
+    remove_keywords: list[str] = dataclasses.field(default_factory=list)
+    # REST: a field this route does not know (a typo, `starred`) is a 422, never ignored.
+    __pydantic_config__ = ConfigDict(extra="forbid")
 
 
 @strawberry.input(name="SpamActionInput")

@@ -76,6 +76,14 @@ class DisplayNameUpdateRequest:
     display_name: str
 
 
+@strawberry.input(
+    name="MailboxPasswordInput",
+    description="The password IMAP, POP3 and SMTP AUTH take for the mailbox.",
+)
+class MailboxPasswordRequest:
+    password: str
+
+
 @strawberry.input(name="SignatureInput")
 class SignatureUpdateRequest:
     signature: str = ""

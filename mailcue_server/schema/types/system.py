@@ -64,7 +64,9 @@ class UploadTlsCertificateRequest:
 class ServerSettingsResponse:
     hostname: str
     catch_all_enabled: bool = strawberry.field(
-        description="Any recipient is accepted (test mode); follows MAILCUE_MODE."
+        description="Any recipient is accepted and gets a mailbox (test mode; on by default, "
+        "applies at once on every node). Off: unknown recipients get 550 5.1.1. Production "
+        "mode: always false."
     )
     domain: str
     mode: str
@@ -74,6 +76,14 @@ class ServerSettingsResponse:
     # strawberry.field would turn the optional into a type pydantic cannot read.
     relay_host: str | None  # the smarthost; null delivers to each domain's MX
     relay_port: int
+    relay_tls: str = strawberry.field(
+        default="starttls",
+        description="How the relay connection is protected: `starttls`, `tls` (implicit, "
+        "e.g. port 465) or `none`; its certificate is verified.",
+    )
+    # Extra CA bundle (PEM path on each node) trusted besides the system's, for the relay,
+    # MTA-STS policy hosts and MX certificates under MTA-STS; null trusts the system's only.
+    outbound_ca_file: str | None = None
     # Saved values this node uses only after a restart.
     restart_required: list[str] = dataclasses.field(default_factory=list)
 
@@ -90,6 +100,8 @@ class UpdateServerSettingsRequest:
     retention_max_age_days: int | None = None
     relay_host: str | None = None  # an empty string removes the relay (delivery by MX)
     relay_port: int | None = None
+    relay_tls: str | None = None  # starttls, tls or none
+    outbound_ca_file: str | None = None  # an absolute path to PEM; "" removes it
 
 
 class CheckStatus(StrEnum):

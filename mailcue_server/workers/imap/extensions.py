@@ -1,6 +1,9 @@
 """What pymap 0.36.7 lacks, and the one place that reaches into its connection state.
 
 - Commands: NAMESPACE (RFC 2342), ENABLE (RFC 5161) and UNSELECT (RFC 3691).
+- A LOGIN that takes ``*`` and ``%`` in unquoted arguments, as Dovecot does:
+  the master login ``<address>*<admin>`` and passwords with those characters
+  arrive that way from Python's imaplib, which quotes neither.
 - FETCH written by ``fetch.py`` instead of pymap's slower generic renderer.
 - :class:`ImapState`, a pymap ``ConnectionState`` that
   - decides plaintext LOGIN by our configuration alone (pymap also allows it
@@ -21,6 +24,7 @@ attribute. It is the only module that touches pymap's private API.
 from __future__ import annotations
 
 import logging
+import re
 
 from pymap.config import IMAPConfig
 from pymap.exceptions import InvalidAuth, ResponseError
@@ -42,6 +46,7 @@ from pymap.parsing.response import (
     ResponseOk,
     UntaggedResponse,
 )
+from pymap.parsing.specials import AString
 from pymap.parsing.specials.flag import Seen
 from pymap.selected import SelectedMailbox
 from pysasl.creds.server import ServerCredentials
@@ -99,6 +104,34 @@ class EnableCommand(CommandAuth):
         return cls(params.tag, capabilities), buf
 
 
+class LenientLoginCommand(LoginCommand):
+    """LOGIN whose unquoted user and password may hold ``*`` and ``%``.
+
+    RFC 9051's ``astring`` leaves out the list wildcards, but clients send them
+    bare (imaplib does) and servers take them (Dovecot's master users are
+    ``user*master``). Quoted strings and literals parse as before.
+    """
+
+    _BARE = re.compile(rb"[\x21\x23-\x27\x2A-\x5B\x5D-\x7A\x7C\x7E]+")
+
+    @classmethod
+    def parse(cls, buf: memoryview, params: Params) -> tuple[LenientLoginCommand, memoryview]:
+        _, buf = Space.parse(buf, params)
+        userid, buf = cls._argument(buf, params)
+        _, buf = Space.parse(buf, params)
+        password, buf = cls._argument(buf, params)
+        _, buf = EndLine.parse(buf, params)
+        return cls(params.tag, userid, password), buf
+
+    @classmethod
+    def _argument(cls, buf: memoryview, params: Params) -> tuple[bytes, memoryview]:
+        match = cls._BARE.match(buf)
+        if match is not None:
+            return match.group(0), buf[match.end() :]
+        value, buf = AString.parse(buf, params)
+        return value.value, buf
+
+
 class RejectedCommand(Command):
     """A command refused while it was read (line or literal too long): its reply is ready."""
 
@@ -115,7 +148,7 @@ class RejectedCommand(Command):
 
 def register_commands(commands: Commands) -> Commands:
     """Add the commands pymap lacks to a parser."""
-    for command in (UnselectCommand, NamespaceCommand, EnableCommand):
+    for command in (UnselectCommand, NamespaceCommand, EnableCommand, LenientLoginCommand):
         commands.register(command)
     return commands
 

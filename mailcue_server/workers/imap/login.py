@@ -1,9 +1,11 @@
 """IMAP LOGIN and AUTHENTICATE against mailbox credentials (pymap's login interfaces).
 
-Credentials are a mailbox address and its password, checked by
+Credentials are a mailbox address and its password, or the master login
+``<address>*<admin username>`` with that admin's password, checked by
 ``store.mailboxes.check_password`` (Argon2; an unknown address costs the same
-time). pysasl parses LOGIN and AUTHENTICATE PLAIN/LOGIN (RFC 3501 sections
-6.2.2 and 6.2.3, RFC 4616) and hands the secret to our identity object.
+time), the one check POP3 and SMTP AUTH use too. pysasl parses LOGIN and
+AUTHENTICATE PLAIN/LOGIN (RFC 3501 sections 6.2.2 and 6.2.3, RFC 4616) and
+hands the secret to our identity object.
 """
 
 from __future__ import annotations
@@ -47,12 +49,19 @@ class Login(LoginInterface):
         if mailbox is None:
             log.info("IMAP login failed for %r", credentials.authcid)
             raise InvalidAuth()
-        return Identity(mailbox.address, self._config)
+        return Identity(mailbox.address, self._config, login=credentials.authcid)
 
     async def authorize(self, authenticated: IdentityInterface, authzid: str) -> Identity:
+        """The session's mailbox; an authzid, when given, must name it (or be the login).
+
+        pysasl fills an absent authzid with the login, which for a master login
+        (``<address>*<admin>``) is not the mailbox's address.
+        """
         if not isinstance(authenticated, Identity):
             raise AuthorizationFailure()
-        if authzid and mailbox_store.normalise_address(authzid) != authenticated.name:
+        if not authzid or authzid == authenticated.login:
+            return authenticated
+        if mailbox_store.normalise_address(authzid) != authenticated.name:
             raise AuthorizationFailure()
         return authenticated
 
@@ -111,9 +120,10 @@ class _NoTokens(TokensInterface):
 class Identity(IdentityInterface):
     """A logged-in mailbox."""
 
-    def __init__(self, address: str, config: ImapConfig) -> None:
+    def __init__(self, address: str, config: ImapConfig, *, login: str = "") -> None:
         self._address = address
         self._config = config
+        self.login = login or address  # as typed: the address, or a master login
 
     @property
     def name(self) -> str:

@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 
 import dns.exception
 
-from mailcue_server.config import Settings
+from mailcue_server.config import RelayTls, Settings
 from mailcue_server.errors import ConfigError
 from mailcue_server.events.bus import EventBus
 from mailcue_server.store import outbound
@@ -87,8 +87,9 @@ class OutboundWorker:
 
     Args:
         settings: Delivery settings (``MAILCUE_OUTBOUND_*``, ``MAILCUE_RELAY_*``).
-        live: The settings in force now; the relay host and port are read from it
-            before each attempt, so ``PUT /system/settings`` needs no restart.
+        live: The settings in force now; the relay (host, port, TLS mode) and the
+            extra CA file are read from it before each attempt, so
+            ``PUT /system/settings`` needs no restart.
         bus: Where bounces stored in a local INBOX announce themselves.
         secret_key: Opens our domain's DKIM key to sign bounces sent away.
         lease: How long a claim lasts without renewal.
@@ -116,10 +117,11 @@ class OutboundWorker:
             settings.outbound_timeout,
             _verified_context(settings.outbound_ca_file),
         )
+        self._ca_file = settings.outbound_ca_file
         self._relay: RelayDelivery | None = None
-        self._relay_at: tuple[str, int] = ("", 0)
+        self._relay_at: tuple[str, int, RelayTls, str] = ("", 0, RelayTls.STARTTLS, "")
         self._mx: MxDelivery | None = _mx_delivery(settings, self._session, clock)
-        self._follow_relay()
+        self._follow_live()
         self._bouncer = Bouncer(settings, bus, secret_key)
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
@@ -236,10 +238,17 @@ class OutboundWorker:
                     message.id, message.token, at=later, error=f"internal error: {exc}"
                 )
 
-    def _follow_relay(self) -> None:
-        """Deliver through the relay in force now, or to each domain's MX without one."""
+    def _follow_live(self) -> None:
+        """Deliver with the settings in force now: the CA file, and the relay or each MX."""
         settings = self._live()
-        where = (settings.relay_host, settings.relay_port)
+        if settings.outbound_ca_file != self._ca_file:
+            self._ca_file = settings.outbound_ca_file
+            self._session = dataclasses.replace(
+                self._session, verified=_live_context(settings.outbound_ca_file)
+            )
+            self._mx = _mx_delivery(self.settings, self._session, self._clock)
+        # The CA file is part of the key: a relay session must trust what the MX ones do.
+        where = (settings.relay_host, settings.relay_port, settings.relay_tls, self._ca_file)
         if where == self._relay_at:
             return
         self._relay_at = where
@@ -249,11 +258,12 @@ class OutboundWorker:
             credentials = (login, settings.relay_password) if login else None
             config = dataclasses.replace(self._session, credentials=credentials)
             self._relay = RelayDelivery(settings, config)
-        log.info("outbound delivery: %s", f"relay {where[0]}:{where[1]}" if self._relay else "MX")
+        relay = f"relay {where[0]}:{where[1]} ({settings.relay_tls})"
+        log.info("outbound delivery: %s", relay if self._relay else "MX")
 
     async def _attempt(self, message: Claimed) -> None:
         """One try for every pending recipient; outcomes are stored as each domain answers."""
-        self._follow_relay()
+        self._follow_live()
         if self._relay is not None:
             outcomes = await self._relay.deliver(
                 message.mail_from, message.recipients, message.raw, message.dsn
@@ -316,7 +326,8 @@ class OutboundWorker:
 
 
 def _verified_context(ca_file: str) -> ssl.SSLContext:
-    """The system's trusted CAs, plus those of ``MAILCUE_OUTBOUND_CA_FILE``.
+    """The system's trusted CAs, plus those of ``MAILCUE_OUTBOUND_CA_FILE`` (or the
+    ``outbound_ca_file`` saved with ``PUT /system/settings``).
 
     Raises:
         ConfigError: The CA file cannot be read or holds no certificate.
@@ -328,6 +339,17 @@ def _verified_context(ca_file: str) -> ssl.SSLContext:
         except (OSError, ssl.SSLError) as exc:
             raise ConfigError(f"MAILCUE_OUTBOUND_CA_FILE: cannot load {ca_file}: {exc}") from None
     return context
+
+
+def _live_context(ca_file: str) -> ssl.SSLContext:
+    """Like :func:`_verified_context` for a value changed while running: a CA file this
+    node cannot load is logged and left out (the system's CAs stay trusted), so
+    deliveries that need it fail verification and are retried, never sent unverified."""
+    try:
+        return _verified_context(ca_file)
+    except ConfigError as exc:
+        log.error("outbound delivery trusts only the system CAs: %s", exc.message)
+        return ssl.create_default_context()
 
 
 def _mx_delivery(

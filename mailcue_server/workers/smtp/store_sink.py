@@ -1,9 +1,12 @@
 """The SMTP sink over the message store: recipient policy, credentials and delivery.
 
 Test mode accepts any syntactically valid recipient (a mailbox is made on
-first mail). Production mode accepts existing mailboxes and aliases of our
-domains, and, from an authenticated sender only, remote recipients, which go
-to the outbound queue. Aliases apply in both modes. Delivery goes through the
+first mail) while its catch-all is on, a live setting read per recipient;
+with it off, only existing mailboxes and aliases, and every other address is
+an unknown user (nothing leaves a test server, so every domain is ours).
+Production mode accepts existing mailboxes and aliases of our domains, and,
+from an authenticated sender only, remote recipients, which go to the
+outbound queue. Aliases apply in both modes. Delivery goes through the
 group-commit :class:`~mailcue_server.store.ingest.IngestQueue`, so ``deliver``
 returns only after the message's transaction has committed (and a remote
 copy has been queued).
@@ -56,7 +59,9 @@ class StoreSink:
 
     Args:
         queue: The running ingest queue that commits deliveries.
-        accept_any_recipient: Test mode's catch-all.
+        accept_any_recipient: Test mode's catch-all, asked per recipient (live setting).
+        test_mode: Senders are not checked and unknown recipients of any domain are
+            unknown users, not relaying.
         api_credential: The username and password the HTTP API submits with
             (``POST /emails/send``); made per process, never stored.
         inbound_auth: Check received mail's origin; ``None`` turns it off.
@@ -67,13 +72,15 @@ class StoreSink:
         self,
         queue: IngestQueue,
         *,
-        accept_any_recipient: bool,
+        accept_any_recipient: Callable[[], bool],
+        test_mode: bool,
         api_credential: tuple[str, str] | None = None,
         inbound_auth: InboundAuth | None = None,
         outbound: OutboundRoute | None = None,
     ) -> None:
         self._queue = queue
         self._catch_all = accept_any_recipient
+        self._test_mode = test_mode
         self._api_credential = api_credential
         self._inbound_auth = inbound_auth
         self._outbound = outbound
@@ -85,7 +92,7 @@ class StoreSink:
             canonical = canonical_address(address).lower()
         except Invalid:
             return RecipientVerdict.UNKNOWN_USER
-        if self._catch_all:
+        if self._catch_all():
             return RecipientVerdict.ACCEPT
         if await mailboxes.find_mailbox(canonical) is not None:
             return RecipientVerdict.ACCEPT
@@ -95,6 +102,8 @@ class StoreSink:
             return RecipientVerdict.UNKNOWN_USER
         if authenticated is not None and self._outbound is not None:
             return RecipientVerdict.ACCEPT  # submission to the world: the outbound queue
+        if self._test_mode:
+            return RecipientVerdict.UNKNOWN_USER  # catch-all off: every domain is ours
         return RecipientVerdict.RELAY_DENIED
 
     async def check_sender(self, address: str, *, authenticated: str) -> bool:
@@ -103,7 +112,7 @@ class StoreSink:
         The API's own submitter is exempt: ``POST /emails/send`` has already
         checked that its caller may reach the sending mailbox.
         """
-        if self._catch_all or self._is_api_user(authenticated):
+        if self._test_mode or self._is_api_user(authenticated):
             return True
         return await senders.may_send_as(authenticated, address)
 
@@ -173,7 +182,8 @@ class StoreSink:
         )
 
     async def authenticate(self, username: str, password: str) -> str | None:
-        """A mailbox address and its password, or a user account's username and password.
+        """A mailbox login (its address, or ``<address>*<admin>``, see
+        ``store.mailboxes.check_password``) or a user account's username and password.
 
         Returns:
             ``mailbox:<address>`` or ``user:<username>`` (see ``store.senders``),
