@@ -187,7 +187,9 @@ class MailcueServer:
                 await self.db.ping()
             await self.db.migrate()
             # What PUT /system/settings saved wins over MAILCUE_* (hostname, domain, size).
-            settings = self.settings = await stored_settings.apply_saved(settings)
+            settings = self.settings = await stored_settings.apply_saved(
+                settings, stored_settings.settings_box(secret_key)
+            )
             await ensure_admin(
                 settings.admin_user, settings.admin_password, settings.effective_admin_email
             )
@@ -209,7 +211,11 @@ class MailcueServer:
             await self._start_http()
         self._dns_checks = DnsCheckWorker(settings)
         self._dns_checks.start()
-        self.settings_sync = SettingsSync(self._live_settings, self._apply_live_settings)
+        self.settings_sync = SettingsSync(
+            self._live_settings,
+            self._apply_live_settings,
+            stored_settings.settings_box(secret_key),
+        )
         self._node_sync = Periodic("node-sync", settings.node_sync_interval, self._follow_others)
         self._node_sync.start()
         self._retention = RetentionWorker(settings, bus=self.bus)

@@ -29,6 +29,7 @@ from mailcue_server.schema.types.system import (
 )
 from mailcue_server.store import settings as stored
 from mailcue_server.store import tls_uploads
+from mailcue_server.store.credentials import SecretBox
 
 READ = "system:read"
 WRITE = "system:write"
@@ -166,9 +167,9 @@ def _running_value(settings: Settings, name: str) -> object:
 
 
 def _settings_view(
-    running: Settings, saved: dict[str, Any], *, delivers_outbound: bool
+    running: Settings, saved: dict[str, Any], *, delivers_outbound: bool, box: SecretBox
 ) -> ServerSettingsResponse:
-    after_restart = stored.with_saved(running, saved)
+    after_restart = stored.with_saved(running, saved, box=box)
     pending = [
         name
         for name in RESTART_FIELDS
@@ -188,6 +189,8 @@ def _settings_view(
         relay_port=after_restart.relay_port,
         relay_tls=after_restart.relay_tls.value,
         outbound_ca_file=after_restart.outbound_ca_file or None,
+        relay_username=after_restart.relay_username or None,
+        relay_password_set=bool(after_restart.relay_password),
         restart_required=pending,
     )
 
@@ -199,7 +202,12 @@ async def get_settings(ctx: Context) -> ServerSettingsResponse:
 
 
 def _view(ctx: Context, saved: dict[str, Any]) -> ServerSettingsResponse:
-    return _settings_view(ctx.settings, saved, delivers_outbound=ctx.services.delivers_outbound)
+    return _settings_view(
+        ctx.settings,
+        saved,
+        delivers_outbound=ctx.services.delivers_outbound,
+        box=stored.settings_box(ctx.services.secret_key),
+    )
 
 
 def _domain(value: str, field: str) -> str:
@@ -271,7 +279,18 @@ def _changes(settings: Settings, data: UpdateServerSettingsRequest) -> dict[str,
         changes["relay_port"] = _bounded(data.relay_port, "relay_port", 1, 65535)
     if data.relay_tls is not None:
         changes["relay_tls"] = _relay_tls(data.relay_tls)
+    if data.relay_username is not None:
+        changes["relay_username"] = _smtp_credential(data.relay_username, "relay_username", 255)
     return changes
+
+
+def _smtp_credential(value: str, field: str, longest: int) -> str:
+    """A login or password SMTP AUTH can carry: no line breaks or NUL, not too long."""
+    if len(value) > longest:
+        raise Invalid(f"{field} is longer than {longest} characters")
+    if any(char in value for char in "\r\n\0"):
+        raise Invalid(f"{field} may not contain line breaks or NUL")
+    return value
 
 
 async def update_settings(
@@ -281,7 +300,7 @@ async def update_settings(
 
     Retention is read from the database at each use, so it applies at once on
     every node; max_message_size, the catch-all, the relay (host, port, TLS
-    mode) and the outbound CA file apply at once on this node and within
+    mode, login and password) and the outbound CA file apply at once on this node and within
     seconds on the others (the settings-sync worker); hostname and domain when
     a node (re)starts.
 
@@ -289,11 +308,15 @@ async def update_settings(
         Invalid: A value is out of range or malformed (nothing is saved).
     """
     ctx.require_principal().require_admin(WRITE)
+    box = stored.settings_box(ctx.services.secret_key)
     changes = _changes(ctx.settings, data)
+    if data.relay_password is not None:
+        password = _smtp_credential(data.relay_password, "relay_password", 1024)
+        changes["relay_password"] = box.seal(password) if password else ""
     if data.outbound_ca_file is not None:
         changes["outbound_ca_file"] = await ca_bundle.checked_path(data.outbound_ca_file)
     if changes:
         await stored.save_system(changes)
     saved = await stored.saved_system()
-    ctx.services.settings = stored.with_live(ctx.settings, saved)
+    ctx.services.settings = stored.with_live(ctx.settings, saved, box)
     return _view(ctx, saved)

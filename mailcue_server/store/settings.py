@@ -11,6 +11,7 @@ node sharing the database follows a change at once.
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +20,10 @@ from pydantic import TypeAdapter
 from tortoise.transactions import in_transaction
 
 from mailcue_server.config import Settings
+from mailcue_server.store.credentials import SecretBox
 from mailcue_server.store.models import Setting
+
+log = logging.getLogger(__name__)
 
 SYSTEM_PREFIX = "system."
 # Saved values that replace the Settings field of the same name at start-up only:
@@ -34,8 +38,12 @@ LIVE_FIELDS = (
     "relay_host",
     "relay_port",
     "relay_tls",
+    "relay_username",
+    "relay_password",
     "outbound_ca_file",
 )
+# Saved sealed with the server secret (:func:`settings_box`), never as plain text.
+SEALED_FIELDS = frozenset({"relay_password"})
 # Read at each use from the database; no Settings field behind them.
 RETENTION_MAX_MESSAGES = "retention_max_messages"
 RETENTION_MAX_AGE_DAYS = "retention_max_age_days"
@@ -78,36 +86,53 @@ def _field_type(name: str) -> TypeAdapter[Any]:
     return TypeAdapter(Settings.model_fields[name].annotation or Any)
 
 
+def settings_box(server_secret: str) -> SecretBox:
+    """Seals and opens the saved values of :data:`SEALED_FIELDS`."""
+    return SecretBox(server_secret, "system-settings")
+
+
 def with_saved(
     settings: Settings,
     saved: Mapping[str, Any],
     fields: tuple[str, ...] = STARTUP_FIELDS + LIVE_FIELDS,
+    *,
+    box: SecretBox | None = None,
 ) -> Settings:
     """``settings`` with saved values in place of the ``MAILCUE_*`` ones (the same object
-    when nothing differs, so a caller can tell whether anything changed)."""
+    when nothing differs, so a caller can tell whether anything changed). Sealed values
+    are opened with ``box``; without it, or sealed under another secret, they are left out."""
     update: dict[str, Any] = {}
     for name in fields:
         if name not in saved:
             continue
+        raw = saved[name]
+        if name in SEALED_FIELDS:
+            if box is None:
+                continue
+            try:
+                raw = box.open(raw) if raw else ""
+            except ValueError:
+                log.error("saved %s was sealed with another secret key; ignoring it", name)
+                continue
         # JSON gives "tls", the field holds RelayTls.TLS: read it as the field's type.
-        value = _field_type(name).validate_python(saved[name])
+        value = _field_type(name).validate_python(raw)
         if value != getattr(settings, name):
             update[name] = value
     return settings.model_copy(update=update) if update else settings
 
 
-def with_live(settings: Settings, saved: Mapping[str, Any]) -> Settings:
+def with_live(settings: Settings, saved: Mapping[str, Any], box: SecretBox) -> Settings:
     """``settings`` with the saved live fields: what a running node takes over."""
-    return with_saved(settings, saved, LIVE_FIELDS)
+    return with_saved(settings, saved, LIVE_FIELDS, box=box)
 
 
-async def apply_saved(settings: Settings) -> Settings:
+async def apply_saved(settings: Settings, box: SecretBox) -> Settings:
     """The settings a node starts with: the environment's, then what the API saved.
 
     A value saved through the API wins over ``MAILCUE_*``, so a change made
     from the web UI survives restarts of every node sharing the database.
     """
-    return with_saved(settings, await saved_system())
+    return with_saved(settings, await saved_system(), box=box)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from mailcue_server.config import Settings
 from mailcue_server.store import settings as stored
+from mailcue_server.store.credentials import SecretBox
 
 
 class SettingsSync:
@@ -19,16 +20,20 @@ class SettingsSync:
     Args:
         read: The settings in force on this node.
         apply: Installs new settings on this node.
+        box: Opens the saved secrets (the relay password).
     """
 
-    def __init__(self, read: Callable[[], Settings], apply: Callable[[Settings], None]) -> None:
+    def __init__(
+        self, read: Callable[[], Settings], apply: Callable[[Settings], None], box: SecretBox
+    ) -> None:
         self._read = read
         self._apply = apply
+        self._box = box
 
     async def run_once(self) -> bool:
         """Read the saved settings once; returns whether this node's changed."""
         running = self._read()
-        updated = stored.with_live(running, await stored.saved_system())
+        updated = stored.with_live(running, await stored.saved_system(), self._box)
         if updated is running:
             return False
         self._apply(updated)

@@ -296,3 +296,62 @@ async def test_relay_tls_and_ca_file_change_while_running_on_every_node(
             SETTINGS, headers=boss.headers, json={"relay_tls": "starttls", "outbound_ca_file": ""}
         )
         assert reset.status_code == 200, reset.text
+
+
+# --- the relay's login ---------------------------------------------------------------------
+
+
+async def test_relay_login_is_live_sealed_at_rest_and_never_shown_back(
+    http: httpx.AsyncClient, server: MailcueServer
+) -> None:
+    boss = await admin(http)
+    assert server.services is not None and server.settings_sync is not None
+
+    saved = await http.put(
+        SETTINGS,
+        headers=boss.headers,
+        json={"relay_username": "relay-user", "relay_password": "s3cret-relay"},
+    )
+
+    assert saved.status_code == 200, saved.text
+    assert (saved.json()["relay_username"], saved.json()["relay_password_set"]) == (
+        "relay-user",
+        True,
+    )
+    assert "s3cret-relay" not in saved.text
+    assert "s3cret-relay" not in (await http.get(SETTINGS, headers=boss.headers)).text
+    live = server.services.settings
+    assert (live.relay_username, live.relay_password) == ("relay-user", "s3cret-relay")
+    stored_password = (await stored.saved_system())["relay_password"]
+    assert stored_password and "s3cret-relay" not in stored_password
+
+    # Another node saves a new password, sealed under the cluster's secret: this one follows.
+    box = stored.settings_box(server.services.secret_key)
+    await stored.save_system({"relay_password": box.seal("rotated-relay")})
+    assert await server.settings_sync.run_once() is True
+    assert server.services.settings.relay_password == "rotated-relay"
+
+    for bad in ({"relay_username": "a\r\nMAIL FROM"}, {"relay_password": "x\x00y"}):
+        refused = await http.put(SETTINGS, headers=boss.headers, json=bad)
+        assert refused.status_code == 400, refused.text
+    assert server.services.settings.relay_password == "rotated-relay"
+
+    cleared = await http.put(
+        SETTINGS, headers=boss.headers, json={"relay_username": "", "relay_password": ""}
+    )
+    assert (cleared.json()["relay_username"], cleared.json()["relay_password_set"]) == (
+        None,
+        False,
+    )
+    assert (server.services.settings.relay_username, server.services.settings.relay_password) == (
+        "",
+        "",
+    )
+
+
+async def test_a_user_cannot_see_or_set_the_relay_login(http: httpx.AsyncClient) -> None:
+    user = await new_user(http)
+
+    refused = await http.put(SETTINGS, headers=user.headers, json={"relay_password": "mine"})
+
+    assert refused.status_code == 403

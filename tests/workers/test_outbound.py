@@ -515,6 +515,39 @@ async def test_relay_mode_logs_in_and_a_refused_login_is_retried(
     assert entry.state == "delivered"
 
 
+async def test_a_relay_login_fixed_while_running_is_used_from_the_next_attempt(
+    queue_db: Database, make_worker: Callable[..., OutboundWorker], bus: MemoryBus, ca: TestCa
+) -> None:
+    raw = _mail("login fixed live", to="someone@far-away.example")
+    async with remote_smtp(
+        tls=ca.server_context("relay.test", ips=("127.0.0.1",)),
+        require_tls=True,
+        authenticator=password_authenticator("relay-user", "s3cret-relay"),
+    ) as relay:
+        started = make_worker(
+            relay_host="127.0.0.1",
+            relay_port=relay.port,
+            relay_username="relay-user",
+            relay_password="old-password",
+            relay_tls="starttls",
+            outbound_ca_file=str(ca.ca_file),
+        ).settings
+        live = [started]
+        worker = OutboundWorker(started, bus=bus, live=lambda: live[0])
+        queue_id = await outbound.enqueue(raw, SENDER, ["someone@far-away.example"], now=_now())
+        assert await worker.run_once() == 1
+        [refused] = (await outbound_admin.get_entry(queue_id)).recipients
+        # What PUT /system/settings installs on a running node (store.settings.with_live).
+        live[0] = started.model_copy(update={"relay_password": "s3cret-relay"})
+        await outbound_admin.retry_now(queue_id, _now())
+        assert await worker.run_once() == 1
+
+    assert (refused.state, refused.smtp_code) == ("pending", 535)
+    [delivery] = relay.received
+    assert (delivery.login, delivery.content) == ("relay-user", raw)
+    assert (await outbound_admin.get_entry(queue_id)).state == "delivered"
+
+
 async def test_a_claim_left_by_a_dead_worker_is_delivered_once_its_lease_runs_out(
     queue_db: Database, make_worker: Callable[..., OutboundWorker]
 ) -> None:

@@ -84,6 +84,9 @@ class ServerSettingsResponse:
     # Extra CA bundle (PEM path on each node) trusted besides the system's, for the relay,
     # MTA-STS policy hosts and MX certificates under MTA-STS; null trusts the system's only.
     outbound_ca_file: str | None = None
+    # The relay's SMTP AUTH login; null: no AUTH. Its password is never shown back.
+    relay_username: str | None = None
+    relay_password_set: bool = False
     # Saved values this node uses only after a restart.
     restart_required: list[str] = dataclasses.field(default_factory=list)
 
@@ -102,6 +105,8 @@ class UpdateServerSettingsRequest:
     relay_port: int | None = None
     relay_tls: str | None = None  # starttls, tls or none
     outbound_ca_file: str | None = None  # an absolute path to PEM; "" removes it
+    relay_username: str | None = None  # "" removes the login (no AUTH at the relay)
+    relay_password: str | None = None  # write-only; stored sealed with the server secret
 
 
 class CheckStatus(StrEnum):

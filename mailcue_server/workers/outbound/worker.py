@@ -119,7 +119,14 @@ class OutboundWorker:
         )
         self._ca_file = settings.outbound_ca_file
         self._relay: RelayDelivery | None = None
-        self._relay_at: tuple[str, int, RelayTls, str] = ("", 0, RelayTls.STARTTLS, "")
+        self._relay_at: tuple[str, int, RelayTls, str, str, str] = (
+            "",
+            0,
+            RelayTls.STARTTLS,
+            "",
+            "",
+            "",
+        )
         self._mx: MxDelivery | None = _mx_delivery(settings, self._session, clock)
         self._follow_live()
         self._bouncer = Bouncer(settings, bus, secret_key)
@@ -247,8 +254,16 @@ class OutboundWorker:
                 self._session, verified=_live_context(settings.outbound_ca_file)
             )
             self._mx = _mx_delivery(self.settings, self._session, self._clock)
-        # The CA file is part of the key: a relay session must trust what the MX ones do.
-        where = (settings.relay_host, settings.relay_port, settings.relay_tls, self._ca_file)
+        # The CA file is part of the key: a relay session must trust what the MX ones do;
+        # so is the login, which an admin may fix while mail waits.
+        where = (
+            settings.relay_host,
+            settings.relay_port,
+            settings.relay_tls,
+            self._ca_file,
+            settings.relay_username,
+            settings.relay_password,
+        )
         if where == self._relay_at:
             return
         self._relay_at = where
