@@ -71,6 +71,18 @@ async def test_production_accepts_only_our_mailboxes_and_aliases(
     assert codes == [250, 250, 550, 550]
 
 
+async def test_production_answers_a_malformed_recipient_with_501(
+    production: MailcueServer,
+) -> None:
+    def replies() -> list[tuple[int, bytes]]:
+        with smtplib.SMTP("127.0.0.1", production.port("smtp")) as client:
+            client.ehlo("client.example")
+            client.mail("someone@elsewhere.example")
+            return [client.rcpt(bad) for bad in ("not-an-address", f"x@@{DOMAIN}")]
+
+    assert await asyncio.to_thread(replies) == [(501, b"5.1.3 Bad recipient address syntax")] * 2
+
+
 def send(port: int, sender: str, to: str, subject: str) -> None:
     raw = f"From: {sender}\r\nTo: {to}\r\nSubject: {subject}\r\n\r\nbody\r\n"
     with smtplib.SMTP("127.0.0.1", port) as client:

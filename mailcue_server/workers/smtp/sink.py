@@ -46,6 +46,11 @@ class Delivery:
         listener: The listener the message arrived on.
         smtputf8: Whether the client used ``MAIL FROM ... SMTPUTF8`` (RFC 6531).
         helo: The name the client greeted with (SPF checks it for the null sender).
+        tls: Whether the session was encrypted (STARTTLS or implicit TLS).
+        transaction_id: Our id of the transaction (the ``Received`` header's ``id``).
+        envelope_rcpts: Every recipient the transaction accepted, in ``RCPT``
+            order; differs from ``rcpt_tos`` for LMTP, which delivers to each
+            recipient on its own (RFC 2033 section 4.2). Empty means ``rcpt_tos``.
     """
 
     mail_from: str
@@ -56,6 +61,9 @@ class Delivery:
     listener: ListenerKind
     smtputf8: bool
     helo: str = ""
+    tls: bool = False
+    transaction_id: str = ""
+    envelope_rcpts: tuple[str, ...] = ()
 
 
 class Sink(Protocol):
