@@ -49,7 +49,8 @@ def new_row(
     keywords: str,
     internal_date: datetime,
 ) -> Message:
-    values = _values(folder.folder_id, raw, fields, flags, keywords, internal_date)
+    """A message stored without an envelope (IMAP APPEND, inject)."""
+    values = _values(folder.folder_id, raw, fields, flags, keywords, internal_date, None)
     return Message(uid=uid, modseq=folder.modseq, **values)
 
 
@@ -60,6 +61,7 @@ def _values(
     flags: int,
     keywords: str,
     internal_date: datetime,
+    envelope: dict[str, Any] | None,
 ) -> dict[str, Any]:
     """Every column but ``id``, ``uid`` and ``modseq``, by model field name."""
     return {
@@ -84,6 +86,7 @@ def _values(
         "is_encrypted": fields.is_encrypted,
         "body_text": fields.body_text,
         "raw_bytes": raw,
+        "envelope": envelope,
     }
 
 
@@ -126,9 +129,10 @@ class RowInsert:
         flags: int,
         keywords: str,
         internal_date: datetime,
+        envelope: dict[str, Any] | None = None,
     ) -> list[Any]:
         """The bound values of one row; ``uid`` and ``modseq`` are 0 until :meth:`place`."""
-        named = _values(folder_id, raw, fields, flags, keywords, internal_date)
+        named = _values(folder_id, raw, fields, flags, keywords, internal_date, envelope)
         named["uid"] = named["modseq"] = 0
         if self._defaults is None:  # columns added to the model since _values() was written
             model = Message._meta.fields_map
