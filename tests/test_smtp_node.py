@@ -409,6 +409,12 @@ async def test_oversized_message_is_552_and_not_stored(tmp_path: Path) -> None:
     total, addresses = await count_messages(sqlite_url(data_dir))
     assert total == 1
     assert big_to not in addresses
+    # The one message received is in the log, at the default level (INFO).
+    inbox = await read_inbox(sqlite_url(data_dir), small_to)
+    assert inbox is not None
+    [(_, uid, raw)] = inbox.rows
+    line = f"received {uid} for <{small_to}> from <a@example.test>, {len(raw)} bytes"
+    assert f"INFO    mailcue_server.store.ingest: {line}\n" in node.output
 
 
 class RawSmtp:

@@ -16,9 +16,9 @@ part (``resolvers/emails.py``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from json.encoder import encode_basestring_ascii
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,19 +48,20 @@ class SmtpEnvelope:
     transaction_id: str = ""
     delivered_to: tuple[str, ...] = ()
 
-    def row(self, delivered_to: Sequence[str]) -> dict[str, Any]:
-        """The JSON value stored with one copy."""
-        return {
-            "mail_from": self.mail_from,
-            "rcpt_to": list(self.rcpt_to),
-            "delivered_to": list(delivered_to),
-            "client_ip": self.client_ip,
-            "helo": self.helo,
-            "tls": self.tls,
-            "auth": self.auth,
-            "listener": self.listener,
-            "id": self.transaction_id,
-        }
+    def encoded(self, delivered_to: Sequence[str]) -> str:
+        """The JSON object stored with one copy (:func:`read_envelope` reads it back).
+
+        Built from C-encoded strings: ``json.dumps`` of a dict took about
+        8 us a message here, on the SMTP hot path.
+        """
+        auth = "null" if self.auth is None else _string(self.auth)
+        return (
+            f'{{"mail_from":{_string(self.mail_from)},"rcpt_to":{_list(self.rcpt_to)},'
+            f'"delivered_to":{_list(delivered_to)},"client_ip":{_string(self.client_ip)},'
+            f'"helo":{_string(self.helo)},"tls":{"true" if self.tls else "false"},'
+            f'"auth":{auth},"listener":{_string(self.listener)},'
+            f'"id":{_string(self.transaction_id)}}}'
+        )
 
 
 def read_envelope(value: object) -> SmtpEnvelope | None:
@@ -81,6 +82,14 @@ def read_envelope(value: object) -> SmtpEnvelope | None:
         transaction_id=str(value.get("id") or ""),
         delivered_to=_strings(value.get("delivered_to")),
     )
+
+
+def _string(text: str) -> str:
+    return str(encode_basestring_ascii(text))
+
+
+def _list(texts: Iterable[str]) -> str:
+    return "[" + ",".join(map(_string, texts)) + "]"
 
 
 def _strings(value: object) -> tuple[str, ...]:

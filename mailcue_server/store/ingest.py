@@ -18,7 +18,6 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from tortoise.backends.base.client import TransactionalDBClient
 
@@ -154,13 +153,11 @@ class _Plan:
     batch: Sequence[Incoming]
     indexed: list[IndexFields]
     targets: list[tuple[str, ...]]
-    envelopes: list[dict[str, dict[str, Any]] | None]
-    """Per message, the envelope value of each final address's copy."""
+    envelopes: list[dict[str, str] | None]
+    """Per message, the envelope (JSON text) of each final address's copy."""
 
 
-def _envelope_rows(
-    item: Incoming, finals: dict[str, tuple[str, ...]]
-) -> dict[str, dict[str, Any]] | None:
+def _envelope_rows(item: Incoming, finals: dict[str, tuple[str, ...]]) -> dict[str, str] | None:
     """The envelope stored with each copy of ``item``, by final address.
 
     Each copy names the recipients (as the client wrote them) that led to it:
@@ -175,7 +172,7 @@ def _envelope_rows(
         reached = finals.get(address, ()) if item.expand_aliases else (address,)
         for final in reached:
             led.setdefault(normalise_address(final), []).append(rcpt)
-    return {address: envelope.row(rcpts) for address, rcpts in led.items()}
+    return {address: envelope.encoded(rcpts) for address, rcpts in led.items()}
 
 
 async def _with_aliases(
@@ -288,19 +285,23 @@ async def _deliver(
 
 
 def _log_received(batch: Sequence[Incoming], results: list[IngestResult]) -> None:
-    """One INFO line per stored copy, as the users of any mail server expect."""
+    """A line per stored copy, as users of any mail server expect, in one INFO record per commit.
+
+    A record costs about 25 us of the event loop (record, timestamp, format,
+    a write): one per message was about 4 % of the hot path. Under load a
+    commit carries several messages (about 3 in ``scripts/bench_smtp.py``), so
+    one record per commit costs a fraction; a lone message gets a one-line record.
+    """
     if not log.isEnabledFor(logging.INFO):
         return
-    for item, result in zip(batch, results, strict=True):
-        sender = _printable(item.mail_from)
-        for stored in result.stored:
-            log.info(
-                "received %d for <%s> from <%s>, %d bytes",
-                stored.uid,
-                _printable(stored.mailbox),
-                sender,
-                len(item.raw),
-            )
+    lines = [
+        f"received {stored.uid} for <{_printable(stored.mailbox)}> from "
+        f"<{_printable(item.mail_from)}>, {len(item.raw)} bytes"
+        for item, result in zip(batch, results, strict=True)
+        for stored in result.stored
+    ]
+    if lines:
+        log.info("%s", "\n".join(lines))
 
 
 def _printable(text: str) -> str:

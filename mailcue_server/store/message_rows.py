@@ -61,7 +61,7 @@ def _values(
     flags: int,
     keywords: str,
     internal_date: datetime,
-    envelope: dict[str, Any] | None,
+    envelope: str | None,
 ) -> dict[str, Any]:
     """Every column but ``id``, ``uid`` and ``modseq``, by model field name."""
     return {
@@ -129,7 +129,7 @@ class RowInsert:
         flags: int,
         keywords: str,
         internal_date: datetime,
-        envelope: dict[str, Any] | None = None,
+        envelope: str | None = None,
     ) -> list[Any]:
         """The bound values of one row; ``uid`` and ``modseq`` are 0 until :meth:`place`."""
         named = _values(folder_id, raw, fields, flags, keywords, internal_date, envelope)
@@ -154,13 +154,16 @@ def _converter(field: Field[Any]) -> Callable[[Any], Any]:
     """Tortoise's conversion for one column; for JSON, remembered per list of strings.
 
     Encoding a list costs about as much as the rest of the row, and the address
-    and reference lists of mail repeat (most are empty).
+    and reference lists of mail repeat (most are empty). A ``str`` is JSON text
+    already (the envelope), passed as it is.
     """
     if not isinstance(field, JSONField):
         return functools.partial(field.to_db_value, instance=Message)
     memo: dict[tuple[Any, ...], Any] = {}
 
     def convert(value: Any) -> Any:
+        if type(value) is str:
+            return value  # JSON text the store encoded itself (store/envelopes.py)
         if type(value) is not list or not all(type(item) is str for item in value):
             return field.to_db_value(value, Message)
         key = tuple(value)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+
 from mailcue_server.events.memory import MemoryBus
 from mailcue_server.store import aliases, appends, ingest, mailboxes, message_queries, messages
 from mailcue_server.store.db import Database
@@ -113,3 +116,23 @@ async def test_copy_and_move_keep_the_envelope(db: Database) -> None:
     for folder, new_uid in (("Junk", copied[uid]), ("Trash", moved[uid])):
         got = await stored_envelope("dave@example.test", new_uid, folder)
         assert got is not None and got.delivered_to == ("dave@example.test",), folder
+
+
+def test_the_stored_json_reads_back_whatever_the_strings_hold() -> None:
+    envelope = SmtpEnvelope(
+        mail_from='jörg"\\\x01@exämple.test',
+        rcpt_to=("zoë@mail.test", 'a"b@c.test'),
+        client_ip="::1",
+        helo="[IPv6:::1]",
+        tls=False,
+        auth="user with spaces\t",
+        listener="smtps",
+        transaction_id="",
+    )
+    text = envelope.encoded(["zoë@mail.test"])
+    assert text.isascii()
+    assert read_envelope(json.loads(text)) == replace(envelope, delivered_to=("zoë@mail.test",))
+    anonymous = replace(envelope, auth=None, tls=True)
+    assert json.loads(anonymous.encoded([]))["auth"] is None
+    assert read_envelope(json.loads(anonymous.encoded([]))) == anonymous
+    assert read_envelope(None) is None and read_envelope([]) is None
