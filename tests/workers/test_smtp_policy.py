@@ -121,6 +121,8 @@ async def test_authenticated_mail_to_the_world_is_signed_and_queued(
     total, entries = await outbound_admin.list_entries()
     assert total == before + 1
     raw = await outbound_admin.raw_bytes(entries[0].id)
+    # Relayed, not delivered: Return-Path is for the final delivery (RFC 5321 section 4.4).
+    assert b"Return-Path:" not in raw.partition(b"\r\n\r\n")[0]
     record = production.dkim_record  # type: ignore[attr-defined]
 
     def lookup(name: str) -> str | None:
