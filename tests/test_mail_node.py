@@ -53,7 +53,9 @@ async def test_smtp_delivery_is_stored_exactly_and_creates_the_mailbox(
         "new.person@mailcue.local", INBOX, page.messages[0].uid
     )
     assert stored.endswith(raw)
-    received, _, rest = stored.partition(b"\r\n")
+    return_path, _, rest = stored.partition(b"\r\n")
+    assert return_path == b"Return-Path: <sender@example.test>"
+    received, _, rest = rest.partition(b"\r\n")
     assert received.startswith(b"Received: from ") and rest.endswith(raw)
 
 

@@ -37,7 +37,11 @@ MESSAGES_PER_SENDER = 250
 SMTP_TIMEOUT = 60.0
 FETCHMAIL_TIMEOUT = 60.0
 SMALL_LIMIT = 64 * 1024
-RECEIVED = re.compile(rb"\AReceived: from [^\r\n]*\r\n(?:[ \t][^\r\n]*\r\n)*")
+# What the server puts on top: Return-Path (RFC 5321 section 4.4), then Received.
+TRACE = re.compile(
+    rb"\AReturn-Path: <(?P<path>[^<>\r\n]*)>\r\n"
+    rb"(?P<received>Received: from [^\r\n]*\r\n(?:[ \t][^\r\n]*\r\n)*)"
+)
 MESSAGE_ID = re.compile(rb"^Message-ID: (<[^>]+>)\r$", re.MULTILINE)
 
 needs_swaks = pytest.mark.skipif(
@@ -123,9 +127,16 @@ def create_mailbox(env: dict[str, str], cwd: Path, address: str) -> None:
 
 def split_received(stored: bytes) -> tuple[bytes, bytes]:
     """Our ``Received`` header (all its folded lines) and the bytes the client sent."""
-    match = RECEIVED.match(stored)
+    match = TRACE.match(stored)
     assert match is not None, stored[:200]
-    return match.group(0), stored[match.end() :]
+    return match.group("received"), stored[match.end() :]
+
+
+def return_path(stored: bytes) -> bytes:
+    """The address in the ``Return-Path`` the server put first."""
+    match = TRACE.match(stored)
+    assert match is not None, stored[:200]
+    return match.group("path")
 
 
 def message_id(raw: bytes) -> bytes:
@@ -203,7 +214,10 @@ async def test_concurrent_smtp_deliveries_get_distinct_increasing_uids(
     assert inbox.message_count == total
     by_id = {message_id(raw): raw for raw in inbox.raws}
     for raw in acknowledged:
-        assert split_received(by_id[message_id(raw)])[1] == raw
+        stored = by_id[message_id(raw)]
+        assert split_received(stored)[1] == raw
+        sender = re.search(rb"<(s\d@example\.test)>", raw)
+        assert sender is not None and return_path(stored) == sender.group(1)
 
 
 SWAKS_MESSAGE = (
@@ -266,6 +280,8 @@ async def test_swaks_plain_and_starttls_auth_are_stored_exactly(tmp_path: Path) 
         assert inbox is not None and len(inbox.raws) == 1, address
         received, rest = split_received(inbox.raws[0])
         assert rest == SWAKS_SENT
+        sender = b"sender@example.test" if address == "plain" else author.encode()
+        assert return_path(inbox.raws[0]) == sender
         assert b"from swaks.example.test ([127.0.0.1])" in received
         assert b" with " + protocol + b" id " in received
 
@@ -382,12 +398,23 @@ async def test_oversized_message_is_552_and_not_stored(tmp_path: Path) -> None:
             assert smtp.rcpt(big_to)[0] == 250
             code, reply = smtp.data(big_mail(big_to))
             assert (code, reply[:5]) == (552, b"5.3.4")
+            # Its twin with bare LF line ends: too big all the same, not a "line too long".
+            assert smtp.mail("a@example.test")[0] == 250
+            assert smtp.rcpt(big_to)[0] == 250
+            code, reply = smtp.data(big_mail(big_to).replace(b"\r\n", b"\n"))
+            assert (code, reply[:5]) == (552, b"5.3.4")
             smtp.sendmail("a@example.test", [small_to], mail(0, 0, small_to))
         stop(node)
 
     total, addresses = await count_messages(sqlite_url(data_dir))
     assert total == 1
     assert big_to not in addresses
+    # The one message received is in the log, at the default level (INFO).
+    inbox = await read_inbox(sqlite_url(data_dir), small_to)
+    assert inbox is not None
+    [(_, uid, raw)] = inbox.rows
+    line = f"received {uid} for <{small_to}> from <a@example.test>, {len(raw)} bytes"
+    assert f"INFO    mailcue_server.store.ingest: {line}\n" in node.output
 
 
 class RawSmtp:

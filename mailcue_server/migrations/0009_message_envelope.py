@@ -1,6 +1,7 @@
 """The SMTP envelope kept with each message."""
 
-from tortoise import migrations
+from tortoise import fields, migrations
+from tortoise.migrations import operations as ops
 
 
 class Migration(migrations.Migration):
@@ -8,4 +9,12 @@ class Migration(migrations.Migration):
 
     initial = False
 
-    operations = []
+    operations = [
+        # NULL for mail stored by IMAP APPEND or inject, and for mail stored
+        # before this migration: neither has an envelope to show.
+        ops.AddField(
+            model_name="Message",
+            name="envelope",
+            field=fields.JSONField(null=True),
+        ),
+    ]

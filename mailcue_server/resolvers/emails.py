@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from mailcue_server.errors import Invalid, NotFound
 from mailcue_server.mail.addresses import canonical_address
 from mailcue_server.mail.auth_results import trusted_results
+from mailcue_server.mail.line_checks import line_warnings
 from mailcue_server.mail.mime import AttachmentInfo as PartInfo
 from mailcue_server.mail.mime import attachment, parse_detail
 from mailcue_server.mail.search_query import parse_search
 from mailcue_server.resolvers.access import reachable_mailbox, reachable_mailboxes
-from mailcue_server.resolvers.context import Context
+from mailcue_server.resolvers.context import Context, Principal
 from mailcue_server.resolvers.pgp_mail import PgpReading, import_offered_keys, pgp_reading
 from mailcue_server.schema.types.common import StringMap
 from mailcue_server.schema.types.emails import (
@@ -28,8 +29,10 @@ from mailcue_server.schema.types.emails import (
     EmailDetail,
     EmailListResponse,
     EmailSummary,
+    MessageEnvelope,
 )
 from mailcue_server.store import aliases, mailboxes, message_queries
+from mailcue_server.store.envelopes import SmtpEnvelope, read_envelope
 from mailcue_server.store.mail_models import (
     DEFAULT_FOLDERS,
     INBOX,
@@ -218,10 +221,17 @@ async def get_email(
 
     A PGP message also gets its ``gpg`` report; when the mailbox holds the
     private key, the bodies and attachments shown are the decrypted ones.
+    Mail received over SMTP/LMTP shows its envelope (see :func:`_envelope`),
+    whose Bcc recipients also join ``bcc_addresses``.
     """
     box, message = await _message(ctx, mailbox, folder, uid, "email:read")
     raw = bytes(message.raw_bytes)
     detail = parse_detail(raw)
+    named = [*message.to_addrs, *(m.address for m in detail.cc)]
+    envelope = _envelope(ctx.require_principal(), read_envelope(message.envelope), named)
+    bcc = [m.address for m in detail.bcc]
+    if envelope is not None:
+        bcc += _missing(envelope.bcc, bcc)
     if ctx.settings.gpg_auto_import:
         await import_offered_keys(ctx, raw, box)
     reading = await _pgp_reading(ctx, box, message, raw)
@@ -234,12 +244,59 @@ async def get_email(
         text_body=shown.text_body,
         html_body=shown.html_body,
         cc_addresses=[m.address for m in detail.cc],
-        bcc_addresses=[m.address for m in detail.bcc],
+        bcc_addresses=bcc,
         raw_headers=StringMap(detail.header_map),
         attachments=[_attachment_info(part) for part in shown.attachments],
         gpg=reading.info if reading is not None else None,
         authentication=_authentication(raw, ctx.settings.effective_hostname),
+        envelope=envelope,
+        warnings=line_warnings(raw),
     )
+
+
+def _envelope(
+    principal: Principal, stored: SmtpEnvelope | None, named: list[str]
+) -> MessageEnvelope | None:
+    """The envelope as this reader may see it.
+
+    The whole RCPT list tells who else got the message, Bcc recipients
+    included. An administrator who may read every mailbox sees it all; anyone
+    else sees the recipients that led to this mailbox (their own address, or
+    the alias that reached them), which is what a recipient of a real MTA
+    learns from Delivered-To and the Received ``for`` clause.
+    """
+    if stored is None:
+        return None
+    sees_all = principal.is_admin and principal.allowed_mailboxes is None
+    mine = {_key(address) for address in stored.delivered_to}
+    shown = [r for r in stored.rcpt_to if sees_all or _key(r) in mine]
+    return MessageEnvelope(
+        mail_from=stored.mail_from,
+        rcpt_to=shown,
+        delivered_to=list(stored.delivered_to),
+        bcc=_missing(shown, named),
+        client_ip=stored.client_ip,
+        helo=stored.helo,
+        tls=stored.tls,
+        listener=stored.listener,
+        transaction_id=stored.transaction_id,
+        authenticated_as=stored.auth,
+    )
+
+
+def _key(address: str) -> str:
+    return address.strip().lower()
+
+
+def _missing(addresses: list[str], among: list[str]) -> list[str]:
+    """The addresses not in ``among`` (case-insensitively), in order, each once."""
+    seen = {_key(address) for address in among}
+    missing: list[str] = []
+    for address in addresses:
+        if _key(address) not in seen:
+            seen.add(_key(address))
+            missing.append(address)
+    return missing
 
 
 async def _pgp_reading(

@@ -130,6 +130,10 @@ class Message(Model):
     # value in a chain of overflow pages, and reading any column stored after
     # it walks that chain. (``raw`` is taken by ``Model.raw()``.)
     raw_bytes = fields.BinaryField(source_field="raw")
+    # The SMTP envelope of mail delivered over SMTP/LMTP (``store/envelopes.py``);
+    # NULL for IMAP APPEND and inject. Read with the raw bytes (the detail),
+    # never by listings (``LISTED_FIELDS``).
+    envelope: dict[str, object] | None = fields.JSONField(null=True)
 
     folder_id: int
 
@@ -145,9 +149,11 @@ class Message(Model):
 
 
 LISTED_FIELDS = tuple(
-    name for name in Message._meta.fields_map if name not in ("raw_bytes", "body_text", "folder")
+    name
+    for name in Message._meta.fields_map
+    if name not in ("raw_bytes", "body_text", "envelope", "folder")
 )
-"""The columns listings load: all but the raw bytes and the search text."""
+"""The columns listings load: all but the raw bytes, the search text and the envelope."""
 
 
 class SystemFlag(IntFlag):

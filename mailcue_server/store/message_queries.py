@@ -18,7 +18,7 @@ from mailcue_server.store.mailboxes import get_folder
 from mailcue_server.store.search import search_folder
 
 SUMMARY_FIELDS = LISTED_FIELDS
-"""Every column but the raw bytes and the search text: what listings load."""
+"""Every column but the raw bytes, the search text and the envelope: what listings load."""
 
 
 class Sort(StrEnum):

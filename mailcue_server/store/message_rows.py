@@ -49,7 +49,8 @@ def new_row(
     keywords: str,
     internal_date: datetime,
 ) -> Message:
-    values = _values(folder.folder_id, raw, fields, flags, keywords, internal_date)
+    """A message stored without an envelope (IMAP APPEND, inject)."""
+    values = _values(folder.folder_id, raw, fields, flags, keywords, internal_date, None)
     return Message(uid=uid, modseq=folder.modseq, **values)
 
 
@@ -60,6 +61,7 @@ def _values(
     flags: int,
     keywords: str,
     internal_date: datetime,
+    envelope: str | None,
 ) -> dict[str, Any]:
     """Every column but ``id``, ``uid`` and ``modseq``, by model field name."""
     return {
@@ -84,6 +86,7 @@ def _values(
         "is_encrypted": fields.is_encrypted,
         "body_text": fields.body_text,
         "raw_bytes": raw,
+        "envelope": envelope,
     }
 
 
@@ -126,9 +129,10 @@ class RowInsert:
         flags: int,
         keywords: str,
         internal_date: datetime,
+        envelope: str | None = None,
     ) -> list[Any]:
         """The bound values of one row; ``uid`` and ``modseq`` are 0 until :meth:`place`."""
-        named = _values(folder_id, raw, fields, flags, keywords, internal_date)
+        named = _values(folder_id, raw, fields, flags, keywords, internal_date, envelope)
         named["uid"] = named["modseq"] = 0
         if self._defaults is None:  # columns added to the model since _values() was written
             model = Message._meta.fields_map
@@ -150,13 +154,16 @@ def _converter(field: Field[Any]) -> Callable[[Any], Any]:
     """Tortoise's conversion for one column; for JSON, remembered per list of strings.
 
     Encoding a list costs about as much as the rest of the row, and the address
-    and reference lists of mail repeat (most are empty).
+    and reference lists of mail repeat (most are empty). A ``str`` is JSON text
+    already (the envelope), passed as it is.
     """
     if not isinstance(field, JSONField):
         return functools.partial(field.to_db_value, instance=Message)
     memo: dict[tuple[Any, ...], Any] = {}
 
     def convert(value: Any) -> Any:
+        if type(value) is str:
+            return value  # JSON text the store encoded itself (store/envelopes.py)
         if type(value) is not list or not all(type(item) is str for item in value):
             return field.to_db_value(value, Message)
         key = tuple(value)

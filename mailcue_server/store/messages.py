@@ -226,7 +226,12 @@ async def _transfer(
 def _copy_row(original: Message, folder: uids.LockedFolder, uid: int) -> Message:
     values = {name: getattr(original, name) for name in LISTED_FIELDS if name != "id"}
     values.update(folder_id=folder.id, uid=uid, modseq=folder.modseq())
-    return Message(**values, body_text=original.body_text, raw_bytes=original.raw_bytes)
+    return Message(
+        **values,
+        body_text=original.body_text,
+        raw_bytes=original.raw_bytes,
+        envelope=original.envelope,
+    )
 
 
 async def delete(mailbox: str, folder: str, uids_: Sequence[int], *, bus: EventBus) -> list[int]:

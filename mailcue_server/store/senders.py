@@ -35,6 +35,14 @@ def user_identity(username: str) -> str:
     return USER + username
 
 
+def login_name(identity: str) -> str:
+    """The name an identity logged in with: the mailbox address or the username."""
+    for kind in (MAILBOX, USER):
+        if identity.startswith(kind):
+            return identity.removeprefix(kind)
+    return identity
+
+
 async def _own_mailboxes(identity: str) -> tuple[set[str], bool]:
     """The identity's mailbox addresses, and whether it is an administrator."""
     if identity.startswith(MAILBOX):

@@ -94,8 +94,10 @@ async def test_raw_download_is_byte_identical_to_what_smtp_received(
     assert raw.status_code == 200
     assert raw.headers["content-type"] == "message/rfc822"
     assert raw.headers["content-disposition"] == f'attachment; filename="{uid}.eml"'
-    assert raw.content.startswith(b"Received: ")
-    assert raw.content.endswith(sent)  # our Received header, then exactly the DATA bytes
+    # Return-Path (the final delivery's, RFC 5321 section 4.4), our Received header,
+    # then exactly the DATA bytes.
+    assert raw.content.startswith(b"Return-Path: <sender@example.org>\r\nReceived: ")
+    assert raw.content.endswith(sent)
     by_path = await http.get(f"/api/v1/mailboxes/{address}/emails/{uid}/raw", headers=boss.headers)
     assert by_path.content == raw.content
 

@@ -233,7 +233,9 @@ async def test_smtp_mail_shows_its_authentication_in_the_detail(
         listing = (await http.get("/api/v1/emails", headers=boss.headers, params=params)).json()
         uid = listing["emails"][0]["uid"]
         raw = await http.get(f"/api/v1/emails/{uid}/raw", headers=boss.headers, params=params)
-        assert raw.content.startswith(b"Authentication-Results: mx.mailcue.test;")
+        assert raw.content.startswith(
+            b"Return-Path: <bounces@good.test>\r\nAuthentication-Results: mx.mailcue.test;"
+        )
         assert raw.content.endswith(signed)  # then our Received, then exactly the DATA bytes
         detail = await http.get(f"/api/v1/emails/{uid}", headers=boss.headers, params=params)
         found = detail.json()["authentication"]

@@ -32,7 +32,7 @@ from mailcue_server.workers.smtp import (
     SmtpServer,
     TlsMode,
 )
-from mailcue_server.workers.smtp.data import REPLY_LINE_TOO_LONG, REPLY_TOO_MUCH, read_data
+from mailcue_server.workers.smtp.data import REPLY_TOO_MUCH, read_data
 from mailcue_server.workers.smtp.handler import has_bare_newline
 from mailcue_server.workers.smtp.received import clean_helo, received_header, with_protocol
 from mailcue_server.workers.smtp.server import enhance_reply
@@ -404,10 +404,37 @@ async def test_oversized_messages_get_552(rig: Rig) -> None:
         await smtp.transaction(["bob@mail.test"], hello="RSET")
         await smtp.send(body + b".\r\n")
         assert (await smtp.reply()).startswith("552 5.3.4")
+        # Its twin with bare LF line ends (one long "line" to an SMTP reader) too.
         await smtp.transaction(["bob@mail.test"], hello="RSET")
-        await smtp.send(b"Subject: long line\r\n\r\n" + b"y" * 2000 + b"\r\n.\r\n")
-        assert (await smtp.reply()).startswith("500 5.5.2")
+        await smtp.send(body.replace(b"\r\n", b"\n") + b"\r\n.\r\n")
+        assert (await smtp.reply()).startswith("552 5.3.4")
+        # And a single line longer than the limit.
+        await smtp.transaction(["bob@mail.test"], hello="RSET")
+        await smtp.send(b"Subject: one line\r\n\r\n" + b"y" * (MAX_SIZE + 1) + b"\r\n.\r\n")
+        assert (await smtp.reply()).startswith("552 5.3.4")
+        assert (await smtp.command("NOOP")).startswith("250 2.0.0")  # still in step
     assert rig.sink.deliveries == []
+
+
+async def test_lines_over_1000_octets_are_kept_as_sent(rig: Rig) -> None:
+    """RFC 5321 section 4.5.3.1.6's limit is not enforced: the message a tester wants is kept."""
+    sent = (
+        b"Subject: long lines\r\n\r\nshort\r\n"
+        + b"y" * 5000
+        + b"\r\n"
+        + b"." * 3000  # a dot-stuffed long line
+        + b"\r\n"
+        + b"z" * 20000
+        + b"\r\nend\r\n"
+    )
+
+    def send() -> None:
+        with smtplib.SMTP(HOST, rig.ports["smtp"], local_hostname="client.test") as client:
+            client.sendmail("alice@client.test", ["bob@mail.test"], sent)
+
+    await asyncio.to_thread(send)
+    [delivery] = rig.sink.deliveries
+    received(delivery, sent)
 
 
 @pytest.mark.parametrize(
@@ -531,13 +558,11 @@ async def test_read_data_on_random_streams() -> None:
 
 @pytest.mark.parametrize(("limit", "chunk"), [(2**16, 4096), (16, 5)])
 async def test_read_data_limits(limit: int, chunk: int) -> None:
-    long_line = b"ok\r\n" + b"y" * 1000 + b"\r\n"
+    long_line = b"ok\r\n" + b"y" * 5000 + b"\r\n"
     assert await read_fed(long_line + b".\r\nNOOP\r\n", limit=limit, chunk=chunk) == (
-        REPLY_LINE_TOO_LONG,
+        long_line,
         b"NOOP\r\n",
     )
-    just_fits = b"y" * 999 + b"\r\n"
-    assert await read_fed(just_fits + b".\r\n", limit=limit, chunk=chunk) == (just_fits, b"")
     big = b"z" * 98 + b"\r\n"
     assert await read_fed(big * 3 + b".\r\n", limit=limit, chunk=chunk, max_size=300) == (
         big * 3,
@@ -547,15 +572,14 @@ async def test_read_data_limits(limit: int, chunk: int) -> None:
         REPLY_TOO_MUCH,
         b"NOOP\r\n",
     )
-    # The first broken limit decides.
+    # Only the size counts, whatever the lines: a long one, or bare LF line ends.
     assert await read_fed(
         long_line + big * 6 + b".\r\n", limit=limit, chunk=chunk, max_size=1500
-    ) == (REPLY_LINE_TOO_LONG, b"")
-    assert await read_fed(
-        big * 6 + long_line + b".\r\n", limit=limit, chunk=chunk, max_size=900
-    ) == (
+    ) == (REPLY_TOO_MUCH, b"")
+    bare = (big * 4).replace(b"\r\n", b"\n") + b"\r\n"
+    assert await read_fed(bare + b".\r\nNOOP\r\n", limit=limit, chunk=chunk, max_size=300) == (
         REPLY_TOO_MUCH,
-        b"",
+        b"NOOP\r\n",
     )
 
 

@@ -71,6 +71,18 @@ async def test_production_accepts_only_our_mailboxes_and_aliases(
     assert codes == [250, 250, 550, 550]
 
 
+async def test_production_answers_a_malformed_recipient_with_501(
+    production: MailcueServer,
+) -> None:
+    def replies() -> list[tuple[int, bytes]]:
+        with smtplib.SMTP("127.0.0.1", production.port("smtp")) as client:
+            client.ehlo("client.example")
+            client.mail("someone@elsewhere.example")
+            return [client.rcpt(bad) for bad in ("not-an-address", f"x@@{DOMAIN}")]
+
+    assert await asyncio.to_thread(replies) == [(501, b"5.1.3 Bad recipient address syntax")] * 2
+
+
 def send(port: int, sender: str, to: str, subject: str) -> None:
     raw = f"From: {sender}\r\nTo: {to}\r\nSubject: {subject}\r\n\r\nbody\r\n"
     with smtplib.SMTP("127.0.0.1", port) as client:
@@ -109,6 +121,8 @@ async def test_authenticated_mail_to_the_world_is_signed_and_queued(
     total, entries = await outbound_admin.list_entries()
     assert total == before + 1
     raw = await outbound_admin.raw_bytes(entries[0].id)
+    # Relayed, not delivered: Return-Path is for the final delivery (RFC 5321 section 4.4).
+    assert b"Return-Path:" not in raw.partition(b"\r\n\r\n")[0]
     record = production.dkim_record  # type: ignore[attr-defined]
 
     def lookup(name: str) -> str | None:

@@ -75,6 +75,38 @@ class AuthenticationInfo:
     signatures: list[DkimSignatureCheck] = dataclasses.field(default_factory=list)
 
 
+@strawberry.type(
+    name="MessageEnvelope",
+    description="The SMTP envelope a message arrived with (RFC 5321 section 3.3) and the "
+    "session around it; only mail received over SMTP or LMTP has one. `rcptTo` lists the "
+    "recipients (RCPT TO) as the client wrote them, in order: every one for an "
+    "administrator (unless their API key is held to some mailboxes), for anyone else only "
+    "those in `deliveredTo` (the ones that led to this "
+    "mailbox, an alias included), so no recipient learns who else got the message. `bcc` "
+    "are the recipients of `rcptTo` named in neither To nor Cc: blind copies.",
+)
+class MessageEnvelope:
+    mail_from: str = strawberry.field(
+        description="The reverse-path (MAIL FROM), also the Return-Path header; "
+        "empty for the null sender `<>`."
+    )
+    # Lists without strawberry.field: it would hide their type from pydantic (REST).
+    rcpt_to: list[str]
+    delivered_to: list[str]
+    bcc: list[str]
+    client_ip: str = strawberry.field(description="The SMTP client's IP address.")
+    helo: str = strawberry.field(description="The name the client gave in HELO/EHLO/LHLO.")
+    tls: bool = strawberry.field(description="Whether the session was encrypted.")
+    listener: str = strawberry.field(
+        description="The port it came in on: `smtp`, `submission`, `smtps` or `lmtp`."
+    )
+    transaction_id: str = strawberry.field(
+        description="Our id of the transaction, as in the Received header."
+    )
+    # A plain default: strawberry.field would hide an optional type from pydantic.
+    authenticated_as: str | None = None  # the SMTP AUTH login: mailbox address or username
+
+
 @strawberry.type(name="EmailDetail")
 class EmailDetail(EmailSummary):
     html_body: str | None = None
@@ -88,6 +120,10 @@ class EmailDetail(EmailSummary):
     attachments: list[AttachmentInfo] = dataclasses.field(default_factory=list)
     gpg: GpgEmailInfo | None = None
     authentication: AuthenticationInfo | None = None
+    # Null for mail stored by IMAP APPEND or inject (plain default, as above).
+    envelope: MessageEnvelope | None = None
+    # What the message does against the RFCs, such as lines over 998 octets.
+    warnings: list[str] = dataclasses.field(default_factory=list)
 
 
 @strawberry.type(name="EmailPage")

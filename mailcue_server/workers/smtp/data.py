@@ -2,9 +2,14 @@
 
 aiosmtpd reads DATA one line at a time, a stream round trip per line (about
 45 us of the event loop's time for a 2 KB message, measured here); this
-module reads it in a few large pieces instead, then checks the same limits
+module reads it in a few large pieces instead, then checks the size limit
 and undoes the dot-stuffing (RFC 5321 section 4.5.2). Pure stream logic:
-no handler, no replies beyond the two refusals it reports.
+no handler, no reply beyond the one refusal it reports.
+
+Lines longer than RFC 5321's 1,000 octets (section 4.5.3.1.6) are accepted
+and kept as they came: refusing them would lose exactly the message a tester
+wants to inspect, and the email detail reports the violation instead
+(``mail/line_checks.py``). Only the size limit (RFC 1870) refuses content.
 """
 
 from __future__ import annotations
@@ -12,10 +17,6 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-MAX_LINE = 1001
-"""Longest DATA line in octets, CRLF included: aiosmtpd's default (RFC 5321 section 4.5.3.1.6)."""
-
-REPLY_LINE_TOO_LONG = "500 Line too long (see RFC5321 4.5.3.1.6)"
 REPLY_TOO_MUCH = "552 Error: Too much mail data"
 
 _END = b"\r\n.\r\n"
@@ -24,10 +25,9 @@ _CRLF = b"\r\n"
 
 @dataclass
 class _Received:
-    """What has arrived so far; once a limit is broken, the rest is counted, not kept."""
+    """What has arrived so far; once the size limit is broken, the rest is counted, not kept."""
 
     max_size: int
-    max_line: int
     size: int = 0
     refusal: str | None = None
     pieces: list[bytes] = field(default_factory=list)
@@ -38,14 +38,8 @@ class _Received:
             return
         self.pieces.append(piece)
         if self.max_size and self.size > self.max_size:
-            # The first broken limit decides: a line already too long within
-            # the allowed size wins over the size.
-            allowed = b"".join(self.pieces)[: self.max_size]
-            self.refusal = REPLY_LINE_TOO_LONG if self._long_line(allowed) else REPLY_TOO_MUCH
+            self.refusal = REPLY_TOO_MUCH
             self.pieces.clear()
-
-    def _long_line(self, raw: bytes) -> bool:
-        return max(map(len, raw.split(_CRLF))) + len(_CRLF) > self.max_line
 
     def content(self) -> bytes | str:
         """The content after dot-unstuffing, or the reply that refuses it."""
@@ -53,16 +47,12 @@ class _Received:
             return self.refusal
         raw = b"".join(self.pieces)
         self.pieces.clear()
-        if self._long_line(raw):
-            return REPLY_LINE_TOO_LONG
         # RFC 5321 section 4.5.2: a line that starts with a dot lost one to the sender.
         unstuffed = raw.replace(b"\r\n.", _CRLF)
         return unstuffed[1:] if unstuffed.startswith(b".") else unstuffed
 
 
-async def read_data(
-    reader: asyncio.StreamReader, *, max_size: int, max_line: int = MAX_LINE
-) -> bytes | str:
+async def read_data(reader: asyncio.StreamReader, *, max_size: int) -> bytes | str:
     """Read up to the lone dot that ends DATA, leaving what follows in ``reader``.
 
     Call it right after the ``354`` reply, at the start of a line. Inside a
@@ -74,16 +64,15 @@ async def read_data(
     Args:
         reader: The connection's stream, positioned after ``DATA CRLF``.
         max_size: Most octets of content (before unstuffing); 0 for no limit.
-        max_line: Longest line, CRLF included.
 
     Returns:
         The content, every line still ending in CRLF, or the reply refusing it
-        (line too long, or too much data) once all of it has been read.
+        (too much data) once all of it has been read.
 
     Raises:
         ConnectionResetError: The client closed the stream in the middle.
     """
-    received = _Received(max_size, max_line)
+    received = _Received(max_size)
     try:
         if await _line_start(reader, received):
             await _up_to_end(reader, received)

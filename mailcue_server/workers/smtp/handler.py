@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 
+from mailcue_server.errors import Invalid
+from mailcue_server.mail.addresses import canonical_address
 from mailcue_server.workers.smtp.dsn import dsn_request_of
 from mailcue_server.workers.smtp.received import received_header, with_protocol
 from mailcue_server.workers.smtp.sink import Delivery, ListenerKind, RecipientVerdict, Sink
@@ -34,6 +36,7 @@ REPLY_AUTH_REQUIRED = "530 5.7.0 Authentication required"  # RFC 4954 section 6
 REPLY_NON_ASCII = "553 5.6.7 Non-ASCII address needs SMTPUTF8"  # RFC 6531 section 3.5
 REPLY_NOT_YOUR_ADDRESS = "553 5.7.1 Sender address not owned by the authenticated user"
 REPLY_TOO_MANY_RCPTS = "452 4.5.3 Too many recipients"
+REPLY_BAD_RCPT_SYNTAX = "501 5.1.3 Bad recipient address syntax"  # RFC 3463 X.1.3
 REPLY_UNKNOWN_USER = "550 5.1.1 No such user here"
 REPLY_RELAY_DENIED = "550 5.7.1 Relaying denied"
 REPLY_BARE_NEWLINE = "550 5.6.0 Message contains a bare CR or LF; use CRLF line endings"
@@ -107,6 +110,15 @@ def _identity(session: Session) -> str | None:
 def _reverse_path(address: str) -> str:
     """The MAIL FROM address, ``""`` for the null sender ``<>`` (RFC 5321 section 4.5.5)."""
     return "" if address == "<>" else address
+
+
+def _is_address(address: str) -> bool:
+    """Whether a ``RCPT TO`` path is a mailbox address (``local@domain``) we can deliver to."""
+    try:
+        canonical_address(address)
+    except Invalid:
+        return False
+    return True
 
 
 def _peer_ip(session: Session | None) -> str:
@@ -190,9 +202,12 @@ class SmtpHandler:
         address: str,
         rcpt_options: list[str],
     ) -> str:
-        """Ask the sink whether the recipient is accepted."""
+        """Check the address's syntax, then ask the sink whether the recipient is accepted."""
         if not envelope.smtp_utf8 and not address.isascii():
             return REPLY_NON_ASCII
+        if not _is_address(address):
+            # A syntax error is the client's to fix (501), not an unknown user (550).
+            return REPLY_BAD_RCPT_SYNTAX
         if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
             return REPLY_TOO_MANY_RCPTS
         verdict = await self._sink.check_recipient(address, authenticated=_identity(session))
@@ -256,10 +271,11 @@ class SmtpHandler:
     ) -> Delivery:
         identity = _identity(session)
         peer_ip = _peer_ip(session)
+        tls = self._implicit_tls or session.ssl is not None
         protocol = with_protocol(
             lmtp=self._kind is ListenerKind.LMTP,
             extended=session.extended_smtp,
-            tls=self._implicit_tls or session.ssl is not None,
+            tls=tls,
             authenticated=identity is not None,
             smtputf8=envelope.smtp_utf8,
         )
@@ -282,6 +298,9 @@ class SmtpHandler:
             smtputf8=envelope.smtp_utf8,
             helo=session.host_name or "",
             dsn=dsn_request_of(envelope),
+            tls=tls,
+            transaction_id=txn_id,
+            envelope_rcpts=tuple(envelope.rcpt_tos) if self._kind is ListenerKind.LMTP else (),
         )
 
     async def _store(self, delivery: Delivery, txn_id: str) -> bool:

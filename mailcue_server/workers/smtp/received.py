@@ -1,9 +1,10 @@
-"""Builds the ``Received`` trace header the SMTP worker prepends to each message.
+"""Builds the trace headers the SMTP worker prepends to each message.
 
-Pure: strings and a timestamp in, bytes out. The layout follows the
-Time-stamp-line grammar of RFC 5321 section 4.4; the ``with`` keyword comes from
+Pure: strings and a timestamp in, bytes out. ``Received`` follows the
+Time-stamp-line grammar of RFC 5321 section 4.4; its ``with`` keyword comes from
 the registries of RFC 3848 (ESMTPS/ESMTPA/LMTP...) and RFC 6531 section 4.3
-(UTF8SMTP...).
+(UTF8SMTP...). ``Return-Path`` is the Return-path-line of the same section,
+which the final delivery adds above everything else.
 """
 
 from __future__ import annotations
@@ -135,3 +136,19 @@ def received_header(
     else:
         lines.append(f"\tfor <{_no_controls(recipient)}>; {stamp}")
     return ("\r\n".join(lines) + "\r\n").encode("utf-8", errors="surrogateescape")
+
+
+@functools.lru_cache(maxsize=1024)
+def return_path_header(mail_from: str) -> bytes:
+    """Build the ``Return-Path`` header of a final delivery, ending in CRLF.
+
+    Args:
+        mail_from: The reverse-path without brackets; ``""`` for the null
+            sender, which gives ``Return-Path: <>`` (RFC 5321 section 4.4).
+
+    Returns:
+        The header as UTF-8 bytes (an SMTPUTF8 sender may be non-ASCII, RFC 6532).
+    """
+    return f"Return-Path: <{_no_controls(mail_from)}>\r\n".encode(
+        "utf-8", errors="surrogateescape"
+    )

@@ -28,7 +28,7 @@ from mailcue_server.errors import ConfigError, ListenerUnavailable
 from mailcue_server.workers.limits import Limit, current
 from mailcue_server.workers.smtp.data import read_data
 from mailcue_server.workers.smtp.dsn import DsnCommands
-from mailcue_server.workers.smtp.handler import SmtpHandler
+from mailcue_server.workers.smtp.handler import REPLY_BAD_RCPT_SYNTAX, SmtpHandler
 from mailcue_server.workers.smtp.sink import ListenerKind, Sink
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,7 @@ _ENHANCED_BY_CODE = {
     "454": "4.7.0",
 }
 _UNKNOWN_COMMAND = '500 Error: command "'
+_MALFORMED_ADDRESS = "553 5.1.3 Error: malformed address"  # aiosmtpd's, for MAIL and RCPT
 # RFC 5321 section 4.1.2: the Path nearly every client sends, "<dot-atom@domain>"
 # (RFC 5322 atext). aiosmtpd hands every path to the email package's header
 # parser (about 12 us a call here); for this form that parser returns the text
@@ -137,8 +138,8 @@ class _MailcueSMTP(DsnCommands, SMTP):
     RFC 3461 parameters (``dsn.py``)."""
 
     # aiosmtpd sizes its stream's limit (and so its read-ahead) by this, which it
-    # documents setting to 2**16; DATA lines are held to RFC 5321's limit by
-    # smtp_DATA below, and command lines by aiosmtpd's command_size_limits.
+    # documents setting to 2**16. smtp_DATA below accepts longer DATA lines
+    # (data.py); command lines are held by aiosmtpd's command_size_limits.
     line_length_limit = 2**16
 
     def __init__(
@@ -151,6 +152,7 @@ class _MailcueSMTP(DsnCommands, SMTP):
         self._connections = connections
         self._greeted = False
         self._verbatim = False
+        self._in_rcpt = False
         self.lost: asyncio.Future[None] = self.loop.create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -189,6 +191,10 @@ class _MailcueSMTP(DsnCommands, SMTP):
         if isinstance(status, bytes):  # only SASL 334 challenges are pushed as bytes
             await super().push(status)
             return
+        if self._in_rcpt and status == _MALFORMED_ADDRESS:
+            # A recipient path the parser cannot read is a syntax error (501),
+            # as is one it reads but that is no address (the handler's check).
+            status = REPLY_BAD_RCPT_SYNTAX
         if self._greeted and not self._verbatim:
             if "\r\n" in status:
                 status = "\r\n".join(enhance_reply(line) for line in status.split("\r\n"))
@@ -206,6 +212,17 @@ class _MailcueSMTP(DsnCommands, SMTP):
         if self.local_part_limit and len(plain.group(1)) > self.local_part_limit:
             return None, None
         return f"{plain.group(1)}@{plain.group(2)}", rest
+
+    @syntax("RCPT TO: <address>", extended=" [SP <mail-parameters>]")
+    async def smtp_RCPT(  # noqa: N802 - aiosmtpd dispatches commands by this name
+        self, arg: str | None
+    ) -> None:
+        """aiosmtpd's RCPT, with its malformed-path reply turned into our 501 (see push)."""
+        self._in_rcpt = True
+        try:
+            await super().smtp_RCPT(arg)
+        finally:
+            self._in_rcpt = False
 
     @syntax("DATA")
     async def smtp_DATA(  # noqa: N802 - aiosmtpd dispatches commands by this name
@@ -274,9 +291,9 @@ class _MailcueLMTP(LMTP, _MailcueSMTP):
 
     def _one_per_recipient(self, status: str) -> str:
         # RFC 2033 section 4.2: after the final dot, one reply per accepted
-        # recipient. The handler sends one line each; aiosmtpd's own DATA
-        # failures (552 too big, 500 line too long) and handle_exception's 451
-        # are single lines, repeated here so the client is not left waiting.
+        # recipient. The handler sends one line each; the DATA refusal (552
+        # too big) and handle_exception's 451 are single lines, repeated here
+        # so the client is not left waiting.
         if status.startswith("354"):
             self._replies_owed = len(self.envelope.rcpt_tos) if self.envelope else 0
             return status

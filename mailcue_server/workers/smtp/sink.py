@@ -49,6 +49,11 @@ class Delivery:
         smtputf8: Whether the client used ``MAIL FROM ... SMTPUTF8`` (RFC 6531).
         helo: The name the client greeted with (SPF checks it for the null sender).
         dsn: RFC 3461 parameters (RET, ENVID, NOTIFY, ORCPT), if the client gave any.
+        tls: Whether the session was encrypted (STARTTLS or implicit TLS).
+        transaction_id: Our id of the transaction (the ``Received`` header's ``id``).
+        envelope_rcpts: Every recipient the transaction accepted, in ``RCPT``
+            order; differs from ``rcpt_tos`` for LMTP, which delivers to each
+            recipient on its own (RFC 2033 section 4.2). Empty means ``rcpt_tos``.
     """
 
     mail_from: str
@@ -60,6 +65,9 @@ class Delivery:
     smtputf8: bool
     helo: str = ""
     dsn: DsnRequest | None = None
+    tls: bool = False
+    transaction_id: str = ""
+    envelope_rcpts: tuple[str, ...] = ()
 
 
 class Sink(Protocol):

@@ -24,8 +24,10 @@ from mailcue_server.errors import Invalid
 from mailcue_server.mail import dkim
 from mailcue_server.mail.addresses import canonical_address
 from mailcue_server.store import aliases, domains, mailboxes, outbound, senders, users
+from mailcue_server.store.envelopes import SmtpEnvelope
 from mailcue_server.store.ingest import Incoming, IngestQueue
 from mailcue_server.workers.smtp.inbound_auth import authenticate as check_origin
+from mailcue_server.workers.smtp.received import return_path_header
 from mailcue_server.workers.smtp.sink import Delivery, ListenerKind, RecipientVerdict
 
 log = logging.getLogger(__name__)
@@ -128,19 +130,36 @@ class StoreSink:
             raw = await self._dkim_signed(envelope.mail_from, raw)
         # Aliases apply in the queue: one lookup for a whole group commit, not
         # one per message (a query per message cost more than the rest of ingest).
+        # The local copies are final deliveries, so they get Return-Path on top
+        # (RFC 5321 section 4.4); a copy for the outbound queue is relayed, so not.
         result = await self._queue.submit(
             Incoming(
-                raw=raw,
+                raw=return_path_header(envelope.mail_from) + raw,
                 recipients=envelope.rcpt_tos,
                 mail_from=envelope.mail_from,
                 source=str(envelope.listener),
                 expand_aliases=True,
+                envelope=self._envelope(envelope),
             )
         )
         remote = [a for a in result.unknown if not await domains.is_managed(_domain(a))]
         if remote and self._outbound is not None:
             await outbound.enqueue(raw, envelope.mail_from, remote, dsn=envelope.dsn)
             self._outbound.wake()
+
+    def _envelope(self, delivery: Delivery) -> SmtpEnvelope:
+        """What the stored copies keep of the transaction."""
+        identity = delivery.authenticated_as
+        return SmtpEnvelope(
+            mail_from=delivery.mail_from,
+            rcpt_to=delivery.envelope_rcpts or delivery.rcpt_tos,
+            client_ip=delivery.peer,
+            helo=delivery.helo,
+            tls=delivery.tls,
+            auth=senders.login_name(identity) if identity is not None else None,
+            listener=str(delivery.listener),
+            transaction_id=delivery.transaction_id,
+        )
 
     def _checks_origin(self, envelope: Delivery) -> bool:
         """Mail from the world: the inbound port, unauthenticated."""
