@@ -323,6 +323,7 @@ class MailcueServer:
             hostname=settings.effective_hostname,
             tls_context=tls.server_context(),
             max_message_size=self._max_message_size,
+            postmaster_domain=settings.domain,
         )
         ports = await self._smtp.start()
         for spec, port in zip(smtp_listeners, ports, strict=True):

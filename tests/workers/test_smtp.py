@@ -287,10 +287,15 @@ async def test_null_sender_and_recipient_policy(rig: Rig) -> None:
         assert (await smtp.command("RCPT TO:<someone@elsewhere.test>")).startswith("550 5.7.1")
         assert (await smtp.command("RCPT TO:<zoë@mail.test>")).startswith("553 5.6.7")
         assert (await smtp.command("RCPT TO:<bob@mail.test>")).startswith("250 2.1.5")
+        # RFC 5321 section 4.5.1: <Postmaster> needs no domain; it is ours.
+        assert (await smtp.command("RCPT TO:<Postmaster>")).startswith("250 2.1.5")
         await smtp.command("DATA")
         assert (await smtp.command("Subject: bounce\r\n\r\nhi\r\n.")).startswith("250 2.0.0")
     [delivery] = rig.sink.deliveries
-    assert (delivery.mail_from, delivery.rcpt_tos) == ("", ("bob@mail.test",))
+    assert (delivery.mail_from, delivery.rcpt_tos) == (
+        "",
+        ("bob@mail.test", "postmaster@mail.test"),
+    )
 
 
 # --- capabilities, AUTH rules and errors -------------------------------------------------

@@ -140,9 +140,16 @@ class SmtpHandler:
     """
 
     def __init__(
-        self, sink: Sink, *, kind: ListenerKind, implicit_tls: bool, require_auth: bool
+        self,
+        sink: Sink,
+        *,
+        kind: ListenerKind,
+        implicit_tls: bool,
+        require_auth: bool,
+        postmaster_domain: str = "localhost",
     ) -> None:
         self._sink = sink
+        self._postmaster = f"postmaster@{postmaster_domain}"
         self._kind = kind
         self._implicit_tls = implicit_tls
         self._require_auth = require_auth
@@ -205,6 +212,9 @@ class SmtpHandler:
         """Check the address's syntax, then ask the sink whether the recipient is accepted."""
         if not envelope.smtp_utf8 and not address.isascii():
             return REPLY_NON_ASCII
+        if address.lower() == "postmaster":
+            # RFC 5321 section 4.5.1: <Postmaster> without a domain must be accepted.
+            address = self._postmaster
         if not _is_address(address):
             # A syntax error is the client's to fix (501), not an unknown user (550).
             return REPLY_BAD_RCPT_SYNTAX

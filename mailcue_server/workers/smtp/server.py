@@ -314,6 +314,8 @@ class SmtpServer:
         max_message_size: The SIZE limit (RFC 1870), in bytes, or a function giving
             the limit in force (read for each new connection).
         idle_timeout: Seconds a client may stay silent before it is dropped.
+        postmaster_domain: Where ``RCPT TO:<postmaster>``, which has no domain, goes
+            (RFC 5321 section 4.5.1); default: ``hostname``.
 
     Raises:
         ConfigError: A TLS listener without ``tls_context``, or no hostname.
@@ -328,6 +330,7 @@ class SmtpServer:
         tls_context: ssl.SSLContext | None = None,
         max_message_size: Limit = DEFAULT_MAX_MESSAGE_SIZE,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        postmaster_domain: str = "",
     ) -> None:
         if not hostname:
             raise ConfigError("the SMTP server needs a hostname")
@@ -336,6 +339,7 @@ class SmtpServer:
         self._sink = sink
         self._listeners = tuple(listeners)
         self._hostname = hostname
+        self._postmaster_domain = postmaster_domain or hostname
         self._tls_context = tls_context
         self._max_message_size = max_message_size
         self._idle_timeout = idle_timeout
@@ -363,6 +367,7 @@ class SmtpServer:
                     kind=listener.kind,
                     implicit_tls=listener.tls is TlsMode.IMPLICIT,
                     require_auth=listener.require_auth,
+                    postmaster_domain=self._postmaster_domain,
                 )
                 try:
                     server = await loop.create_server(
