@@ -24,7 +24,7 @@ from mailcue_server.errors import ListenerUnavailable
 from mailcue_server.events.bus import EventBus
 from mailcue_server.events.memory import MemoryBus
 from mailcue_server.events.redis import RedisBus
-from mailcue_server.resolvers import send_canaries
+from mailcue_server.resolvers import deliverability, send_canaries
 from mailcue_server.resolvers.context import Services, SmtpTarget
 from mailcue_server.resolvers.rate_limit import LoginLimiter
 from mailcue_server.resolvers.tokens import TokenService
@@ -160,6 +160,8 @@ class MailcueServer:
     _send_canaries: Periodic | None = None
     # The outbound queue's delivery worker (production, a relay, or MAILCUE_OUTBOUND_ENABLED).
     outbound: OutboundWorker | None = None
+    # Work started after a commit (recording received bounces); awaited at stop.
+    _background: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def start(self) -> None:
         """Open the database, apply migrations, provision the admin, start listening.
@@ -251,6 +253,14 @@ class MailcueServer:
         if self.tls_sync is not None:
             await self.tls_sync.run_once()
 
+    def _bounces_received(self, reports: list[tuple[str, bytes]]) -> None:
+        """Record received bounces in their mailbox owners' delivery history, off the hot path."""
+        if self.services is None:
+            return
+        task = asyncio.create_task(deliverability.record_received_bounces(self.services, reports))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     def _max_message_size(self) -> int:
         return self._live_settings().max_message_size
 
@@ -282,7 +292,11 @@ class MailcueServer:
     async def _start_mail(self, bus: EventBus, tls: TlsManager) -> None:
         settings = self.settings
         test_mode = not settings.is_production
-        self._ingest = IngestQueue(bus=bus, create_mailboxes=self._accepts_any_recipient)
+        self._ingest = IngestQueue(
+            bus=bus,
+            create_mailboxes=self._accepts_any_recipient,
+            on_delivery_reports=self._bounces_received,
+        )
         await self._ingest.start()
         host = settings.bind
         smtp_listeners = [
@@ -438,6 +452,8 @@ class MailcueServer:
         if self._ingest is not None:
             await self._ingest.close()
             self._ingest = None
+        if self._background:
+            await asyncio.wait(set(self._background), timeout=10)
         if self.bus is not None:
             # Before HTTP: closing the bus ends every SSE stream and subscription, which
             # uvicorn would otherwise wait for (an SSE response lasts as long as its client).

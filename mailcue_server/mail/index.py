@@ -52,6 +52,8 @@ class IndexFields:
         is_encrypted: PGP/MIME, S/MIME or inline PGP encryption.
         body_text: The first :data:`BODY_TEXT_CHARS` characters of the same text, for
             full-text search.
+        is_delivery_report: A bounce or delay notice (RFC 3464: ``multipart/report``
+            with ``report-type=delivery-status``); not stored, read after receipt.
     """
 
     message_id: str
@@ -69,6 +71,7 @@ class IndexFields:
     is_signed: bool
     is_encrypted: bool
     body_text: str
+    is_delivery_report: bool = False
 
 
 def index_message(raw: bytes) -> IndexFields:
@@ -108,7 +111,14 @@ def index_message(raw: bytes) -> IndexFields:
         is_signed=scan.is_signed,
         is_encrypted=scan.is_encrypted,
         body_text=_clean(text[:BODY_TEXT_CHARS]),
+        is_delivery_report=_is_delivery_report(first_value(fields, "content-type")),
     )
+
+
+def _is_delivery_report(content_type: str) -> bool:
+    """``multipart/report; report-type=delivery-status`` (RFC 3462, RFC 3464)."""
+    lowered = content_type.lower()
+    return lowered.lstrip().startswith("multipart/report") and "delivery-status" in lowered
 
 
 def thread_id(

@@ -20,6 +20,7 @@ never touch another user's sending.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from collections.abc import Sequence
 from datetime import timedelta
@@ -27,9 +28,9 @@ from uuid import UUID
 
 from mailcue_server.errors import Forbidden, Invalid
 from mailcue_server.mail.addresses import canonical_address
-from mailcue_server.mail.bounce_report import read_bounce
+from mailcue_server.mail.bounce_report import BounceReport, read_bounce
 from mailcue_server.mail.bounce_risk import calibrate, crosses_limit
-from mailcue_server.resolvers.context import Context
+from mailcue_server.resolvers.context import Context, Services
 from mailcue_server.resolvers.risk_scores import HISTORY_DAYS
 from mailcue_server.schema.types.deliverability import (
     MAX_BOUNCE_MESSAGE,
@@ -44,9 +45,11 @@ from mailcue_server.schema.types.deliverability import (
     EmailValidationFeedbackRequest,
     EmailValidationFeedbackResponse,
 )
-from mailcue_server.store import deliverability, send_canaries
+from mailcue_server.store import deliverability, mailboxes, send_canaries
 from mailcue_server.store.deliverability import NewOutcome
 from mailcue_server.store.deliverability_models import Outcome, OutcomeSource
+
+log = logging.getLogger(__name__)
 
 READ = "email:read"
 RECORD = "email:write"
@@ -109,18 +112,7 @@ async def ingest_bounce(
         raise Invalid(f"raw_message takes at most {MAX_BOUNCE_MESSAGE} characters")
     # Parsing a message of up to 2 MB is CPU work: off the event loop.
     report = await asyncio.to_thread(read_bounce, request.raw_message)
-    outcomes = [
-        NewOutcome(
-            address=r.recipient,
-            outcome=Outcome(r.outcome),
-            source=OutcomeSource.BOUNCE.value,
-            smtp_code=r.smtp_code,
-            enhanced_status=(r.status or "")[:16] or None,
-            diagnostic=r.diagnostic_code or "",
-        )
-        for r in report.recipients
-    ]
-    recorded = await record(ctx, principal.user_id, outcomes)
+    recorded = await record(ctx, principal.user_id, _outcomes_of(report))
     return EmailBounceIngestResponse(
         is_dsn=report.is_dsn,
         recorded=recorded,
@@ -135,6 +127,45 @@ async def ingest_bounce(
             for r in report.recipients
         ],
     )
+
+
+def _outcomes_of(report: BounceReport) -> list[NewOutcome]:
+    return [
+        NewOutcome(
+            address=r.recipient,
+            outcome=Outcome(r.outcome),
+            source=OutcomeSource.BOUNCE.value,
+            smtp_code=r.smtp_code,
+            enhanced_status=(r.status or "")[:16] or None,
+            diagnostic=r.diagnostic_code or "",
+        )
+        for r in report.recipients
+    ]
+
+
+async def record_received_bounces(
+    services: Services, reports: Sequence[tuple[str, bytes]]
+) -> None:
+    """Bounces that arrive in a mailbox become its owner's delivery history, as if the owner
+    had handed each to ``POST /emails/bounces/ingest``: the bounces a server receives are the
+    outcomes nobody should have to report by hand.
+
+    Called after the receiving node committed them (once per copy, on that node only).
+    Mailboxes without an owner (made by their first mail in test mode) have no history.
+    """
+    ctx = Context(services)
+    for address, raw in reports:
+        try:
+            mailbox = await mailboxes.get_mailbox(address)
+            owner = mailbox.owner_id  # type: ignore[attr-defined]
+            if owner is None or len(raw) > MAX_BOUNCE_MESSAGE:
+                continue
+            report = await asyncio.to_thread(read_bounce, raw)
+            outcomes = _outcomes_of(report)
+            if outcomes:
+                await record(ctx, owner, outcomes)
+        except Exception:  # one bad report must not stop the others
+            log.exception("could not record the bounce received by %s", address)
 
 
 async def record(ctx: Context, user_id: UUID, outcomes: Sequence[NewOutcome]) -> int:

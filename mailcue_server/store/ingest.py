@@ -326,6 +326,8 @@ class IngestQueue:
             (test mode's catch-all can be turned off while the server runs).
         max_batch: Most messages per transaction.
         max_batch_bytes: Most raw bytes per transaction (a batch holds at least one message).
+        on_delivery_reports: Called after each commit with the stored copies of
+            bounces and delay notices (mailbox address, raw bytes), if any.
     """
 
     def __init__(
@@ -335,9 +337,11 @@ class IngestQueue:
         create_mailboxes: bool | Callable[[], bool],
         max_batch: int = 256,
         max_batch_bytes: int = 32 * 1024 * 1024,
+        on_delivery_reports: Callable[[list[tuple[str, bytes]]], None] | None = None,
     ) -> None:
         self._bus = bus
         self._create = create_mailboxes
+        self._on_reports = on_delivery_reports
         self._max_batch = max_batch
         self._max_bytes = max_batch_bytes
         self._inboxes = InboxCache()
@@ -420,6 +424,15 @@ class IngestQueue:
             return
         for (_, future), result in zip(batch, results, strict=True):
             _settle(future, result)
+        if self._on_reports is not None:
+            reports = [
+                (stored.mailbox, item.raw)
+                for item, result in zip(items, results, strict=True)
+                if item.fields is not None and item.fields.is_delivery_report
+                for stored in result.stored
+            ]
+            if reports:
+                self._on_reports(reports)
 
 
 def _settle(future: asyncio.Future[IngestResult], outcome: IngestResult | Exception) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import smtplib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,11 +17,12 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from accounts import Account, admin, graphql, new_api_key, new_user
+from accounts import Account, admin, graphql, new_api_key, new_mailbox, new_user
 from conftest import node_settings
 from dns_server import dns_server
 from fake_mx import FakeMx, fake_mx
 from mailcue_server.app import MailcueServer
+from waiting import eventually
 
 BATCH = "/api/v1/emails/validate-batch"
 FEEDBACK = "/api/v1/emails/validation-feedback"
@@ -456,3 +458,31 @@ async def test_graphql_twins(http: httpx.AsyncClient) -> None:
     }
     anonymous = await graphql(http, None, "{ suppressedDomains { total } }")
     assert anonymous["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_bounces_received_by_smtp_are_recorded_for_the_mailbox_owner(
+    server: MailcueServer, http: httpx.AsyncClient
+) -> None:
+    """A bounce that arrives by mail is ingested as if its mailbox's owner had posted it."""
+    owner, other = await new_user(http), await new_user(http)
+    mailbox = await new_mailbox(http, owner)
+    ownerless = f"auto-{secrets.token_hex(3)}@mailcue.local"  # made by its first mail
+    domain = "corp.test"
+    bounced = {f"r{n}@{domain}": "5.1.1" for n in range(4)} | {f"ok@{domain}": "2.0.0"}
+
+    def send(to: str, raw: str) -> None:
+        with smtplib.SMTP("127.0.0.1", server.port("smtp"), timeout=10) as smtp:
+            smtp.sendmail("", [to], raw.encode())
+
+    await asyncio.to_thread(send, ownerless, dsn(bounced))
+    await asyncio.to_thread(send, mailbox, "Subject: not a bounce\r\n\r\nhello\r\n")
+    await asyncio.to_thread(send, mailbox, dsn(bounced))
+
+    async def suppressed() -> bool:
+        listed = await get(http, owner, SUPPRESSED)
+        return [entry["domain"] for entry in listed["suppressions"]] == [domain]
+
+    await eventually(suppressed)
+    [entry] = (await get(http, owner, SUPPRESSED))["suppressions"]
+    assert (entry["hard_bounces"], entry["observations"]) == (4, 5)
+    assert (await get(http, other, SUPPRESSED))["total"] == 0
