@@ -77,6 +77,7 @@ class Gate:
         task.add_done_callback(self._handshakes.discard)
 
     def admit(self, transport: asyncio.Transport, factory: ProtocolFactory) -> None:
+        """Serve a just-accepted connection with ``factory``'s protocol, or refuse it."""
         ticket = self.limiter.admit(client_of(transport.get_extra_info("peername")))
         if ticket is None:
             self._refuse(transport)
@@ -108,8 +109,8 @@ class Gate:
         waiting = _Handshaking(ticket)
         try:
             secure = await _start_tls(transport, waiting, context, self.handshake_timeout)
-        except OSError as exc:  # resets, TLS errors, the handshake timeout
-            log.info("%s: TLS handshake failed: %s", self.limiter.name, type(exc).__name__)
+        except Exception as exc:  # resets, TLS errors, the handshake timeout
+            log.debug("%s: TLS handshake failed: %r", self.limiter.name, exc)
             transport.abort()
             ticket.release()
             return
@@ -127,8 +128,10 @@ class Gate:
     ) -> None:
         waiting = _Handshaking(slot)
         try:
-            secure = await _start_tls(transport, waiting, context, _REFUSAL_HANDSHAKE)
-        except OSError:
+            secure = await _start_tls(
+                transport, waiting, context, _REFUSAL_HANDSHAKE, shutdown_seconds=REFUSAL_LINGER
+            )
+        except Exception:
             transport.abort()
             slot.release()
             return
@@ -137,7 +140,7 @@ class Gate:
             slot.release()
             raise
         secure.write(self.refusal)
-        secure.close()  # the TLS shutdown is bounded by REFUSAL_LINGER (_start_tls)
+        secure.close()  # the TLS shutdown takes REFUSAL_LINGER seconds at most
 
 
 def stream_protocols(
@@ -228,6 +231,7 @@ async def _start_tls(
     protocol: asyncio.Protocol,
     context: ssl.SSLContext,
     handshake_seconds: float,
+    shutdown_seconds: float | None = None,
 ) -> asyncio.Transport:
     secure = await asyncio.get_running_loop().start_tls(
         transport,
@@ -235,7 +239,7 @@ async def _start_tls(
         context,
         server_side=True,
         ssl_handshake_timeout=handshake_seconds,
-        ssl_shutdown_timeout=REFUSAL_LINGER,
+        ssl_shutdown_timeout=shutdown_seconds,
     )
     if secure is None:  # pragma: no cover - start_tls returns None only for a closed transport
         raise ConnectionAbortedError("connection closed during the TLS handshake")
