@@ -18,7 +18,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from mailcue_server.api.app import create_app
-from mailcue_server.api.http_limits import BoundedHttpToolsProtocol
+from mailcue_server.api.connections import http_protocols
 from mailcue_server.config import Settings, resolve_secret_key
 from mailcue_server.errors import ListenerUnavailable
 from mailcue_server.events.bus import EventBus
@@ -34,6 +34,12 @@ from mailcue_server.store.bootstrap import ensure_admin
 from mailcue_server.store.credentials import SecretBox
 from mailcue_server.store.db import Database
 from mailcue_server.store.ingest import IngestQueue
+from mailcue_server.workers.connections import (
+    ConnectionBudget,
+    ConnectionCaps,
+    budget_for,
+    raise_open_file_limit,
+)
 from mailcue_server.workers.dns_checks import DnsCheckWorker
 from mailcue_server.workers.imap.server import ImapServer
 from mailcue_server.workers.outbound import OutboundWorker
@@ -67,6 +73,18 @@ def build_services(settings: Settings, secret_key: str, bus: EventBus) -> Servic
         limiter=LoginLimiter(settings.login_max_attempts, settings.login_window_seconds),
         totp_box=SecretBox(secret_key, "totp"),
         bus=bus,
+    )
+
+
+def connection_caps(settings: Settings) -> ConnectionCaps:
+    """The caps of every listener, all of them together within the open-file limit."""
+    open_files = raise_open_file_limit()
+    budget = ConnectionBudget(budget_for(open_files))
+    log.debug("open-file limit %d: %d client connections in all", open_files, budget.capacity)
+    return ConnectionCaps(
+        total=settings.max_connections,
+        per_client=settings.max_connections_per_client,
+        budget=budget,
     )
 
 
@@ -144,6 +162,7 @@ class MailcueServer:
     services: Services | None = None
     http_app: FastAPI | None = None
     listeners: dict[str, Listener] = field(default_factory=dict)
+    _caps: ConnectionCaps = field(default_factory=ConnectionCaps)
     _ingest: IngestQueue | None = None
     _smtp: SmtpServer | None = None
     _pop3: list[Pop3Server] = field(default_factory=list)
@@ -208,6 +227,7 @@ class MailcueServer:
         self.services = build_services(settings, secret_key, self.bus)
         self.services.tls = self.tls
         self.http_app = create_app(self.services)
+        self._caps = connection_caps(settings)
         with blame("MAILCUE_BIND", settings.bind):
             await self._start_mail(self.bus, self.tls)
             await self._start_http()
@@ -338,6 +358,8 @@ class MailcueServer:
             tls_context=tls.server_context(),
             max_message_size=self._max_message_size,
             postmaster_domain=settings.domain,
+            idle_timeout=settings.smtp_idle_timeout,
+            caps=self._caps,
         )
         ports = await self._smtp.start()
         for spec, port in zip(smtp_listeners, ports, strict=True):
@@ -358,9 +380,16 @@ class MailcueServer:
             port=settings.pop3_port,
             starttls_context=tls.server_context(),
             allow_plaintext_auth=test_mode,
+            login_timeout=settings.prelogin_idle_timeout,
+            caps=self._caps,
         )
         implicit = Pop3Server(
-            pop3_backend, host=host, port=settings.pop3s_port, ssl_context=tls.server_context()
+            pop3_backend,
+            host=host,
+            port=settings.pop3s_port,
+            ssl_context=tls.server_context(),
+            login_timeout=settings.prelogin_idle_timeout,
+            caps=self._caps,
         )
         for name, server in (("pop3", plain), ("pop3s", implicit)):
             self._pop3.append(server)
@@ -389,6 +418,8 @@ class MailcueServer:
                 allow_plaintext_auth=not settings.is_production,
                 hostname=settings.effective_hostname,
                 max_message_size=self._max_message_size,
+                login_timeout=settings.prelogin_idle_timeout,
+                caps=self._caps,
             )
             self._imap.append(imap)
             bound = await _listen(name, settings.bind, port, imap.start())
@@ -402,13 +433,19 @@ class MailcueServer:
                 "http", self.settings.bind, self.settings.http_port, exc
             ) from None
         assert self.http_app is not None  # noqa: S101 - set by start()
+        # Caps and slow-header timeout (api/connections.py); ws is uvicorn's websockets-sansio.
+        protocols = http_protocols(
+            self._caps.limiter("http"), header_timeout=self.settings.http_header_timeout
+        )
         config = uvicorn.Config(
             self.http_app,
             log_level="warning",
             access_log=False,
             lifespan="off",
-            ws="websockets-sansio",
-            http=BoundedHttpToolsProtocol,  # 414/431 for oversized request heads
+            # 414/431 for oversized heads, 408 for slow ones, connection caps
+            http=protocols.http,
+            ws=protocols.ws,
+            timeout_keep_alive=self.settings.http_keepalive_timeout,
             timeout_graceful_shutdown=5,
         )
         self._http = _EmbeddedUvicorn(config)

@@ -128,6 +128,46 @@ class Settings(BaseSettings):
         "mail. Off: only existing mailboxes and aliases (550 5.1.1 for the rest). "
         "Production mode never accepts any recipient.",
     )
+    max_connections: int = Field(
+        default=1000,
+        ge=1,
+        description="Connections each listener (SMTP, submission, SMTPS, LMTP, IMAP, IMAPS, "
+        "POP3, POP3S, HTTP) holds at most; all listeners together stay below the open-file "
+        "limit.",
+    )
+    max_connections_per_client: int = Field(
+        default=200,
+        ge=1,
+        description="Connections one client address (an IPv6 /64) holds at most on each "
+        "listener; loopback included.",
+    )
+    prelogin_idle_timeout: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="Seconds an IMAP or POP3 client may stay silent before it logs in "
+        "(after login: 31 minutes IMAP, 10 minutes POP3).",
+    )
+    smtp_idle_timeout: float = Field(
+        default=300.0,
+        gt=0,
+        le=3600,
+        description="Seconds an SMTP client may stay silent, from the greeting on, before "
+        "it gets 421 (RFC 5321 asks for at least 300).",
+    )
+    http_keepalive_timeout: int = Field(
+        default=5,
+        ge=1,
+        le=3600,
+        description="Seconds an HTTP connection may stay idle before its first request and "
+        "between requests.",
+    )
+    http_header_timeout: float = Field(
+        default=20.0,
+        gt=0,
+        le=600,
+        description="Seconds a client may take to send a request line and its headers, then 408.",
+    )
     dns_resolver: str = Field(
         default="",
         description="DNS server for MX/A/TXT lookups, 'IP' or 'IP:PORT' "

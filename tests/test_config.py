@@ -73,6 +73,15 @@ def test_defaults_match_the_documentation() -> None:
         "pop3s": 1995,
     }
     assert settings.lmtp_port is None
+    caps = (settings.max_connections, settings.max_connections_per_client)
+    assert caps == (1000, 200)
+    timeouts = (
+        settings.prelogin_idle_timeout,
+        settings.smtp_idle_timeout,
+        settings.http_keepalive_timeout,
+        settings.http_header_timeout,
+    )
+    assert timeouts == (60, 300, 5, 20)
 
 
 def test_mailcue_environment_variables_are_read(
@@ -122,6 +131,10 @@ def test_dotenv_in_the_working_directory_is_read(
         ("MAILCUE_HTTP_PORT", "70000"),
         ("MAILCUE_MODE", "prod"),
         ("MAILCUE_ACCESS_TOKEN_EXPIRE_MINUTES", "0"),
+        ("MAILCUE_MAX_CONNECTIONS", "0"),
+        ("MAILCUE_MAX_CONNECTIONS_PER_CLIENT", "many"),
+        ("MAILCUE_PRELOGIN_IDLE_TIMEOUT", "-1"),
+        ("MAILCUE_HTTP_KEEPALIVE_TIMEOUT", "1.5"),
     ],
 )
 def test_bad_value_is_one_line_naming_the_variable(

@@ -738,7 +738,9 @@ async def test_idle_timeout_closes_without_update(
     wire = await connect(await serve(backend, idle_timeout=0.3))
     await wire.login()
     assert (await wire.command("DELE 1")).startswith(b"+OK")
-    # RFC 1939 section 3: close without a reply and without entering UPDATE.
+    # RFC 1939 section 3: close without entering UPDATE. The RFC suggests closing without
+    # a word; like Dovecot we say why first, so a client can tell a timeout from a crash.
+    assert await wire.line() == b"-ERR Autologout; idle for too long\r\n"
     assert await wire.closed()
     assert await asyncio.wait_for(backend.released.get(), TIMEOUT) == USER
     assert backend.deleted == []

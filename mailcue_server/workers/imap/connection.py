@@ -10,7 +10,8 @@ it reads and writes:
   buffered, and the command gets ``NO [TOOBIG]`` (RFC 7889); one far above
   it ends the connection.
 - A client silent for ``idle_timeout`` seconds is logged out with BYE
-  (RFC 3501 section 5.4 asks for at least 30 minutes).
+  (RFC 9051 section 5.4 asks for at least 30 minutes once logged in); before
+  login ``login_timeout`` applies, which is much shorter.
 - A response is written as a few large writes instead of one per line:
   ``FETCH 1:*`` on a big folder becomes a handful of socket sends.
 - STARTTLS drops anything the client sent before the handshake instead of
@@ -47,7 +48,7 @@ from pymap.parsing.response import (
     ResponseOk,
 )
 
-from mailcue_server.workers.imap.extensions import RejectedCommand
+from mailcue_server.workers.imap.extensions import ImapState, RejectedCommand
 
 log = logging.getLogger(__name__)
 
@@ -110,10 +111,13 @@ class ImapConnection(IMAPConnection):
         sock_info: SocketInfo,
         *,
         idle_timeout: float,
+        login_timeout: float,
         max_append: int,
     ) -> None:
         super().__init__(commands, config, reader, writer, sock_info)
         self._idle_timeout = idle_timeout
+        self._login_timeout = min(login_timeout, idle_timeout)
+        self._silence = self._login_timeout  # how long the next read may wait
         self._max_append = max_append
         self._literal_limit = MAX_LITERAL
         self._command_limit = MAX_LITERAL + MAX_LINE
@@ -127,6 +131,8 @@ class ImapConnection(IMAPConnection):
         self._first_line = True
         self._tag = b"*"
         self.waiting = True
+        logged_in = isinstance(state, ImapState) and state.authenticated
+        self._silence = self._idle_timeout if logged_in else self._login_timeout
         try:
             return await super().read_command(state)
         except _LineTooLong:
@@ -180,7 +186,7 @@ class ImapConnection(IMAPConnection):
         overlong = False
         while True:
             try:
-                async with asyncio.timeout(self._idle_timeout):
+                async with asyncio.timeout(self._silence):
                     line = await self.reader.readuntil(b"\n")
             except asyncio.IncompleteReadError:
                 raise EOFError from None
@@ -199,7 +205,7 @@ class ImapConnection(IMAPConnection):
 
     async def _exactly(self, size: int) -> bytes:
         try:
-            async with asyncio.timeout(self._idle_timeout):
+            async with asyncio.timeout(self._silence):
                 return await self.reader.readexactly(size)
         except (asyncio.IncompleteReadError, TimeoutError):
             raise EOFError from None

@@ -167,6 +167,11 @@ class ImapState(ConnectionState):
         super().__init__(login, config)
         self._auth_failures = 0
 
+    @property
+    def authenticated(self) -> bool:
+        """Whether a LOGIN or AUTHENTICATE succeeded (the idle timeout depends on it)."""
+        return self._session is not None
+
     async def do_greeting(self) -> CommandResponse:
         return ResponseOk(b"*", self.config.greeting, self.capability)
 

@@ -4,9 +4,10 @@ One :class:`ImapServer` is one listening socket: plain with STARTTLS
 (RFC 3501 section 6.2.1, default port 1143) or implicit TLS (RFC 8314
 section 3.3, default port 1993). Each connection runs pymap's command loop
 (``connection.py``) with our state machine (``extensions.py``) and backend
-(``backend.py``) in the task ``asyncio.start_server`` gives it, so it sees
-the caller's database context. A failing connection is logged and closed
-without touching the others.
+(``backend.py``) in the task its stream protocol starts on the caller's loop,
+so it sees the caller's database context. Connections are counted and capped
+(and implicit TLS is done) by the connection gate (``workers/gate.py``). A
+failing connection is logged and closed without touching the others.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from proxyprotocol.sock import SocketInfo
 from pymap.context import connection_exit
 
 from mailcue_server.events.bus import EventBus
+from mailcue_server.workers.connections import ConnectionCaps
+from mailcue_server.workers.gate import Gate, stream_protocols
 from mailcue_server.workers.imap import names
 from mailcue_server.workers.imap.config import (
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -38,7 +41,10 @@ __all__ = ["ImapServer"]
 log = logging.getLogger(__name__)
 
 DEFAULT_IDLE_TIMEOUT = 31 * 60.0
-"""RFC 3501 section 5.4: an autologout timer must allow at least 30 minutes."""
+"""RFC 9051 section 5.4: an autologout timer after login must allow at least 30 minutes."""
+DEFAULT_LOGIN_TIMEOUT = 60.0
+"""Before login a silent client is only holding a connection: a minute is plenty."""
+_TOO_MANY = b"* BYE Too many connections\r\n"
 
 
 class ImapServer:
@@ -56,7 +62,10 @@ class ImapServer:
             otherwise the plain listener answers LOGINDISABLED until STARTTLS.
         hostname: The name in the greeting.
         max_message_size: The largest APPEND accepted (APPENDLIMIT, RFC 7889).
-        idle_timeout: Seconds a silent client may stay connected.
+        idle_timeout: Seconds a silent client may stay connected once logged in.
+        login_timeout: The same before login (and for the TLS handshake).
+        caps: Connections this listener holds at most, per client and in all; a
+            connection over them reads ``* BYE Too many connections``.
         idle_recheck: Seconds between folder re-reads while a client IDLEs.
 
     Raises:
@@ -75,7 +84,9 @@ class ImapServer:
         hostname: str = "localhost",
         max_message_size: Limit = DEFAULT_MAX_MESSAGE_SIZE,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        login_timeout: float = DEFAULT_LOGIN_TIMEOUT,
         idle_recheck: float = IDLE_RECHECK_SECONDS,
+        caps: ConnectionCaps | None = None,
     ) -> None:
         if implicit_tls and tls_context is None:
             raise ValueError("implicit TLS needs a TLS context")
@@ -96,6 +107,13 @@ class ImapServer:
         self._port = port
         self._tls_context = tls_context if implicit_tls else None
         self._idle_timeout = idle_timeout
+        self._login_timeout = login_timeout
+        self._gate = Gate(
+            (caps or ConnectionCaps()).limiter("imaps" if implicit_tls else "imap"),
+            refusal=_TOO_MANY,
+            tls=self._tls_context,
+            handshake_timeout=min(HANDSHAKE_TIMEOUT, login_timeout),
+        )
         self._server: asyncio.Server | None = None
         self._closing = False
         self._connections: dict[asyncio.Task[None], ImapConnection] = {}
@@ -118,13 +136,8 @@ class ImapServer:
         if self._server is not None:
             raise RuntimeError("IMAP server already started")
         self._closing = False
-        self._server = await asyncio.start_server(
-            self._serve,
-            self._host or None,
-            self._port,
-            ssl=self._tls_context,
-            ssl_handshake_timeout=HANDSHAKE_TIMEOUT if self._tls_context else None,
-            limit=MAX_LINE,
+        self._server = await self._gate.start_server(
+            stream_protocols(self._serve, limit=MAX_LINE), self._host or None, self._port
         )
         self._port = int(self._server.sockets[0].getsockname()[1])
         kind = "IMAPS" if self._tls_context else "IMAP"
@@ -142,6 +155,7 @@ class ImapServer:
             return
         self._closing = True
         server.close()
+        self._gate.close()
         for task, connection in list(self._connections.items()):
             if connection.waiting:
                 task.cancel()
@@ -167,6 +181,7 @@ class ImapServer:
             writer,
             SocketInfo.get(writer, None, unique_id=uuid4().bytes),
             idle_timeout=self._idle_timeout,
+            login_timeout=self._login_timeout,
             max_append=self._config.max_message_size,
         )
         self._connections[task] = connection

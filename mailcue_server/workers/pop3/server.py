@@ -4,7 +4,8 @@ Owns everything between the network and ``Pop3Session``: it accepts
 connections on the caller's event loop (``asyncio.start_server``, one task per
 connection), cuts the byte stream into command lines, writes the session's
 replies, upgrades the stream for STLS (RFC 2595 section 4) and enforces the
-line-length limit, the idle timeout (RFC 1939 section 3) and a graceful
+line-length limit, the idle timeouts (RFC 1939 section 3; a short one before
+login), the connection caps (through ``workers/gate.py``) and a graceful
 shutdown. One connection failing never touches another.
 """
 
@@ -15,8 +16,10 @@ import contextlib
 import logging
 import ssl
 
+from mailcue_server.workers.connections import ConnectionCaps
+from mailcue_server.workers.gate import Gate, stream_protocols
 from mailcue_server.workers.pop3.backend import Pop3Backend
-from mailcue_server.workers.pop3.session import After, Pop3Session, Reply
+from mailcue_server.workers.pop3.session import After, Pop3Session, Reply, State
 
 __all__ = ["Pop3Server"]
 
@@ -27,8 +30,12 @@ logger = logging.getLogger(__name__)
 DEFAULT_MAX_LINE_LENGTH = 1024
 # RFC 1939 section 3: an autologout timer, if used, MUST be at least 10 minutes.
 DEFAULT_IDLE_TIMEOUT = 600.0
+# Before login a silent client is only holding a connection: a minute is plenty.
+DEFAULT_LOGIN_TIMEOUT = 60.0
 # A TLS handshake needs a few round trips, not an idle client's full allowance.
 _HANDSHAKE_TIMEOUT = 60.0
+_TOO_MANY = b"-ERR [SYS/TEMP] Too many connections\r\n"  # RFC 3206 response code
+_TIMED_OUT = Reply(b"-ERR Autologout; idle for too long\r\n", After.CLOSE)
 
 
 class _LineTooLongError(Exception):
@@ -45,8 +52,11 @@ class Pop3Server:
         ssl_context: Server-side context for implicit TLS (POP3S, RFC 8314 section 3.3).
         starttls_context: Server-side context offered through STLS on a plain listener.
         allow_plaintext_auth: Accept USER/PASS and AUTH PLAIN before TLS (test mode).
-        idle_timeout: Seconds a client may stay silent, or stall a reply, before the
-            connection is dropped without entering UPDATE.
+        idle_timeout: Seconds a logged-in client may stay silent, or stall a reply, before
+            the connection is closed without entering UPDATE.
+        login_timeout: The same before login (and for the TLS handshake).
+        caps: Connections this listener holds at most, per client and in all; a
+            connection over them reads ``-ERR [SYS/TEMP] Too many connections``.
         max_line_length: Longest command line accepted, in octets.
         max_auth_failures: Failed logins after which a connection is closed.
     """
@@ -61,8 +71,10 @@ class Pop3Server:
         starttls_context: ssl.SSLContext | None = None,
         allow_plaintext_auth: bool = False,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        login_timeout: float = DEFAULT_LOGIN_TIMEOUT,
         max_line_length: int = DEFAULT_MAX_LINE_LENGTH,
         max_auth_failures: int = 3,
+        caps: ConnectionCaps | None = None,
     ) -> None:
         self._backend = backend
         self._host = host
@@ -71,9 +83,16 @@ class Pop3Server:
         self._starttls_context = None if ssl_context is not None else starttls_context
         self._allow_plaintext_auth = allow_plaintext_auth
         self._idle_timeout = idle_timeout
+        self._login_timeout = min(login_timeout, idle_timeout)
         self._max_line_length = max_line_length
         self._max_auth_failures = max_auth_failures
-        self._handshake_timeout = min(idle_timeout, _HANDSHAKE_TIMEOUT)
+        self._handshake_timeout = min(self._login_timeout, _HANDSHAKE_TIMEOUT)
+        self._gate = Gate(
+            (caps or ConnectionCaps()).limiter("pop3s" if ssl_context else "pop3"),
+            refusal=_TOO_MANY,
+            tls=ssl_context,
+            handshake_timeout=self._handshake_timeout,
+        )
         self._server: asyncio.Server | None = None
         self._closing = False
         self._tasks: set[asyncio.Task[None]] = set()
@@ -98,13 +117,10 @@ class Pop3Server:
         if self._server is not None:
             raise RuntimeError("POP3 server already started")
         self._closing = False
-        self._server = await asyncio.start_server(
-            self._serve,
+        self._server = await self._gate.start_server(
+            stream_protocols(self._serve, limit=self._max_line_length),
             self._host or None,
             self._port,
-            ssl=self._ssl_context,
-            ssl_handshake_timeout=self._handshake_timeout if self._ssl_context else None,
-            limit=self._max_line_length,
         )
         self._port = int(self._server.sockets[0].getsockname()[1])
         kind = "POP3S" if self._ssl_context else "POP3"
@@ -123,6 +139,7 @@ class Pop3Server:
             return
         self._closing = True
         server.close()
+        self._gate.close()
         for task in list(self._idle):
             task.cancel()
         if self._tasks:
@@ -171,10 +188,15 @@ class Pop3Server:
         """Run the command loop; True when it ended with a reply that closes (QUIT)."""
         await self._send(writer, session.greeting())
         while not self._closing:
+            silence = (
+                self._idle_timeout if session.state is State.TRANSACTION else self._login_timeout
+            )
             try:
-                line = await self._read_line(reader)
+                line = await self._read_line(reader, silence)
             except _LineTooLongError:
                 reply = session.line_too_long()
+            except TimeoutError:
+                reply = _TIMED_OUT
             else:
                 if line is None:
                     return False
@@ -187,20 +209,20 @@ class Pop3Server:
                 session.tls_started()
         return False
 
-    async def _read_line(self, reader: asyncio.StreamReader) -> bytes | None:
+    async def _read_line(self, reader: asyncio.StreamReader, silence: float) -> bytes | None:
         """The next line with its LF, or None at end of stream.
 
         Raises:
             _LineTooLongError: The line was over the limit and has been skipped whole,
                 so its tail is not taken for a command.
-            TimeoutError: The client stayed silent for ``idle_timeout`` seconds.
+            TimeoutError: The client stayed silent for ``silence`` seconds.
         """
         task = asyncio.current_task()
         if task is not None:
             self._idle.add(task)
         overlong = False
         try:
-            async with asyncio.timeout(self._idle_timeout):
+            async with asyncio.timeout(silence):
                 while True:
                     try:
                         line = await reader.readuntil(b"\n")

@@ -2,10 +2,11 @@
 
 This module owns the sockets and aiosmtpd's protocol objects: which listener
 speaks what (TLS mode, AUTH), RFC 2034 enhanced status codes on every reply,
-LMTP's one-reply-per-recipient rule, and a graceful shutdown. It uses
-``loop.create_server`` with aiosmtpd protocol factories, never the threaded
-``Controller`` (STYLE rule 20): the sink's database and Redis connections
-belong to this loop.
+LMTP's one-reply-per-recipient rule, the idle timeout (421), and a graceful
+shutdown. It uses ``loop.create_server`` (through the connection gate,
+``workers/gate.py``, which counts connections and does implicit TLS) with
+aiosmtpd protocol factories, never the threaded ``Controller`` (STYLE rule
+20): the sink's database and Redis connections belong to this loop.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import MISSING, SMTP, syntax
 
 from mailcue_server.errors import ConfigError, ListenerUnavailable
+from mailcue_server.workers.connections import ConnectionCaps, Ticket
+from mailcue_server.workers.gate import Gate
 from mailcue_server.workers.limits import Limit, current
 from mailcue_server.workers.smtp.data import read_data
 from mailcue_server.workers.smtp.dsn import DsnCommands
@@ -37,6 +40,10 @@ DEFAULT_MAX_MESSAGE_SIZE = 25 * 1024 * 1024
 DEFAULT_IDLE_TIMEOUT = 300.0  # RFC 5321 section 4.5.3.2.7: at least five minutes
 _CLOSE_TIMEOUT = 5.0
 _SHUTTING_DOWN = b"421 4.3.2 Service shutting down\r\n"  # RFC 5321 section 3.8
+_TOO_MANY = b"421 4.7.0 Too many connections\r\n"
+_TIMED_OUT = b"421 4.4.2 Idle for too long, closing connection\r\n"
+# Seconds an SMTPS client may take for its TLS handshake.
+_HANDSHAKE_TIMEOUT = 60.0
 
 # RFC 3463 class.subject.detail, already present at the start of a reply's text.
 _HAS_ENHANCED = re.compile(r"[245]\.\d{1,3}\.\d{1,3}(?: |$)")
@@ -143,13 +150,19 @@ class _MailcueSMTP(DsnCommands, SMTP):
     line_length_limit = 2**16
 
     def __init__(
-        self, handler: SmtpHandler, *, connections: set[_MailcueSMTP], **options: Any
+        self,
+        handler: SmtpHandler,
+        *,
+        connections: set[_MailcueSMTP],
+        ticket: Ticket | None = None,
+        **options: Any,
     ) -> None:
         # aiosmtpd keeps command_size_limits on the class and grows it on every
         # EHLO; one dict per connection keeps sessions from widening each other's.
         self.command_size_limits = collections.defaultdict(lambda: SMTP.command_size_limit)
         super().__init__(handler, **options)
         self._connections = connections
+        self._ticket = ticket
         self._greeted = False
         self._verbatim = False
         self._in_rcpt = False
@@ -161,11 +174,19 @@ class _MailcueSMTP(DsnCommands, SMTP):
 
     def connection_lost(self, error: Exception | None) -> None:
         self._connections.discard(self)
+        if self._ticket is not None:
+            self._ticket.release()
         try:
             super().connection_lost(error)
         finally:
             if not self.lost.done():
                 self.lost.set_result(None)
+
+    def _timeout_cb(self) -> None:
+        # aiosmtpd hangs up without a word; RFC 5321 section 3.8 asks for a 421 first.
+        if self.transport is not None and not self.transport.is_closing():
+            self._writer.write(_TIMED_OUT)
+        super()._timeout_cb()  # type: ignore[no-untyped-call]  # unannotated in aiosmtpd
 
     def shut_down(self) -> None:
         """Tell the client we are going away (421) and close the connection."""
@@ -279,9 +300,14 @@ class _MailcueLMTP(LMTP, _MailcueSMTP):
     """LMTP (RFC 2033). LMTP comes first in the MRO so its LHLO reaches our EHLO."""
 
     def __init__(
-        self, handler: SmtpHandler, *, connections: set[_MailcueSMTP], **options: Any
+        self,
+        handler: SmtpHandler,
+        *,
+        connections: set[_MailcueSMTP],
+        ticket: Ticket | None = None,
+        **options: Any,
     ) -> None:
-        super().__init__(handler, connections=connections, **options)
+        super().__init__(handler, connections=connections, ticket=ticket, **options)
         self._replies_owed = 0
 
     async def push(self, status: str | bytes) -> None:
@@ -313,7 +339,10 @@ class SmtpServer:
         tls_context: Server-side context for STARTTLS and implicit-TLS listeners.
         max_message_size: The SIZE limit (RFC 1870), in bytes, or a function giving
             the limit in force (read for each new connection).
-        idle_timeout: Seconds a client may stay silent before it is dropped.
+        idle_timeout: Seconds a client may stay silent before it gets 421 and is dropped,
+            from the first byte on (greeting, EHLO, STARTTLS and AUTH included).
+        caps: Connections each listener holds at most, per client and in all; a
+            connection over them gets ``421 4.7.0 Too many connections``.
         postmaster_domain: Where ``RCPT TO:<postmaster>``, which has no domain, goes
             (RFC 5321 section 4.5.1); default: ``hostname``.
 
@@ -331,6 +360,7 @@ class SmtpServer:
         max_message_size: Limit = DEFAULT_MAX_MESSAGE_SIZE,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         postmaster_domain: str = "",
+        caps: ConnectionCaps | None = None,
     ) -> None:
         if not hostname:
             raise ConfigError("the SMTP server needs a hostname")
@@ -343,6 +373,8 @@ class SmtpServer:
         self._tls_context = tls_context
         self._max_message_size = max_message_size
         self._idle_timeout = idle_timeout
+        self._caps = caps or ConnectionCaps()
+        self._gates: list[Gate] = []
         self._servers: list[asyncio.Server] = []
         self._handlers: list[SmtpHandler] = []
         self._connections: set[_MailcueSMTP] = set()
@@ -369,12 +401,16 @@ class SmtpServer:
                     require_auth=listener.require_auth,
                     postmaster_domain=self._postmaster_domain,
                 )
+                gate = Gate(
+                    self._caps.limiter(str(listener.kind)),
+                    refusal=_TOO_MANY,
+                    tls=self._tls_context if listener.tls is TlsMode.IMPLICIT else None,
+                    handshake_timeout=min(self._idle_timeout, _HANDSHAKE_TIMEOUT),
+                )
+                self._gates.append(gate)
                 try:
-                    server = await loop.create_server(
-                        self._factory(listener, handler, loop),
-                        host=listener.host,
-                        port=listener.port,
-                        ssl=self._tls_context if listener.tls is TlsMode.IMPLICIT else None,
+                    server = await gate.start_server(
+                        self._factory(listener, handler, loop), listener.host, listener.port
                     )
                 except OSError as exc:
                     raise ListenerUnavailable(
@@ -397,6 +433,8 @@ class SmtpServer:
         """
         for server in self._servers:
             server.close()
+        for gate in self._gates:
+            gate.close()
         try:
             async with asyncio.timeout(grace):
                 await asyncio.gather(*(handler.drain() for handler in self._handlers))
@@ -415,10 +453,11 @@ class SmtpServer:
             await server.wait_closed()
         self._servers.clear()
         self._handlers.clear()
+        self._gates.clear()
 
     def _factory(
         self, listener: Listener, handler: SmtpHandler, loop: asyncio.AbstractEventLoop
-    ) -> Callable[[], _MailcueSMTP]:
+    ) -> Callable[[Ticket], _MailcueSMTP]:
         lmtp = listener.kind is ListenerKind.LMTP
         protocol = _MailcueLMTP if lmtp else _MailcueSMTP
         starttls = self._tls_context if listener.tls is TlsMode.STARTTLS else None
@@ -426,10 +465,11 @@ class SmtpServer:
         # listener must lift auth_require_tls to offer AUTH (STACK-NOTES).
         plaintext_ok = listener.tls is TlsMode.IMPLICIT or listener.allow_plaintext_auth
 
-        def make() -> _MailcueSMTP:
+        def make(ticket: Ticket) -> _MailcueSMTP:
             return protocol(
                 handler,
                 connections=self._connections,
+                ticket=ticket,
                 hostname=self._hostname,
                 ident="LMTP MailCue" if lmtp else "ESMTP MailCue",
                 tls_context=starttls,
