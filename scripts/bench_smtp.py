@@ -504,18 +504,27 @@ def rate(sent: SendStats) -> float:
     return sent.accepted / (sent.finished - sent.started)
 
 
-def run_reference(work: Path, batches: list[list[Mail]]) -> float:
+def run_reference(
+    work: Path, batches: list[list[Mail]], callgrind: Callgrind | None = None
+) -> float:
     """msg/s of the bare aiosmtpd (scripts/bare_smtp.py) for the same mail and clients."""
-    command = [sys.executable, str(Path(__file__).with_name("bare_smtp.py"))]
+    wrapper = callgrind.wrapper if callgrind is not None else []
+    command = [*wrapper, sys.executable, str(Path(__file__).with_name("bare_smtp.py"))]
     node = Node(_env(work, ""), work, command)
     try:
-        node.wait_listening(last="smtp")
+        node.wait_listening(START_TIMEOUT * (10 if callgrind else 1), last="smtp")
+        if callgrind is not None:
+            callgrind.zero(node.proc.pid)
         sent = asyncio.run(send_all(node.ports["smtp"], batches))
+        instructions = callgrind.dump(node.proc.pid) if callgrind is not None else []
     finally:
         node.stop()
     if sent.failures:
         raise SystemExit(f"bare aiosmtpd refused {len(sent.failures)}: {sent.failures[0]}")
     print(f"bare aiosmtpd: {rate(sent):,.0f} msg/s")
+    if instructions:
+        per = sum(instructions) / sent.accepted / 1e6
+        print(f"  callgrind  {per:.3f} M instructions per message while sending")
     return rate(sent)
 
 
@@ -528,7 +537,12 @@ def run_case(args: argparse.Namespace, work: Path, recipients: int) -> tuple[flo
         for to in [recipient(n, recipients)]
     ]
     batches = [mails[i :: args.connections] for i in range(args.connections)]
-    reference = float("nan") if args.no_reference else run_reference(work, batches)
+    reference_callgrind = (
+        Callgrind(work / f"callgrind-bare-{recipients}.out") if args.callgrind else None
+    )
+    reference = (
+        float("nan") if args.no_reference else run_reference(work, batches, reference_callgrind)
+    )
     env = _env(work / f"data-{recipients}", args.database_url)
     create_bench_mailbox(env, work)
     cprofile = (

@@ -21,14 +21,14 @@ from datetime import UTC, datetime
 
 from tortoise.backends.base.client import TransactionalDBClient
 
-from mailcue_server.errors import Invalid
 from mailcue_server.events.bus import Event, EventBus, publish_quietly
 from mailcue_server.mail.index import IndexFields, index_message
 from mailcue_server.store import aliases
 from mailcue_server.store.envelopes import SmtpEnvelope
 from mailcue_server.store.inbox_cache import InboxCache
 from mailcue_server.store.mail_models import INBOX, Folder, Message
-from mailcue_server.store.mailboxes import get_or_create_mailbox, normalise_address
+from mailcue_server.store.mailboxes import create_mailboxes as make_mailboxes
+from mailcue_server.store.mailboxes import normalise_address
 from mailcue_server.store.message_rows import (
     InboxChanged,
     InboxCopies,
@@ -223,11 +223,7 @@ async def _resolve(
     found = await _inbox_ids(missing)
     unknown = missing - found.keys()
     if unknown and create_mailboxes:
-        for address in sorted(unknown):
-            try:
-                await get_or_create_mailbox(address, bus=bus)
-            except Invalid:
-                continue  # stays unknown
+        await make_mailboxes(unknown, bus=bus)  # an invalid address stays unknown
         found.update(await _inbox_ids(unknown))
     if inboxes is not None:
         inboxes.remember(found)

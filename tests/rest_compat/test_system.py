@@ -399,6 +399,8 @@ async def test_settings_round_trip(http: httpx.AsyncClient, boss: Account) -> No
         "relay_port": 587,
         "relay_tls": "starttls",
         "outbound_ca_file": None,
+        "relay_username": None,
+        "relay_password_set": False,
         "restart_required": [],
     }
     # Only what is given changes; the reference SDK sends hostname + catch_all_enabled.

@@ -97,3 +97,34 @@ async def test_create_folder_gets_a_new_uid_validity(db: Database) -> None:
     with pytest.raises(Conflict):
         await mailboxes.create_folder("frank@example.test", "Archive/2026", bus=bus)
     assert (await mailboxes.get_folder("frank@example.test", "inbox")).name == "INBOX"
+
+
+async def test_many_new_mailboxes_at_once_leave_existing_ones_to_their_creator(
+    db: Database,
+) -> None:
+    bus = MemoryBus()
+    existing = await mailboxes.create_mailbox("taken@example.test", bus=bus)
+    wanted = [f"new{n}@example.test" for n in range(40)] + [
+        "TAKEN@example.test",
+        "not an address",
+        "New0@Example.TEST",  # the same as new0, once
+    ]
+    async with bus.subscribe([ALL_EVENTS]) as events:
+        created = await mailboxes.create_mailboxes(wanted, bus=bus)
+        announced = [await anext(events) for _ in created]
+
+    assert created == sorted(f"new{n}@example.test" for n in range(40))
+    assert [(e.type, e.mailbox) for e in announced] == [
+        (EventType.MAILBOX_CREATED, address) for address in created
+    ]
+    assert (await mailboxes.get_mailbox("taken@example.test")).id == existing.id
+    assert len(await mailboxes.list_folders("taken@example.test")) == 5
+    for address in created:
+        folders = await mailboxes.list_folders(address)
+        assert [f.name for f in folders] == ["INBOX", "Sent", "Drafts", "Trash", "Junk"]
+        assert len({f.uid_validity for f in folders}) == 5
+    # A folder made later still gets a UIDVALIDITY above those of the defaults.
+    defaults = await mailboxes.list_folders("new1@example.test")
+    later = await mailboxes.create_folder("new1@example.test", "Later", bus=bus)
+    assert later.uid_validity > max(f.uid_validity for f in defaults)
+    assert await mailboxes.create_mailboxes(["new1@example.test"], bus=bus) == []
