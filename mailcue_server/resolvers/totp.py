@@ -2,7 +2,8 @@
 
 The seed is sealed with a key derived from the server secret before it is
 stored. Setup stores a fresh seed but leaves 2FA off until a code from the
-authenticator app confirms it.
+authenticator app confirms it. Every call here needs a session token or a key
+granted ``account:security`` (see ``Principal.require_account_security``).
 """
 
 from __future__ import annotations
@@ -38,6 +39,12 @@ def code_matches(ctx: Context, user: User, code: str) -> bool:
     return pyotp.TOTP(secret).verify(code.strip(), valid_window=1)
 
 
+async def _caller(ctx: Context) -> User:
+    principal = ctx.require_principal()
+    principal.require_account_security()
+    return await users.get(principal.user_id)
+
+
 def _qr_data_uri(uri: str) -> str:
     buffer = io.BytesIO()
     segno.make(uri, error="m").save(buffer, kind="png", scale=5, border=2)
@@ -46,7 +53,7 @@ def _qr_data_uri(uri: str) -> str:
 
 async def setup(ctx: Context) -> TOTPSetupResponse:
     """Generate a new seed for the caller; 2FA stays off until confirmed."""
-    user = await users.get(ctx.require_principal().user_id)
+    user = await _caller(ctx)
     if user.totp_enabled:
         raise Invalid("Two-factor authentication is already enabled; disable it first")
     secret = pyotp.random_base32()
@@ -57,7 +64,7 @@ async def setup(ctx: Context) -> TOTPSetupResponse:
 
 
 async def confirm(ctx: Context, data: TOTPConfirmRequest) -> str:
-    user = await users.get(ctx.require_principal().user_id)
+    user = await _caller(ctx)
     if not user.totp_secret:
         raise Invalid("Call /auth/totp/setup first")
     if not code_matches(ctx, user, data.code):
@@ -69,7 +76,7 @@ async def confirm(ctx: Context, data: TOTPConfirmRequest) -> str:
 
 async def disable(ctx: Context, data: TOTPDisableRequest) -> str:
     """Turn 2FA off; a valid current code or the account password is needed."""
-    user = await users.get(ctx.require_principal().user_id)
+    user = await _caller(ctx)
     if not user.totp_enabled:
         raise Invalid("Two-factor authentication is not enabled")
     by_code = bool(data.code) and code_matches(ctx, user, data.code)
