@@ -134,10 +134,11 @@ async def me(ctx: Context) -> UserResponse:
 async def change_password(ctx: Context, data: ChangePasswordRequest) -> str:
     """Change the caller's password and revoke their other sessions."""
     principal = ctx.require_principal()
+    principal.require_account_security()
     user = await users.get(principal.user_id)
     if not await verify_password(user.password_hash, data.current_password):
         raise Invalid("Current password is incorrect")
-    check_new_password(data.new_password)
+    check_new_password(data.new_password, user.username, user.email)
     user.password_hash = await hash_password(data.new_password)
     await users.save(user, "password_hash")
     await auth_sessions.revoke_all_for_user(
