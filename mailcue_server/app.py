@@ -26,7 +26,6 @@ from mailcue_server.events.memory import MemoryBus
 from mailcue_server.events.redis import RedisBus
 from mailcue_server.resolvers import send_canaries
 from mailcue_server.resolvers.context import Services, SmtpTarget
-from mailcue_server.resolvers.rate_limit import LoginLimiter
 from mailcue_server.resolvers.tokens import TokenService
 from mailcue_server.start_failures import DATA_DIR, blame, hide_password, prepare_data_dir
 from mailcue_server.store import settings as stored_settings
@@ -34,6 +33,7 @@ from mailcue_server.store.bootstrap import ensure_admin
 from mailcue_server.store.credentials import SecretBox
 from mailcue_server.store.db import Database
 from mailcue_server.store.ingest import IngestQueue
+from mailcue_server.store.login_limiter import LoginLimiter
 from mailcue_server.workers.dns_checks import DnsCheckWorker
 from mailcue_server.workers.imap.server import ImapServer
 from mailcue_server.workers.outbound import OutboundWorker
@@ -245,6 +245,12 @@ class MailcueServer:
         if self.tls_sync is not None:
             await self.tls_sync.run_once()
 
+    @property
+    def _limiter(self) -> LoginLimiter:
+        """The one login limiter of this node: HTTP, SMTP AUTH, IMAP and POP3 count together."""
+        assert self.services is not None  # noqa: S101 - built before any listener starts
+        return self.services.limiter
+
     def _max_message_size(self) -> int:
         return self._live_settings().max_message_size
 
@@ -312,6 +318,7 @@ class MailcueServer:
                 api_credential=(API_SUBMITTER, api_password),
                 inbound_auth=self._inbound_auth(),
                 outbound=self._outbound_route(),
+                limiter=self._limiter,
             ),
             smtp_listeners,
             hostname=settings.effective_hostname,
@@ -330,7 +337,7 @@ class MailcueServer:
                 tls_context=tls.client_context,
                 tls_hostname=settings.effective_hostname,
             )
-        pop3_backend = StorePop3Backend(bus)
+        pop3_backend = StorePop3Backend(bus, self._limiter)
         plain = Pop3Server(
             pop3_backend,
             host=host,
@@ -368,6 +375,7 @@ class MailcueServer:
                 allow_plaintext_auth=not settings.is_production,
                 hostname=settings.effective_hostname,
                 max_message_size=self._max_message_size,
+                limiter=self._limiter,
             )
             self._imap.append(imap)
             bound = await _listen(name, settings.bind, port, imap.start())
@@ -388,6 +396,10 @@ class MailcueServer:
             lifespan="off",
             ws="websockets-sansio",
             http=BoundedHttpToolsProtocol,  # 414/431 for oversized request heads
+            # X-Forwarded-For names the client only when a configured proxy sent it
+            # (uvicorn's default trusts any local peer, which lets a guesser pick its address).
+            proxy_headers=bool(self.settings.trusted_proxy_list),
+            forwarded_allow_ips=self.settings.trusted_proxy_list,
             timeout_graceful_shutdown=5,
         )
         self._http = _EmbeddedUvicorn(config)

@@ -3,7 +3,8 @@
 Refresh tokens rotate: each works once and a reused one revokes its whole
 session, except the one rotated last presented again within
 ``MAILCUE_REFRESH_REUSE_GRACE_SECONDS`` (see ``store.auth_sessions``).
-Failed logins are throttled per client address and username, and an unknown
+Failed logins are throttled per client address and username by the limiter
+every protocol shares (``store.login_limiter``), and an unknown
 user costs the same time as a wrong password, so neither answers nor timing
 reveal which usernames exist.
 """
@@ -15,7 +16,6 @@ from datetime import timedelta
 from mailcue_server.errors import Invalid, NotFound, Unauthenticated
 from mailcue_server.resolvers import totp
 from mailcue_server.resolvers.context import Context
-from mailcue_server.resolvers.rate_limit import LoginLimiter
 from mailcue_server.resolvers.users import check_new_password, user_view
 from mailcue_server.schema.types.auth import (
     ChangePasswordRequest,
@@ -39,14 +39,14 @@ async def login(ctx: Context, data: LoginRequest) -> TokenResponse | LoginStepRe
         RateLimited: too many recent failures for this client and username.
         Unauthenticated: wrong password, unknown or deactivated user (one message).
     """
-    limiter = ctx.services.limiter
-    key = LoginLimiter.key(ctx.client_ip, data.username[: users.USERNAME_MAX])
-    limiter.check(key)
-    user = await users.check_password(data.username, data.password)
+    user = await ctx.services.limiter.attempt(
+        ctx.client_ip,
+        data.username[: users.USERNAME_MAX],
+        data.password,
+        lambda: users.check_password(data.username, data.password),
+    )
     if user is None:
-        limiter.fail(key)
         raise Unauthenticated(BAD_CREDENTIALS)
-    limiter.succeed(key)
     if user.totp_enabled:
         return LoginStepResponse(
             temp_token=ctx.services.tokens.two_factor_token(user.id, ctx.now())
@@ -59,14 +59,14 @@ async def login_two_factor(ctx: Context, data: TwoFactorVerifyRequest) -> TokenR
     user_id = ctx.services.tokens.read_two_factor(data.temp_token)
     if user_id is None:
         raise Unauthenticated("Invalid or expired login step; log in again")
-    limiter = ctx.services.limiter
-    key = LoginLimiter.key(ctx.client_ip, f"2fa:{user_id}")
-    limiter.check(key)
-    user = await users.get_active(user_id)
-    if user is None or not totp.code_matches(ctx, user, data.code):
-        limiter.fail(key)
+
+    async def check() -> User | None:
+        user = await users.get_active(user_id)
+        return user if user is not None and totp.code_matches(ctx, user, data.code) else None
+
+    user = await ctx.services.limiter.attempt(ctx.client_ip, f"2fa:{user_id}", data.code, check)
+    if user is None:
         raise Unauthenticated("Invalid two-factor code")
-    limiter.succeed(key)
     return await _issue_session(ctx, user)
 
 

@@ -17,10 +17,10 @@ from uuid import UUID
 from mailcue_server.config import Settings
 from mailcue_server.errors import Forbidden, MissingScope, Unauthenticated
 from mailcue_server.events.bus import EventBus
-from mailcue_server.resolvers.rate_limit import LoginLimiter
 from mailcue_server.resolvers.scopes import ACCOUNT_SECURITY, BY_VALUE, FULL_ACCESS
 from mailcue_server.resolvers.tokens import TokenService
 from mailcue_server.store.credentials import SecretBox
+from mailcue_server.store.login_limiter import LoginLimiter
 
 
 def utcnow() -> datetime:

@@ -22,6 +22,7 @@ from proxyprotocol.sock import SocketInfo
 from pymap.context import connection_exit
 
 from mailcue_server.events.bus import EventBus
+from mailcue_server.store.login_limiter import DEFAULT_MAX_ATTEMPTS, DEFAULT_WINDOW, LoginLimiter
 from mailcue_server.workers.imap import names
 from mailcue_server.workers.imap.config import (
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -58,6 +59,8 @@ class ImapServer:
         max_message_size: The largest APPEND accepted (APPENDLIMIT, RFC 7889).
         idle_timeout: Seconds a silent client may stay connected.
         idle_recheck: Seconds between folder re-reads while a client IDLEs.
+        limiter: The login limiter HTTP, SMTP and POP3 share; ``None`` makes
+            one for this listener alone.
 
     Raises:
         ValueError: ``implicit_tls`` without a ``tls_context``.
@@ -76,6 +79,7 @@ class ImapServer:
         max_message_size: Limit = DEFAULT_MAX_MESSAGE_SIZE,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         idle_recheck: float = IDLE_RECHECK_SECONDS,
+        limiter: LoginLimiter | None = None,
     ) -> None:
         if implicit_tls and tls_context is None:
             raise ValueError("implicit TLS needs a TLS context")
@@ -90,7 +94,9 @@ class ImapServer:
             max_message_size=max_message_size,
             idle_recheck=idle_recheck,
         )
-        self._login = Login(self._config)
+        self._login = Login(
+            self._config, limiter or LoginLimiter(DEFAULT_MAX_ATTEMPTS, DEFAULT_WINDOW)
+        )
         self._commands = self._config.commands
         self._host = host
         self._port = port
