@@ -25,11 +25,12 @@ from mailcue_server.schema.types.auth import (
     TwoFactorVerifyRequest,
     UserResponse,
 )
-from mailcue_server.store import auth_sessions, users
+from mailcue_server.store import auth_sessions, two_factor, users
 from mailcue_server.store.credentials import hash_password, verify_password
 from mailcue_server.store.models import AuthSession, User
 
 BAD_CREDENTIALS = "Incorrect username or password"
+STEP_EXPIRED = "Invalid or expired login step; log in again"
 
 
 async def login(ctx: Context, data: LoginRequest) -> TokenResponse | LoginStepResponse:
@@ -55,18 +56,32 @@ async def login(ctx: Context, data: LoginRequest) -> TokenResponse | LoginStepRe
 
 
 async def login_two_factor(ctx: Context, data: TwoFactorVerifyRequest) -> TokenResponse:
-    """Finish a login with the step token and a current TOTP code."""
-    user_id = ctx.services.tokens.read_two_factor(data.temp_token)
-    if user_id is None:
-        raise Unauthenticated("Invalid or expired login step; log in again")
+    """Finish a login with the step token and a current TOTP code; both work once."""
+    step_token = ctx.services.tokens.read_two_factor(data.temp_token)
+    if step_token is None:
+        raise Unauthenticated(STEP_EXPIRED)
 
     async def check() -> User | None:
-        user = await users.get_active(user_id)
-        return user if user is not None and totp.code_matches(ctx, user, data.code) else None
+        user = await users.get_active(step_token.user_id)
+        step = totp.matching_step(ctx, user, data.code) if user is not None else None
+        if user is None or step is None:
+            return None
+        spent = await two_factor.finish_login_step(
+            user.id,
+            jti=step_token.jti,
+            token_expires=step_token.expires_at,
+            step=step,
+            now=ctx.now(),
+        )
+        return user if spent else None
 
-    user = await ctx.services.limiter.attempt(ctx.client_ip, f"2fa:{user_id}", data.code, check)
+    user = await ctx.services.limiter.attempt(
+        ctx.client_ip, f"2fa:{step_token.user_id}", data.code, check
+    )
     if user is None:
-        raise Unauthenticated("Invalid two-factor code")
+        raise Unauthenticated(
+            "Invalid two-factor code, or this code or login step was already used"
+        )
     return await _issue_session(ctx, user)
 
 
