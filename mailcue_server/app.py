@@ -26,7 +26,6 @@ from mailcue_server.events.memory import MemoryBus
 from mailcue_server.events.redis import RedisBus
 from mailcue_server.resolvers import deliverability, send_canaries
 from mailcue_server.resolvers.context import Services, SmtpTarget
-from mailcue_server.resolvers.rate_limit import LoginLimiter
 from mailcue_server.resolvers.tokens import TokenService
 from mailcue_server.start_failures import DATA_DIR, blame, hide_password, prepare_data_dir
 from mailcue_server.store import settings as stored_settings
@@ -34,6 +33,7 @@ from mailcue_server.store.bootstrap import ensure_admin
 from mailcue_server.store.credentials import SecretBox
 from mailcue_server.store.db import Database
 from mailcue_server.store.ingest import IngestQueue
+from mailcue_server.store.login_limiter import LoginLimiter
 from mailcue_server.workers.connections import (
     ConnectionBudget,
     ConnectionCaps,
@@ -281,6 +281,12 @@ class MailcueServer:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
+    @property
+    def _limiter(self) -> LoginLimiter:
+        """The one login limiter of this node: HTTP, SMTP AUTH, IMAP and POP3 count together."""
+        assert self.services is not None  # noqa: S101 - built before any listener starts
+        return self.services.limiter
+
     def _max_message_size(self) -> int:
         return self._live_settings().max_message_size
 
@@ -352,6 +358,7 @@ class MailcueServer:
                 api_credential=(API_SUBMITTER, api_password),
                 inbound_auth=self._inbound_auth(),
                 outbound=self._outbound_route(),
+                limiter=self._limiter,
             ),
             smtp_listeners,
             hostname=settings.effective_hostname,
@@ -373,7 +380,7 @@ class MailcueServer:
                 tls_context=tls.client_context,
                 tls_hostname=settings.effective_hostname,
             )
-        pop3_backend = StorePop3Backend(bus)
+        pop3_backend = StorePop3Backend(bus, self._limiter)
         plain = Pop3Server(
             pop3_backend,
             host=host,
@@ -420,6 +427,7 @@ class MailcueServer:
                 max_message_size=self._max_message_size,
                 login_timeout=settings.prelogin_idle_timeout,
                 caps=self._caps,
+                limiter=self._limiter,
             )
             self._imap.append(imap)
             bound = await _listen(name, settings.bind, port, imap.start())
@@ -446,6 +454,10 @@ class MailcueServer:
             http=protocols.http,
             ws=protocols.ws,
             timeout_keep_alive=self.settings.http_keepalive_timeout,
+            # X-Forwarded-For names the client only when a configured proxy sent it
+            # (uvicorn's default trusts any local peer, which lets a guesser pick its address).
+            proxy_headers=bool(self.settings.trusted_proxy_list),
+            forwarded_allow_ips=self.settings.trusted_proxy_list,
             timeout_graceful_shutdown=5,
         )
         self._http = _EmbeddedUvicorn(config)

@@ -114,7 +114,8 @@ async def _create_admin(settings: Settings, username: str, email: str, password:
     from mailcue_server.store.credentials import hash_password
     from mailcue_server.store.db import Database
 
-    check_new_password(password)
+    email = email or f"{username}@{settings.domain}"
+    check_new_password(password, username, email)
     prepare_data_dir(settings.data_dir)
     db = Database(settings.effective_database_url)
     await db.open()
@@ -122,7 +123,7 @@ async def _create_admin(settings: Settings, username: str, email: str, password:
         await db.migrate()
         await users.create(
             username=username,
-            email=email or f"{username}@{settings.domain}",
+            email=email,
             password_hash=await hash_password(password),
             is_admin=True,
             max_mailboxes=1000,
@@ -134,9 +135,12 @@ async def _create_admin(settings: Settings, username: str, email: str, password:
 
 async def _create_mailbox(settings: Settings, address: str, password: str) -> None:
     from mailcue_server.events.memory import MemoryBus
+    from mailcue_server.resolvers.users import check_new_password
     from mailcue_server.store import mailboxes
     from mailcue_server.store.db import Database
 
+    if password:  # none: the mailbox opens over no protocol until one is set
+        check_new_password(password, address)
     prepare_data_dir(settings.data_dir)
     db = Database(settings.effective_database_url)
     await db.open()
@@ -155,7 +159,7 @@ async def _set_password(settings: Settings, address: str, password: str) -> None
     from mailcue_server.store import mailboxes
     from mailcue_server.store.db import Database
 
-    check_new_password(password)
+    check_new_password(password, address)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.effective_database_url)
     await db.open()

@@ -326,10 +326,21 @@ class Settings(BaseSettings):
         "parts, Autocrypt headers) as contact keys of the mailbox owner when it is read.",
     )
     login_max_attempts: int = Field(
-        default=5, ge=1, description="Failed logins per client and username..."
+        default=5,
+        ge=1,
+        description="Failed logins per client address and name, over HTTP, SMTP AUTH, IMAP "
+        "and POP3 together...",
     )
     login_window_seconds: int = Field(
-        default=300, ge=1, description="...within this window, then 429."
+        default=300,
+        ge=1,
+        description="...within this window; then that client's logins for that name are "
+        "refused (HTTP 429) until the oldest failure is this old.",
+    )
+    trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated IPs or CIDR networks of reverse proxies whose "
+        "X-Forwarded-For names the HTTP client (login limit, sessions); empty: trust none.",
     )
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
 
@@ -342,6 +353,18 @@ class Settings(BaseSettings):
     @classmethod
     def _strip(cls, value: str) -> str:
         return value.strip()
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: str) -> str:
+        networks = []
+        for item in value.split(","):
+            if item.strip():
+                try:
+                    networks.append(str(ipaddress.ip_network(item.strip(), strict=False)))
+                except ValueError:
+                    raise ValueError(f"{item.strip()!r} is not an IP address or network") from None
+        return ",".join(networks)
 
     @field_validator("dns_resolver")
     @classmethod
@@ -374,6 +397,11 @@ class Settings(BaseSettings):
     def runs_outbound_queue(self) -> bool:
         """Whether this node delivers queued mail (production, a relay, or asked to)."""
         return self.is_production or bool(self.relay_host) or self.outbound_enabled
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        """``MAILCUE_TRUSTED_PROXIES`` as networks (``10.0.0.0/8``, ``192.0.2.1/32``)."""
+        return [item for item in self.trusted_proxies.split(",") if item]
 
     @property
     def dns_nameserver(self) -> tuple[str, int] | None:

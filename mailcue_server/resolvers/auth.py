@@ -3,7 +3,8 @@
 Refresh tokens rotate: each works once and a reused one revokes its whole
 session, except the one rotated last presented again within
 ``MAILCUE_REFRESH_REUSE_GRACE_SECONDS`` (see ``store.auth_sessions``).
-Failed logins are throttled per client address and username, and an unknown
+Failed logins are throttled per client address and username by the limiter
+every protocol shares (``store.login_limiter``), and an unknown
 user costs the same time as a wrong password, so neither answers nor timing
 reveal which usernames exist.
 """
@@ -15,7 +16,6 @@ from datetime import timedelta
 from mailcue_server.errors import Invalid, NotFound, Unauthenticated
 from mailcue_server.resolvers import totp
 from mailcue_server.resolvers.context import Context
-from mailcue_server.resolvers.rate_limit import LoginLimiter
 from mailcue_server.resolvers.users import check_new_password, user_view
 from mailcue_server.schema.types.auth import (
     ChangePasswordRequest,
@@ -25,11 +25,12 @@ from mailcue_server.schema.types.auth import (
     TwoFactorVerifyRequest,
     UserResponse,
 )
-from mailcue_server.store import auth_sessions, users
+from mailcue_server.store import auth_sessions, two_factor, users
 from mailcue_server.store.credentials import hash_password, verify_password
 from mailcue_server.store.models import AuthSession, User
 
 BAD_CREDENTIALS = "Incorrect username or password"
+STEP_EXPIRED = "Invalid or expired login step; log in again"
 
 
 async def login(ctx: Context, data: LoginRequest) -> TokenResponse | LoginStepResponse:
@@ -39,14 +40,14 @@ async def login(ctx: Context, data: LoginRequest) -> TokenResponse | LoginStepRe
         RateLimited: too many recent failures for this client and username.
         Unauthenticated: wrong password, unknown or deactivated user (one message).
     """
-    limiter = ctx.services.limiter
-    key = LoginLimiter.key(ctx.client_ip, data.username[: users.USERNAME_MAX])
-    limiter.check(key)
-    user = await users.check_password(data.username, data.password)
+    user = await ctx.services.limiter.attempt(
+        ctx.client_ip,
+        data.username[: users.USERNAME_MAX],
+        data.password,
+        lambda: users.check_password(data.username, data.password),
+    )
     if user is None:
-        limiter.fail(key)
         raise Unauthenticated(BAD_CREDENTIALS)
-    limiter.succeed(key)
     if user.totp_enabled:
         return LoginStepResponse(
             temp_token=ctx.services.tokens.two_factor_token(user.id, ctx.now())
@@ -55,18 +56,32 @@ async def login(ctx: Context, data: LoginRequest) -> TokenResponse | LoginStepRe
 
 
 async def login_two_factor(ctx: Context, data: TwoFactorVerifyRequest) -> TokenResponse:
-    """Finish a login with the step token and a current TOTP code."""
-    user_id = ctx.services.tokens.read_two_factor(data.temp_token)
-    if user_id is None:
-        raise Unauthenticated("Invalid or expired login step; log in again")
-    limiter = ctx.services.limiter
-    key = LoginLimiter.key(ctx.client_ip, f"2fa:{user_id}")
-    limiter.check(key)
-    user = await users.get_active(user_id)
-    if user is None or not totp.code_matches(ctx, user, data.code):
-        limiter.fail(key)
-        raise Unauthenticated("Invalid two-factor code")
-    limiter.succeed(key)
+    """Finish a login with the step token and a current TOTP code; both work once."""
+    step_token = ctx.services.tokens.read_two_factor(data.temp_token)
+    if step_token is None:
+        raise Unauthenticated(STEP_EXPIRED)
+
+    async def check() -> User | None:
+        user = await users.get_active(step_token.user_id)
+        step = totp.matching_step(ctx, user, data.code) if user is not None else None
+        if user is None or step is None:
+            return None
+        spent = await two_factor.finish_login_step(
+            user.id,
+            jti=step_token.jti,
+            token_expires=step_token.expires_at,
+            step=step,
+            now=ctx.now(),
+        )
+        return user if spent else None
+
+    user = await ctx.services.limiter.attempt(
+        ctx.client_ip, f"2fa:{step_token.user_id}", data.code, check
+    )
+    if user is None:
+        raise Unauthenticated(
+            "Invalid two-factor code, or this code or login step was already used"
+        )
     return await _issue_session(ctx, user)
 
 
@@ -134,10 +149,11 @@ async def me(ctx: Context) -> UserResponse:
 async def change_password(ctx: Context, data: ChangePasswordRequest) -> str:
     """Change the caller's password and revoke their other sessions."""
     principal = ctx.require_principal()
+    principal.require_account_security()
     user = await users.get(principal.user_id)
     if not await verify_password(user.password_hash, data.current_password):
         raise Invalid("Current password is incorrect")
-    check_new_password(data.new_password)
+    check_new_password(data.new_password, user.username, user.email)
     user.password_hash = await hash_password(data.new_password)
     await users.save(user, "password_hash")
     await auth_sessions.revoke_all_for_user(

@@ -17,10 +17,10 @@ from uuid import UUID
 from mailcue_server.config import Settings
 from mailcue_server.errors import Forbidden, MissingScope, Unauthenticated
 from mailcue_server.events.bus import EventBus
-from mailcue_server.resolvers.rate_limit import LoginLimiter
-from mailcue_server.resolvers.scopes import BY_VALUE, FULL_ACCESS
+from mailcue_server.resolvers.scopes import ACCOUNT_SECURITY, BY_VALUE, FULL_ACCESS
 from mailcue_server.resolvers.tokens import TokenService
 from mailcue_server.store.credentials import SecretBox
+from mailcue_server.store.login_limiter import LoginLimiter
 
 
 def utcnow() -> datetime:
@@ -48,9 +48,13 @@ class Principal:
         return self.api_key_id is not None
 
     def has_scope(self, scope: str) -> bool:
-        if BY_VALUE[scope].admin_only and not self.is_admin:
+        """A session holds every scope; a key its own, where ``*`` covers all but explicit ones."""
+        definition = BY_VALUE[scope]
+        if definition.admin_only and not self.is_admin:
             return False
-        return self.scopes is None or FULL_ACCESS in self.scopes or scope in self.scopes
+        if self.scopes is None or scope in self.scopes:
+            return True
+        return FULL_ACCESS in self.scopes and not definition.explicit
 
     def require_scope(self, scope: str) -> None:
         """Raise unless this principal may use ``scope``.
@@ -63,6 +67,15 @@ class Principal:
             raise Forbidden("Administrator privileges required")
         if not self.has_scope(scope):
             raise MissingScope(scope)
+
+    def require_account_security(self) -> None:
+        """Changing how the account signs in: a session token, or a key granted
+        ``account:security`` by name (never a data scope, never ``*`` alone).
+
+        Raises:
+            MissingScope: an API key without that scope.
+        """
+        self.require_scope(ACCOUNT_SECURITY)
 
     def require_admin(self, scope: str) -> None:
         """Admin-only operations also need their scope when called with a key."""

@@ -33,11 +33,9 @@ from mailcue_server.store import folder_counts, mailboxes, messages, retention, 
 from mailcue_server.store import settings as stored_settings
 from mailcue_server.store.folder_counts import MailboxCounts
 from mailcue_server.store.mail_models import Mailbox
-from mailcue_server.store.users import MAX_PASSWORD_LENGTH
 
 MAX_DISPLAY_NAME = 255
 MAX_SIGNATURE = 10_000
-MIN_PASSWORD_LENGTH = 8
 _NO_COUNTS = MailboxCounts(emails=0, unread=0, junk=0, size_bytes=0)
 
 
@@ -90,10 +88,7 @@ async def create_mailbox(ctx: Context, request: MailboxCreateRequest) -> Mailbox
         raise Invalid("username is the part before the @, without it")
     domain = (request.domain or ctx.settings.domain).strip()
     address = canonical_address(f"{username}@{domain}")
-    if not MIN_PASSWORD_LENGTH <= len(request.password) <= MAX_PASSWORD_LENGTH:
-        raise Invalid(
-            f"password must be {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters"
-        )
+    check_new_password(request.password, address)
     _check_display_name(request.display_name)
     if not principal.is_admin:
         user = await users.get_active(principal.user_id)
@@ -192,7 +187,7 @@ async def set_password(ctx: Context, address: str, request: MailboxPasswordReque
         NotFound: No such mailbox, or one the caller may not manage.
     """
     mailbox = await reachable_mailbox(ctx, address, "mailbox:write")
-    check_new_password(request.password)
+    check_new_password(request.password, mailbox.address)
     await mailboxes.set_password(mailbox.address, request.password)
 
 

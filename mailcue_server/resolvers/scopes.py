@@ -1,10 +1,16 @@
-"""The API key scope catalog: every ``resource:action`` permission, defined once."""
+"""The API key scope catalog: every ``resource:action`` permission, defined once.
+
+``*`` (full access) holds every scope except the ``explicit`` ones, which a key
+holds only when granted by name: ``account:security`` changes how the owner
+signs in, so a leaked everyday key must not be able to lock its owner out.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 FULL_ACCESS = "*"
+ACCOUNT_SECURITY = "account:security"
 
 
 @dataclass(frozen=True)
@@ -14,6 +20,8 @@ class Scope:
     label: str
     description: str
     admin_only: bool = False
+    # Never implied by FULL_ACCESS: granted by name only.
+    explicit: bool = False
 
 
 CATALOG: tuple[Scope, ...] = (
@@ -36,6 +44,15 @@ CATALOG: tuple[Scope, ...] = (
     Scope("gpg:write", "GPG", "Manage GPG keys", "Generate, import, publish and delete keys."),
     Scope("events:read", "Events", "Live events", "Receive events over SSE and GraphQL."),
     Scope("apikey:manage", "Account", "Manage API keys", "Create, change and revoke API keys."),
+    Scope(
+        ACCOUNT_SECURITY,
+        "Account",
+        "Account security",
+        "Change the owner's password and two-factor (TOTP) settings, which signs other "
+        "sessions out. Granted by name only: full access (*) does not include it, and only "
+        "a password login or a key holding it can grant it.",
+        explicit=True,
+    ),
     Scope("user:manage", "Account", "Manage users", "Register users and reset passwords.", True),
     Scope("alias:read", "Aliases", "Read aliases", "List aliases.", True),
     Scope("alias:write", "Aliases", "Manage aliases", "Create, change and delete aliases.", True),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -21,6 +21,15 @@ _ALGORITHM = "HS256"
 class AccessClaims:
     user_id: UUID
     session_id: UUID
+
+
+@dataclass(frozen=True)
+class TwoFactorClaims:
+    """A 2FA step token: whose login it continues, its single-use id, when it expires."""
+
+    user_id: UUID
+    jti: str
+    expires_at: datetime
 
 
 class TokenService:
@@ -52,11 +61,19 @@ class TokenService:
         except (ValueError, TypeError):
             return None
 
-    def read_two_factor(self, token: str) -> UUID | None:
+    def read_two_factor(self, token: str) -> TwoFactorClaims | None:
+        """The step token's claims, or None if it is forged, expired or not a step token.
+
+        Whether it was already spent is the store's to say (``store.two_factor``).
+        """
         claims = self._decode(token, TWO_FACTOR)
+        if claims is None or not isinstance(claims.get("jti"), str):
+            return None
         try:
-            return None if claims is None else UUID(claims["sub"])
-        except (ValueError, TypeError):
+            return TwoFactorClaims(
+                UUID(claims["sub"]), claims["jti"], datetime.fromtimestamp(claims["exp"], UTC)
+            )
+        except (ValueError, TypeError, OverflowError):
             return None
 
     @staticmethod
@@ -64,7 +81,7 @@ class TokenService:
         return secrets.token_urlsafe(48)
 
     def _encode(self, claims: dict[str, Any], now: datetime, ttl: timedelta) -> str:
-        payload = {**claims, "iat": now, "exp": now + ttl, "jti": secrets.token_hex(8)}
+        payload = {**claims, "iat": now, "exp": now + ttl, "jti": secrets.token_hex(16)}
         return jwt.encode(payload, self._key, algorithm=_ALGORITHM)
 
     def _decode(self, token: str, kind: str) -> dict[str, Any] | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from mailcue_server.errors import Forbidden, Invalid, NotFound
 from mailcue_server.mail.addresses import canonical_address
 from mailcue_server.resolvers.context import Context
+from mailcue_server.resolvers.password_policy import check_password_policy
 from mailcue_server.schema.types.auth import (
     AdminResetPasswordRequest,
     RegisterRequest,
@@ -15,9 +16,7 @@ from mailcue_server.schema.types.auth import (
 from mailcue_server.store import auth_sessions, users
 from mailcue_server.store.credentials import hash_password
 from mailcue_server.store.models import User
-from mailcue_server.store.users import MAX_PASSWORD_LENGTH, USERNAME_MAX
-
-MIN_PASSWORD_LENGTH = 8
+from mailcue_server.store.users import USERNAME_MAX
 
 
 def user_view(user: User) -> UserResponse:
@@ -33,11 +32,17 @@ def user_view(user: User) -> UserResponse:
     )
 
 
-def check_new_password(password: str) -> None:
-    if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
-        raise Invalid(
-            f"Password must be {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters long"
-        )
+def check_new_password(password: str, *names: str) -> None:
+    """The one check of every password a user sets: their own, a mailbox's, the CLI's.
+
+    Args:
+        password: The new password.
+        *names: What it protects (username, email, mailbox address): it may not be one.
+
+    Raises:
+        Invalid: the reason it is refused (see ``password_policy``).
+    """
+    check_password_policy(password, names)
 
 
 def _check_username(username: str) -> str:
@@ -50,12 +55,13 @@ def _check_username(username: str) -> str:
 async def register(ctx: Context, data: RegisterRequest) -> UserResponse:
     """Create a user. Admin only."""
     ctx.require_principal().require_admin("user:manage")
-    check_new_password(data.password)
+    username, email = _check_username(data.username), canonical_address(data.email)
+    check_new_password(data.password, username, email)
     if data.max_mailboxes < 0:
         raise Invalid("max_mailboxes must not be negative")
     user = await users.create(
-        username=_check_username(data.username),
-        email=canonical_address(data.email),
+        username=username,
+        email=email,
         password_hash=await hash_password(data.password),
         is_admin=data.is_admin,
         max_mailboxes=data.max_mailboxes,
@@ -106,11 +112,15 @@ async def deactivate_user(ctx: Context, user_id: str) -> None:
 
 
 async def admin_reset_password(ctx: Context, data: AdminResetPasswordRequest) -> str:
-    ctx.require_principal().require_admin("user:manage")
-    check_new_password(data.new_password)
+    principal = ctx.require_principal()
+    principal.require_admin("user:manage")
     user = await users.get_by_username(data.username)
     if user is None:
         raise NotFound("User not found")
+    if user.id == principal.user_id:
+        # Not a way around PUT /auth/password's rule for one's own account.
+        principal.require_account_security()
+    check_new_password(data.new_password, user.username, user.email)
     user.password_hash = await hash_password(data.new_password)
     await users.save(user, "password_hash")
     await auth_sessions.revoke_all_for_user(user.id, now=ctx.now(), reason="password reset")

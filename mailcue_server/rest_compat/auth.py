@@ -58,7 +58,7 @@ async def login(
 async def login_2fa(
     ctx: PublicCtx, body: TwoFactorVerifyRequest, response: Response
 ) -> TokenResponse:
-    """Finish a login with the step token and a TOTP code."""
+    """Finish a login with the step token and a TOTP code; each works once."""
     result = await auth.login_two_factor(ctx, body)
     _set_refresh_cookie(ctx, response, result)
     return result
@@ -102,7 +102,10 @@ async def register(ctx: Ctx, body: RegisterRequest) -> UserResponse:
 
 @router.put("/password", response_model=dict[str, str])
 async def change_password(ctx: Ctx, body: ChangePasswordRequest) -> dict[str, str]:
-    """Change your password; your other sessions are signed out."""
+    """Change your password; your other sessions are signed out.
+
+    Needs a session token or a key with ``account:security``; the new password
+    must pass the password policy (not common, trivial or your own name)."""
     return {"message": await auth.change_password(ctx, body)}
 
 
@@ -114,18 +117,25 @@ async def admin_reset_password(ctx: Ctx, body: AdminResetPasswordRequest) -> dic
 
 @router.post("/totp/setup", response_model=TOTPSetupResponse)
 async def totp_setup(ctx: Ctx) -> TOTPSetupResponse:
-    """New TOTP secret, otpauth URI and QR code; 2FA is on only after confirm."""
+    """New TOTP secret, otpauth URI and QR code; 2FA is on only after confirm.
+
+    Needs a session token or a key with ``account:security``."""
     return await totp.setup(ctx)
 
 
 @router.post("/totp/confirm", response_model=dict[str, str])
 async def totp_confirm(ctx: Ctx, body: TOTPConfirmRequest) -> dict[str, str]:
+    """Turn 2FA on with a current code (each code works once).
+
+    Needs a session token or a key with ``account:security``."""
     return {"message": await totp.confirm(ctx, body)}
 
 
 @router.post("/totp/disable", response_model=dict[str, str])
 async def totp_disable(ctx: Ctx, body: TOTPDisableRequest) -> dict[str, str]:
-    """Turn 2FA off with a current code or the account password."""
+    """Turn 2FA off with a current code or the account password.
+
+    Needs a session token or a key with ``account:security``."""
     return {"message": await totp.disable(ctx, body)}
 
 

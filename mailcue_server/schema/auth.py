@@ -47,6 +47,8 @@ UpdateApiKeyResult = Annotated[
     APIKeyResponse | OperationError, strawberry.union("UpdateApiKeyResult")
 ]
 
+_ACCOUNT_SECURITY = "Needs a session token or an API key with account:security."
+
 
 @strawberry.type
 class AuthQuery:
@@ -73,7 +75,9 @@ class AuthMutation:
     async def login(self, info: Info, input: LoginRequest) -> LoginResult:
         return await attempt(auth.login(info.context.ctx, input))
 
-    @strawberry.mutation
+    @strawberry.mutation(
+        description="Finish a login with the step token and a TOTP code; each works once."
+    )
     async def login_two_factor(self, info: Info, input: TwoFactorVerifyRequest) -> TokensResult:
         return await attempt(auth.login_two_factor(info.context.ctx, input))
 
@@ -99,19 +103,19 @@ class AuthMutation:
     ) -> DoneResult:
         return await attempt_done(users.admin_reset_password(info.context.ctx, input))
 
-    @strawberry.mutation
+    @strawberry.mutation(description=_ACCOUNT_SECURITY + " Signs your other sessions out.")
     async def change_password(self, info: Info, input: ChangePasswordRequest) -> DoneResult:
         return await attempt_done(auth.change_password(info.context.ctx, input))
 
-    @strawberry.mutation
+    @strawberry.mutation(description=_ACCOUNT_SECURITY + " 2FA is on only after confirmTotp.")
     async def setup_totp(self, info: Info) -> SetupTotpResult:
         return await attempt(totp.setup(info.context.ctx))
 
-    @strawberry.mutation
+    @strawberry.mutation(description=_ACCOUNT_SECURITY + " Each code works once.")
     async def confirm_totp(self, info: Info, input: TOTPConfirmRequest) -> DoneResult:
         return await attempt_done(totp.confirm(info.context.ctx, input))
 
-    @strawberry.mutation
+    @strawberry.mutation(description=_ACCOUNT_SECURITY + " A current code or the password.")
     async def disable_totp(self, info: Info, input: TOTPDisableRequest) -> DoneResult:
         return await attempt_done(totp.disable(info.context.ctx, input))
 

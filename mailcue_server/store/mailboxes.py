@@ -20,6 +20,7 @@ from mailcue_server.events.bus import Event, EventBus, EventType, publish_quietl
 from mailcue_server.mail.addresses import canonical_address
 from mailcue_server.store import uids, users
 from mailcue_server.store.credentials import hash_password, verify_password
+from mailcue_server.store.login_limiter import LoginLimiter
 from mailcue_server.store.mail_models import DEFAULT_FOLDERS, INBOX, Folder, Mailbox
 
 MAX_FOLDER_NAME = 255
@@ -183,6 +184,30 @@ def split_master_login(login: str) -> tuple[str, str | None]:
     if star < 0:
         return login, None
     return login[:star], login[star + 1 :]
+
+
+def login_identity(login: str) -> str:
+    """Whom a mail login's guesses count against: the one whose password is tried.
+
+    That is the address, or for a master login ``<address>*<admin>`` the
+    administrator, so such guesses share the budget of that admin's API login.
+    """
+    address, admin = split_master_login(login.strip())
+    return address if admin is None else admin
+
+
+async def check_login(
+    login: str, password: str, *, limiter: LoginLimiter, client_ip: str
+) -> Mailbox | None:
+    """:func:`check_password` behind the login limiter shared by every protocol.
+
+    Raises:
+        RateLimited: this client used up its guesses for the login's identity
+            (:func:`login_identity`); no password was checked.
+    """
+    return await limiter.attempt(
+        client_ip, login_identity(login), password, lambda: check_password(login, password)
+    )
 
 
 async def check_password(login: str, password: str) -> Mailbox | None:

@@ -23,11 +23,27 @@ class User(Model):
     # Encrypted with a key derived from the server secret (store.crypto).
     totp_secret: str | None = fields.TextField(null=True)
     totp_enabled = fields.BooleanField(default=False)
+    # The RFC 6238 time step of the last code accepted: each code works once.
+    totp_last_step: int | None = fields.BigIntField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
     class Meta:
         table = "users"
+
+
+class SpentLoginStep(Model):
+    """A 2FA step token (``temp_token``) that finished a login: each works once.
+
+    Kept until the token would have expired anyway; in the database, so a token
+    spent on one node is refused by every node.
+    """
+
+    jti = fields.CharField(max_length=64, primary_key=True)
+    expires_at = fields.DatetimeField(db_index=True)
+
+    class Meta:
+        table = "spent_login_steps"
 
 
 class AuthSession(Model):

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from mailcue_server.errors import Conflict
-from mailcue_server.store import api_keys, auth_sessions, users
+from mailcue_server.store import api_keys, auth_sessions, two_factor, users
 from mailcue_server.store.db import Database
+from mailcue_server.store.models import SpentLoginStep
 from services import fresh_postgres_database
 
 Engine = Callable[[], AbstractAsyncContextManager[Database]]
@@ -147,6 +148,42 @@ async def test_api_keys_are_found_by_hash_only(engine: Engine) -> None:
         found.is_active = False
         await api_keys.save(found, "is_active")
         assert await api_keys.find_active("mc_secret-value") is None
+
+
+async def test_a_totp_step_is_accepted_once_and_only_forwards(engine: Engine) -> None:
+    async with engine():
+        user = await users.create(username="eve", email="eve@mailcue.local", password_hash="x")
+        claims = [await two_factor.claim_totp_step(user.id, step) for step in (100, 100, 99, 101)]
+        assert claims == [True, False, False, True]
+
+
+async def test_a_step_token_is_spent_once_even_when_racing(engine: Engine) -> None:
+    async with engine():
+        now = datetime.now(UTC)
+        user = await users.create(username="fay", email="fay@mailcue.local", password_hash="x")
+        expires = now + timedelta(minutes=5)
+        raced = await asyncio.gather(
+            *(
+                two_factor.finish_login_step(
+                    user.id, jti="jti-1", token_expires=expires, step=step, now=now
+                )
+                for step in (10, 11, 12)
+            )
+        )
+        assert sorted(raced) == [False, False, True]
+        # A refused finish spends nothing: step 13 is still free for a new token.
+        assert not await two_factor.finish_login_step(
+            user.id, jti="jti-1", token_expires=expires, step=13, now=now
+        )
+        assert await two_factor.finish_login_step(
+            user.id, jti="jti-2", token_expires=expires, step=13, now=now
+        )
+        # Spent tokens are forgotten once they would have expired anyway.
+        later = expires + timedelta(seconds=1)
+        assert await two_factor.finish_login_step(
+            user.id, jti="jti-3", token_expires=later + timedelta(minutes=5), step=14, now=later
+        )
+        assert await SpentLoginStep.all().values_list("jti", flat=True) == ["jti-3"]
 
 
 async def test_nodes_migrating_together_take_turns(tmp_path: Path) -> None:

@@ -97,7 +97,9 @@ class MemoryPop3Backend:
     def uids(self, user: str = USER) -> list[str]:
         return list(self.boxes[user])
 
-    async def authenticate(self, username: str, password: str) -> MemoryMaildrop | None:
+    async def authenticate(
+        self, username: str, password: str, *, client_ip: str
+    ) -> MemoryMaildrop | None:
         stored = self.passwords.get(username)
         # Compare even for unknown users, so both failures cost the same.
         matches = hmac.compare_digest((stored or "\0").encode(), password.encode())

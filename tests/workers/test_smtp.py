@@ -77,7 +77,7 @@ class MemorySink:
             raise RuntimeError(SECRET)
         self.deliveries.append(envelope)
 
-    async def authenticate(self, username: str, password: str) -> str | None:
+    async def authenticate(self, username: str, password: str, *, client_ip: str) -> str | None:
         return username.lower() if (username.lower(), password) == (USER, PASSWORD) else None
 
 

@@ -3,7 +3,8 @@
 Credentials are a mailbox address and its password, or the master login
 ``<address>*<admin username>`` with that admin's password, checked by
 ``store.mailboxes.check_password`` (Argon2; an unknown address costs the same
-time), the one check POP3 and SMTP AUTH use too. pysasl parses LOGIN and
+time), the one check POP3 and SMTP AUTH use too, behind the login limiter
+they share (``NO [UNAVAILABLE]`` once a client used up its guesses). pysasl parses LOGIN and
 AUTHENTICATE PLAIN/LOGIN (RFC 3501 sections 6.2.2 and 6.2.3, RFC 4616) and
 hands the secret to our identity object.
 """
@@ -16,24 +17,52 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import NoReturn
 
+from pymap.context import socket_info
 from pymap.exceptions import AuthorizationFailure, InvalidAuth, NotSupportedError
 from pymap.interfaces.login import IdentityInterface, LoginInterface
 from pymap.interfaces.token import TokenCredentials, TokensInterface
+from pymap.parsing.response import ResponseCode, ResponseNo
 from pymap.user import UserMetadata
 from pysasl.creds.server import ServerCredentials
 
+from mailcue_server.errors import RateLimited
 from mailcue_server.store import mailboxes as mailbox_store
+from mailcue_server.store.login_limiter import LoginLimiter
 from mailcue_server.workers.imap.backend import Session
 from mailcue_server.workers.imap.config import ImapConfig
 
 log = logging.getLogger(__name__)
 
 
-class Login(LoginInterface):
-    """Checks mailbox credentials against the store."""
+class LoginLimited(InvalidAuth):
+    """Too many failed guesses for that name from this client: nothing was checked.
 
-    def __init__(self, config: ImapConfig) -> None:
+    ``NO [UNAVAILABLE]`` (RFC 5530 section 3): a temporary refusal a client
+    should not read as a wrong password.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("Too many failed logins from your address; try again later.")
+
+    def get_response(self, tag: bytes) -> ResponseNo:
+        return ResponseNo(tag, self._raw, ResponseCode.of(b"UNAVAILABLE"))
+
+
+def _client_ip() -> str:
+    """The connection's peer address (pymap keeps the socket per connection task)."""
+    try:
+        peer = socket_info.get().peername
+    except LookupError:
+        return ""
+    return str(peer[0]) if isinstance(peer, tuple) and peer else ""
+
+
+class Login(LoginInterface):
+    """Checks mailbox credentials against the store, behind the shared login limiter."""
+
+    def __init__(self, config: ImapConfig, limiter: LoginLimiter) -> None:
         self._config = config
+        self._limiter = limiter
         self._tokens = _NoTokens()
 
     @property
@@ -45,7 +74,16 @@ class Login(LoginInterface):
         credentials.verify(capture)  # pysasl passes the secret to compare_secret
         if capture.secret is None:
             raise InvalidAuth()
-        mailbox = await mailbox_store.check_password(credentials.authcid, capture.secret)
+        try:
+            mailbox = await mailbox_store.check_login(
+                credentials.authcid,
+                capture.secret,
+                limiter=self._limiter,
+                client_ip=_client_ip(),
+            )
+        except RateLimited:
+            log.info("IMAP login refused for %r: too many failures", credentials.authcid)
+            raise LoginLimited() from None
         if mailbox is None:
             log.info("IMAP login failed for %r", credentials.authcid)
             raise InvalidAuth()

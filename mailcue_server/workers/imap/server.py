@@ -23,6 +23,7 @@ from proxyprotocol.sock import SocketInfo
 from pymap.context import connection_exit
 
 from mailcue_server.events.bus import EventBus
+from mailcue_server.store.login_limiter import DEFAULT_MAX_ATTEMPTS, DEFAULT_WINDOW, LoginLimiter
 from mailcue_server.workers.connections import ConnectionCaps
 from mailcue_server.workers.gate import Gate, stream_protocols
 from mailcue_server.workers.imap import names
@@ -67,6 +68,8 @@ class ImapServer:
         caps: Connections this listener holds at most, per client and in all; a
             connection over them reads ``* BYE Too many connections``.
         idle_recheck: Seconds between folder re-reads while a client IDLEs.
+        limiter: The login limiter HTTP, SMTP and POP3 share; ``None`` makes
+            one for this listener alone.
 
     Raises:
         ValueError: ``implicit_tls`` without a ``tls_context``.
@@ -87,6 +90,7 @@ class ImapServer:
         login_timeout: float = DEFAULT_LOGIN_TIMEOUT,
         idle_recheck: float = IDLE_RECHECK_SECONDS,
         caps: ConnectionCaps | None = None,
+        limiter: LoginLimiter | None = None,
     ) -> None:
         if implicit_tls and tls_context is None:
             raise ValueError("implicit TLS needs a TLS context")
@@ -101,7 +105,9 @@ class ImapServer:
             max_message_size=max_message_size,
             idle_recheck=idle_recheck,
         )
-        self._login = Login(self._config)
+        self._login = Login(
+            self._config, limiter or LoginLimiter(DEFAULT_MAX_ATTEMPTS, DEFAULT_WINDOW)
+        )
         self._commands = self._config.commands
         self._host = host
         self._port = port

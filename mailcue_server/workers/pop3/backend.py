@@ -71,7 +71,9 @@ class Maildrop(Protocol):
 class Pop3Backend(Protocol):
     """Checks credentials and hands out maildrops."""
 
-    async def authenticate(self, username: str, password: str) -> Maildrop | None:
+    async def authenticate(
+        self, username: str, password: str, *, client_ip: str
+    ) -> Maildrop | None:
         """Check a username and password and lock the user's maildrop.
 
         Implementations must do the same work for an unknown user as for a wrong
@@ -80,11 +82,14 @@ class Pop3Backend(Protocol):
         Args:
             username: As sent with USER or as the SASL PLAIN authcid.
             password: As sent with PASS or in SASL PLAIN.
+            client_ip: The client's address, which failed guesses are counted for.
 
         Returns:
             The locked maildrop, or None when the credentials are wrong.
 
         Raises:
             MaildropInUse: The credentials are good but the maildrop is locked.
+            mailcue_server.errors.RateLimited: Too many failed guesses for that
+                name from this client; the password was not checked.
         """
         ...

@@ -164,6 +164,7 @@ class Pop3Server:
             allow_plaintext_auth=self._allow_plaintext_auth,
             max_auth_failures=self._max_auth_failures,
             peer=peer,
+            client_ip=str(peername[0]) if peername else "",
         )
         self._tasks.add(task)
         clean = False

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from mailcue_server.errors import NotFound
+from mailcue_server.errors import NotFound, RateLimited
 from mailcue_server.workers.pop3.backend import Maildrop, MaildropInUse, MessageRef, Pop3Backend
 
 __all__ = ["After", "Pop3Error", "Pop3Session", "Reply", "State"]
@@ -92,7 +92,8 @@ class Pop3Session:
         tls_available: STLS can be offered (a context exists for it).
         allow_plaintext_auth: Accept USER/PASS and AUTH PLAIN without TLS.
         max_auth_failures: Close the connection after this many failed logins.
-        peer: Client address, for logs only.
+        peer: Client address and port, for logs.
+        client_ip: Client address, which the backend counts failed guesses for.
     """
 
     def __init__(
@@ -104,8 +105,10 @@ class Pop3Session:
         allow_plaintext_auth: bool = False,
         max_auth_failures: int = 3,
         peer: str = "-",
+        client_ip: str = "",
     ) -> None:
         self._backend = backend
+        self._client_ip = client_ip
         self._tls_active = tls_active
         self._tls_available = tls_available
         self._allow_plaintext_auth = allow_plaintext_auth
@@ -253,15 +256,23 @@ class Pop3Session:
 
     async def _login(self, username: str, password: str) -> Reply:
         try:
-            maildrop = await self._backend.authenticate(username, password)
+            maildrop = await self._backend.authenticate(
+                username, password, client_ip=self._client_ip
+            )
         except MaildropInUse:
             logger.info("POP3 maildrop of %r is in use (peer %s)", username, self._peer)
             raise Pop3Error("Maildrop is locked by another session", "IN-USE") from None
+        except RateLimited:
+            # RFC 3206 section 4: SYS/TEMP, a temporary refusal; the password was not checked.
+            logger.info("POP3 login refused for %r (peer %s): too many", username, self._peer)
+            raise Pop3Error(
+                "Too many failed logins from your address; try again later",
+                "SYS/TEMP",
+                close=self._failed_login(),
+            ) from None
         if maildrop is None:
-            self._auth_failures += 1
             logger.info("POP3 login failed for %r (peer %s)", username, self._peer)
-            close = self._auth_failures >= self._max_auth_failures
-            raise Pop3Error("Invalid credentials", "AUTH", close=close)
+            raise Pop3Error("Invalid credentials", "AUTH", close=self._failed_login())
         try:
             snapshot = tuple(await maildrop.list_messages())
         except BaseException:
@@ -272,6 +283,11 @@ class Pop3Session:
         self._state = State.TRANSACTION
         logger.info("POP3 login of %r (peer %s)", username, self._peer)
         return _ok(self._maildrop_summary())
+
+    def _failed_login(self) -> bool:
+        """Count a failed login; whether the connection should close now."""
+        self._auth_failures += 1
+        return self._auth_failures >= self._max_auth_failures
 
     def _auth_permitted(self) -> bool:
         return self._tls_active or self._allow_plaintext_auth

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from mailcue_server.events.bus import EventBus
 from mailcue_server.store import mailboxes, maildrops
+from mailcue_server.store.login_limiter import DEFAULT_MAX_ATTEMPTS, DEFAULT_WINDOW, LoginLimiter
 from mailcue_server.workers.pop3.backend import MaildropInUse, MessageRef
 
 
@@ -36,12 +37,18 @@ class StoreMaildrop:
 class StorePop3Backend:
     """Implements :class:`~mailcue_server.workers.pop3.backend.Pop3Backend` on our store."""
 
-    def __init__(self, bus: EventBus) -> None:
+    def __init__(self, bus: EventBus, limiter: LoginLimiter | None = None) -> None:
         self._bus = bus
         self._locks = maildrops.Locks()
+        # The limiter HTTP, SMTP and IMAP share; one of its own when none is given.
+        self._limiter = limiter or LoginLimiter(DEFAULT_MAX_ATTEMPTS, DEFAULT_WINDOW)
 
-    async def authenticate(self, username: str, password: str) -> StoreMaildrop | None:
-        mailbox = await mailboxes.check_password(username, password)
+    async def authenticate(
+        self, username: str, password: str, *, client_ip: str
+    ) -> StoreMaildrop | None:
+        mailbox = await mailboxes.check_login(
+            username, password, limiter=self._limiter, client_ip=client_ip
+        )
         if mailbox is None:
             return None
         if not self._locks.acquire(mailbox.address):

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 
-from mailcue_server.errors import Invalid
+from mailcue_server.errors import Invalid, RateLimited
 from mailcue_server.mail.addresses import canonical_address
 from mailcue_server.workers.smtp.dsn import dsn_request_of
 from mailcue_server.workers.smtp.received import received_header, with_protocol
@@ -41,6 +41,8 @@ REPLY_UNKNOWN_USER = "550 5.1.1 No such user here"
 REPLY_RELAY_DENIED = "550 5.7.1 Relaying denied"
 REPLY_BARE_NEWLINE = "550 5.6.0 Message contains a bare CR or LF; use CRLF line endings"
 REPLY_TRY_LATER = "451 4.3.0 Temporary server error, try again later"
+# RFC 4954 section 6: a temporary authentication failure; the password was not checked.
+REPLY_AUTH_LIMITED = "454 4.7.0 Too many failed logins from your address; try again later"
 
 _REJECTIONS = {
     RecipientVerdict.UNKNOWN_USER: REPLY_UNKNOWN_USER,
@@ -372,8 +374,14 @@ class SmtpHandler:
             user, secret = username.decode(), password.decode()
         except UnicodeDecodeError:
             return AuthResult(success=False, handled=False)
-        identity = await self._sink.authenticate(user, secret)
+        peer = _peer_ip(server.session)
+        try:
+            identity = await self._sink.authenticate(user, secret, client_ip=peer)
+        except RateLimited:
+            log.info("AUTH refused for %r from %s: too many failures", user, peer)
+            await server.push(REPLY_AUTH_LIMITED)
+            return AuthResult(success=False, handled=True)
         if identity is None:
-            log.info("AUTH failed for %r from %s", user, _peer_ip(server.session))
+            log.info("AUTH failed for %r from %s", user, peer)
             return AuthResult(success=False, handled=False)
         return AuthResult(success=True, auth_data=identity)

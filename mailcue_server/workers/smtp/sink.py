@@ -111,10 +111,19 @@ class Sink(Protocol):
         """
         ...
 
-    async def authenticate(self, username: str, password: str) -> str | None:
+    async def authenticate(self, username: str, password: str, *, client_ip: str) -> str | None:
         """Check SMTP AUTH credentials (RFC 4954).
+
+        Args:
+            username: The authentication identity the client gave.
+            password: Its password.
+            client_ip: The client's address, which guesses are counted for.
 
         Returns:
             The canonical identity (for example the mailbox address), or ``None``.
+
+        Raises:
+            mailcue_server.errors.RateLimited: Too many failed guesses for that
+                name from this client; the password was not checked.
         """
         ...

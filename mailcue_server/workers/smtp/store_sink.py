@@ -26,6 +26,7 @@ from mailcue_server.mail.addresses import canonical_address
 from mailcue_server.store import aliases, domains, mailboxes, outbound, senders, users
 from mailcue_server.store.envelopes import SmtpEnvelope
 from mailcue_server.store.ingest import Incoming, IngestQueue
+from mailcue_server.store.login_limiter import DEFAULT_MAX_ATTEMPTS, DEFAULT_WINDOW, LoginLimiter
 from mailcue_server.workers.smtp.inbound_auth import authenticate as check_origin
 from mailcue_server.workers.smtp.received import return_path_header
 from mailcue_server.workers.smtp.sink import Delivery, ListenerKind, RecipientVerdict
@@ -68,6 +69,8 @@ class StoreSink:
             (``POST /emails/send``); made per process, never stored.
         inbound_auth: Check received mail's origin; ``None`` turns it off.
         outbound: Queue mail for remote recipients; ``None`` keeps all mail local.
+        limiter: The login limiter HTTP, IMAP and POP3 share (one per process);
+            ``None`` makes one for this sink alone.
     """
 
     def __init__(
@@ -79,8 +82,10 @@ class StoreSink:
         api_credential: tuple[str, str] | None = None,
         inbound_auth: InboundAuth | None = None,
         outbound: OutboundRoute | None = None,
+        limiter: LoginLimiter | None = None,
     ) -> None:
         self._queue = queue
+        self._limiter = limiter or LoginLimiter(DEFAULT_MAX_ATTEMPTS, DEFAULT_WINDOW)
         self._catch_all = accept_any_recipient
         self._test_mode = test_mode
         self._api_credential = api_credential
@@ -200,23 +205,44 @@ class StoreSink:
             dkim.sign, raw, key.domain, key.selector, key.private_key_pem
         )
 
-    async def authenticate(self, username: str, password: str) -> str | None:
+    async def authenticate(self, username: str, password: str, *, client_ip: str) -> str | None:
         """A mailbox login (its address, or ``<address>*<admin>``, see
-        ``store.mailboxes.check_password``) or a user account's username and password.
+        ``store.mailboxes.check_password``) or a user account that is not an
+        administrator, with its password.
+
+        An administrator's own name and password are refused here: that
+        password opens the whole server, so it is for the API, and on SMTP only
+        in a master login, which acts as one mailbox (``store.senders``).
 
         Returns:
             ``mailbox:<address>`` or ``user:<username>`` (see ``store.senders``),
             or the API submitter's own name.
+
+        Raises:
+            RateLimited: this client used up its guesses for that name (the
+                limiter every protocol shares); no password was checked.
         """
         if self._api_credential is not None and username == self._api_credential[0]:
+            # A 256-bit secret nobody can guess, used from loopback: not limited, so
+            # guesses at it cannot lock the API's own submissions out.
             expected = self._api_credential[1].encode()
             return username if hmac.compare_digest(password.encode(), expected) else None
+        return await self._limiter.attempt(
+            client_ip,
+            mailboxes.login_identity(username),
+            password,
+            lambda: self._check_login(username, password),
+        )
+
+    async def _check_login(self, username: str, password: str) -> str | None:
         if "@" in username:
             mailbox = await mailboxes.check_password(username, password)
             if mailbox is not None:
                 return senders.mailbox_identity(mailbox.address)
         user = await users.check_password(username, password)
-        return senders.user_identity(user.username) if user is not None else None
+        if user is None or user.is_admin:
+            return None
+        return senders.user_identity(user.username)
 
 
 def _domain(address: str) -> str:
