@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from mailcue_server import __version__
 from mailcue_server.api import errors
+from mailcue_server.api.body_limits import BodyLimitMiddleware
 from mailcue_server.api.graphql import build_graphql_router
 from mailcue_server.resolvers.context import Services
 from mailcue_server.rest_compat import mta_sts
@@ -30,6 +31,10 @@ def create_app(services: Services) -> FastAPI:
     )
     app.state.services = services
     errors.install(app)
+    # The live limit: PUT /system/settings replaces services.settings.
+    app.add_middleware(
+        BodyLimitMiddleware, max_message_size=lambda: services.settings.max_message_size
+    )
     app.include_router(build_router())
     app.include_router(mta_sts.router)  # /.well-known/mta-sts.txt, outside /api/v1
     app.include_router(build_graphql_router(), prefix="/graphql", include_in_schema=False)
