@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from mailcue_server import __version__
 from mailcue_server.api import errors
 from mailcue_server.api.body_limits import BodyLimitMiddleware
 from mailcue_server.api.graphql import build_graphql_router
+from mailcue_server.api.security_headers import SecurityHeadersMiddleware
 from mailcue_server.resolvers.context import Services
 from mailcue_server.rest_compat import mta_sts
 from mailcue_server.rest_compat.routes import build_router
@@ -19,15 +21,25 @@ DESCRIPTION = (
 )
 
 
+class MailcueApp(FastAPI):
+    """FastAPI with our security headers outside everything, its own 500 answers included."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeadersMiddleware(super().build_middleware_stack())
+
+
 def create_app(services: Services) -> FastAPI:
     """Build the ASGI app around already-built services (no I/O here)."""
-    app = FastAPI(
+    app = MailcueApp(
         title="MailCue API",
         description=DESCRIPTION,
         version=__version__,
         docs_url="/api/docs",
         redoc_url=None,
         openapi_url="/api/openapi.json",
+        # No OAuth2 flow to finish, and no third party told where our spec is.
+        swagger_ui_oauth2_redirect_url=None,
+        swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.services = services
     errors.install(app)
