@@ -29,7 +29,7 @@ from mailcue_server.schema.types.emails import (
     EmailListResponse,
     EmailSummary,
 )
-from mailcue_server.store import aliases, mailboxes, message_queries
+from mailcue_server.store import aliases, mailboxes, message_queries, paging
 from mailcue_server.store.mail_models import (
     DEFAULT_FOLDERS,
     INBOX,
@@ -151,7 +151,7 @@ async def list_emails(
     found = await message_queries.list_page(
         box.address,
         folder,
-        offset=(page - 1) * page_size,
+        offset=paging.offset_of(page, page_size),
         limit=page_size,
         sort=Sort.THREAD if thread_view else SORTS[sort],
         search=search,
