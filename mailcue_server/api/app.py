@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
 from starlette.types import ASGIApp
 
@@ -12,6 +14,7 @@ from mailcue_server.api.graphql import build_graphql_router
 from mailcue_server.api.security_headers import SecurityHeadersMiddleware
 from mailcue_server.resolvers.context import Services
 from mailcue_server.rest_compat import mta_sts
+from mailcue_server.rest_compat.error_responses import add_error_bodies, document_errors
 from mailcue_server.rest_compat.routes import build_router
 
 DESCRIPTION = (
@@ -22,10 +25,16 @@ DESCRIPTION = (
 
 
 class MailcueApp(FastAPI):
-    """FastAPI with our security headers outside everything, its own 500 answers included."""
+    """FastAPI with our security headers outside everything (its own 500 answers included)
+    and every error answer in its OpenAPI document."""
 
     def build_middleware_stack(self) -> ASGIApp:
         return SecurityHeadersMiddleware(super().build_middleware_stack())
+
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:
+            self.openapi_schema = add_error_bodies(super().openapi())
+        return self.openapi_schema
 
 
 def create_app(services: Services) -> FastAPI:
@@ -48,6 +57,7 @@ def create_app(services: Services) -> FastAPI:
         BodyLimitMiddleware, max_message_size=lambda: services.settings.max_message_size
     )
     app.include_router(build_router())
+    document_errors(mta_sts.router.routes)
     app.include_router(mta_sts.router)  # /.well-known/mta-sts.txt, outside /api/v1
     app.include_router(build_graphql_router(), prefix="/graphql", include_in_schema=False)
     return app

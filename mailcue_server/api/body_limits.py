@@ -30,6 +30,8 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mailcue_server.api.errors import error_body
+
 log = logging.getLogger(__name__)
 
 KIB = 1024
@@ -111,7 +113,7 @@ async def _refuse(scope: Scope, send: Send, limit: int, signed_in: bool) -> None
     if not signed_in and limit == JSON_LIMIT:
         detail += " (the limit of a request without credentials)"
     response = JSONResponse(
-        {"detail": detail},
+        error_body(detail),
         status_code=413,
         headers={"Connection": "close"},  # the rest of the body is not read
     )
