@@ -12,6 +12,7 @@ from mailcue_server.api import errors
 from mailcue_server.api.body_limits import BodyLimitMiddleware
 from mailcue_server.api.graphql import build_graphql_router
 from mailcue_server.api.security_headers import SecurityHeadersMiddleware
+from mailcue_server.api.text_input import TextInputMiddleware
 from mailcue_server.resolvers.context import Services
 from mailcue_server.rest_compat import mta_sts
 from mailcue_server.rest_compat.error_responses import add_error_bodies, document_errors
@@ -52,6 +53,7 @@ def create_app(services: Services) -> FastAPI:
     )
     app.state.services = services
     errors.install(app)
+    app.add_middleware(TextInputMiddleware)  # inside the body limit, which bounds what it reads
     # The live limit: PUT /system/settings replaces services.settings.
     app.add_middleware(
         BodyLimitMiddleware, max_message_size=lambda: services.settings.max_message_size
