@@ -195,3 +195,17 @@ async def test_the_event_stream_carries_the_headers(
         assert "no-store" in response.headers["cache-control"] or (
             "no-cache" in response.headers["cache-control"]
         )
+
+
+async def test_the_listeners_own_refusals_carry_the_headers(
+    server: MailcueServer, http: httpx.AsyncClient
+) -> None:
+    """414 and 431 are answered before the app sees the request; same headers."""
+    too_long = await http.get("/api/v1/health", params={"q": "e" * 9_000})
+    too_large = await http.get("/api/v1/health", headers={"X-Big": "a" * 70_000})
+
+    for response, status in ((too_long, 414), (too_large, 431)):
+        assert response.status_code == status
+        assert_common(response)
+        assert response.headers["content-security-policy"] == LOCKED_DOWN
+        assert response.headers["cache-control"] == "no-store"

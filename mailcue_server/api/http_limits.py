@@ -30,6 +30,8 @@ from typing import Any, cast
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from mailcue_server.api.security_headers import EDGE_HEADERS
+
 MAX_LINE_BYTES = 8 * 1024
 MAX_HEAD_BYTES = 64 * 1024
 # What an unfinished head may buffer before the exact per-header count can see it.
@@ -156,6 +158,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         head = [f"HTTP/1.1 {reason.status.value} {reason.status.phrase}\r\n".encode("ascii")]
         defaults = self.server_state.default_headers  # Date and Server, as uvicorn sends
         head += [name + b": " + value + b"\r\n" for name, value in defaults]
+        head += [f"{name}: {value}\r\n".encode("ascii") for name, value in EDGE_HEADERS.items()]
         head += [
             b"content-type: text/plain; charset=utf-8\r\n",
             b"content-length: " + str(len(body)).encode("ascii") + b"\r\n",

@@ -33,6 +33,12 @@ COMMON_HEADERS = {
 NO_STORE = "no-store"
 # JSON, downloads, anything but the pages below: nothing may run or load.
 LOCKED_DOWN = "default-src 'none'; frame-ancestors 'none'; sandbox"
+# What the HTTP listener's own refusals (414, 431) carry: they never reach the app.
+EDGE_HEADERS = {
+    **COMMON_HEADERS,
+    "Cache-Control": NO_STORE,
+    "Content-Security-Policy": LOCKED_DOWN,
+}
 
 SWAGGER_UI = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/"
 UNPKG = "https://unpkg.com/"
