@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from mailcue_server import __version__
 from mailcue_server.api import errors
+from mailcue_server.api.body_limits import BodyLimitMiddleware
 from mailcue_server.api.graphql import build_graphql_router
+from mailcue_server.api.security_headers import SecurityHeadersMiddleware
+from mailcue_server.api.text_input import TextInputMiddleware
 from mailcue_server.resolvers.context import Services
 from mailcue_server.rest_compat import mta_sts
+from mailcue_server.rest_compat.error_responses import add_error_bodies, document_errors
 from mailcue_server.rest_compat.routes import build_router
 
 DESCRIPTION = (
@@ -18,19 +25,41 @@ DESCRIPTION = (
 )
 
 
+class MailcueApp(FastAPI):
+    """FastAPI with our security headers outside everything (its own 500 answers included)
+    and every error answer in its OpenAPI document."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeadersMiddleware(super().build_middleware_stack())
+
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:
+            self.openapi_schema = add_error_bodies(super().openapi())
+        return self.openapi_schema
+
+
 def create_app(services: Services) -> FastAPI:
     """Build the ASGI app around already-built services (no I/O here)."""
-    app = FastAPI(
+    app = MailcueApp(
         title="MailCue API",
         description=DESCRIPTION,
         version=__version__,
         docs_url="/api/docs",
         redoc_url=None,
         openapi_url="/api/openapi.json",
+        # No OAuth2 flow to finish, and no third party told where our spec is.
+        swagger_ui_oauth2_redirect_url=None,
+        swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.services = services
     errors.install(app)
+    app.add_middleware(TextInputMiddleware)  # inside the body limit, which bounds what it reads
+    # The live limit: PUT /system/settings replaces services.settings.
+    app.add_middleware(
+        BodyLimitMiddleware, max_message_size=lambda: services.settings.max_message_size
+    )
     app.include_router(build_router())
+    document_errors(mta_sts.router.routes)
     app.include_router(mta_sts.router)  # /.well-known/mta-sts.txt, outside /api/v1
     app.include_router(build_graphql_router(), prefix="/graphql", include_in_schema=False)
     return app

@@ -7,7 +7,9 @@ nothing internal reaches the client.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -22,6 +24,7 @@ from mailcue_server.errors import (
     Unauthenticated,
     UpstreamFailed,
 )
+from mailcue_server.schema.types.common import ErrorResponse
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +37,11 @@ HTTP_STATUS: tuple[tuple[type[MailcueError], int], ...] = (
     (RateLimited, 429),
     (UpstreamFailed, 502),
 )
+
+
+def error_body(detail: str) -> dict[str, Any]:
+    """The JSON body of an error answer (the ``ErrorResponse`` the OpenAPI document shows)."""
+    return dataclasses.asdict(ErrorResponse(detail=detail))
 
 
 def status_for(exc: MailcueError) -> int:
@@ -52,12 +60,12 @@ async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
         headers["WWW-Authenticate"] = "Bearer"
     if isinstance(exc, RateLimited):
         headers["Retry-After"] = str(exc.retry_after)
-    return JSONResponse({"detail": exc.message}, status_code=status_for(exc), headers=headers)
+    return JSONResponse(error_body(exc.message), status_code=status_for(exc), headers=headers)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return JSONResponse({"detail": "Internal server error"}, status_code=500)
+    return JSONResponse(error_body("Internal server error"), status_code=500)
 
 
 def install(app: FastAPI) -> None:

@@ -14,16 +14,23 @@ connections are served as before. Bytes the client still sends after the
 answer are read and dropped for a moment before the close (a "lingering
 close"), so its TCP stack does not reset the connection before the client
 has read the 431.
+
+The same lingering close ends a connection whose answer came before its
+request body did: ``body_limits`` answers 413 to a body over its limit
+without reading it, and a client still sending that body must still read
+the 413.
 """
 
 from __future__ import annotations
 
 import asyncio
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from mailcue_server.api.security_headers import EDGE_HEADERS
 
 MAX_LINE_BYTES = 8 * 1024
 MAX_HEAD_BYTES = 64 * 1024
@@ -97,6 +104,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._in_head = False
         super().on_headers_complete()
+        if self.cycle is not None and not self.cycle.response_started:
+            # What the request/response cycle closes after its answer goes through us.
+            self.cycle.transport = cast(asyncio.Transport, _CycleTransport(self))
 
     # asyncio.Protocol ---------------------------------------------------------------------
 
@@ -148,12 +158,26 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         head = [f"HTTP/1.1 {reason.status.value} {reason.status.phrase}\r\n".encode("ascii")]
         defaults = self.server_state.default_headers  # Date and Server, as uvicorn sends
         head += [name + b": " + value + b"\r\n" for name, value in defaults]
+        head += [f"{name}: {value}\r\n".encode("ascii") for name, value in EDGE_HEADERS.items()]
         head += [
             b"content-type: text/plain; charset=utf-8\r\n",
             b"content-length: " + str(len(body)).encode("ascii") + b"\r\n",
             b"connection: close\r\n\r\n",
         ]
         self.transport.write(b"".join(head) + body)
+        self._linger_close()
+
+    def close_after_answer(self) -> None:
+        """Close once the answer is out; linger if the request body is still arriving."""
+        cycle = self.cycle
+        if cycle is None or not cycle.more_body or self.transport.is_closing():
+            self.transport.close()
+            return
+        self._refused = True  # what the client still sends is dropped, not parsed
+        self.flow.resume_reading()  # reading may be paused with the body half read
+        self._linger_close()
+
+    def _linger_close(self) -> None:
         if self.transport.can_write_eof():
             self.transport.write_eof()  # the answer ends here; the client may still send
             self._linger = self.loop.call_later(LINGER_SECONDS, self.transport.close)
@@ -164,3 +188,24 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._dropped += size
         if self._dropped > LINGER_BYTES:
             self.transport.close()
+
+
+class _CycleTransport:
+    """The transport as a request/response cycle sees it: closing goes through the protocol.
+
+    uvicorn's cycle closes the transport itself right after an answer with
+    ``Connection: close``; with unread bytes in the socket that close becomes
+    a reset, and the client may lose the answer it was about to read.
+    """
+
+    def __init__(self, protocol: BoundedHttpToolsProtocol) -> None:
+        self._protocol = protocol
+
+    def write(self, data: bytes) -> None:
+        self._protocol.transport.write(data)
+
+    def is_closing(self) -> bool:
+        return self._protocol.transport.is_closing()
+
+    def close(self) -> None:
+        self._protocol.close_after_answer()

@@ -31,7 +31,7 @@ from mailcue_server.schema.types.emails import (
     EmailSummary,
     MessageEnvelope,
 )
-from mailcue_server.store import aliases, mailboxes, message_queries
+from mailcue_server.store import aliases, mailboxes, message_queries, paging
 from mailcue_server.store.envelopes import SmtpEnvelope, read_envelope
 from mailcue_server.store.mail_models import (
     DEFAULT_FOLDERS,
@@ -154,7 +154,7 @@ async def list_emails(
     found = await message_queries.list_page(
         box.address,
         folder,
-        offset=(page - 1) * page_size,
+        offset=paging.offset_of(page, page_size),
         limit=page_size,
         sort=Sort.THREAD if thread_view else SORTS[sort],
         search=search,

@@ -21,7 +21,7 @@ from mailcue_server.schema.types.outbound_queue import (
     OutboundQueueState,
     OutboundRecipientState,
 )
-from mailcue_server.store import outbound, outbound_admin
+from mailcue_server.store import outbound, outbound_admin, paging
 from mailcue_server.store.outbound import RecipientReport
 
 READ = "system:read"
@@ -86,7 +86,7 @@ async def list_queue(
     if not 1 <= page_size <= MAX_PAGE_SIZE:
         raise Invalid(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
     total, entries = await outbound_admin.list_entries(
-        state=wanted, offset=(page - 1) * page_size, limit=page_size
+        state=wanted, offset=paging.offset_of(page, page_size), limit=page_size
     )
     now = ctx.now()
     return OutboundQueueListResponse(

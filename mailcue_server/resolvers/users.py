@@ -18,6 +18,9 @@ from mailcue_server.store.credentials import hash_password
 from mailcue_server.store.models import User
 from mailcue_server.store.users import USERNAME_MAX
 
+# The most mailboxes a user may be allowed; a 32-bit column holds it on every engine.
+MAX_MAILBOX_QUOTA = 1_000_000
+
 
 def user_view(user: User) -> UserResponse:
     return UserResponse(
@@ -45,6 +48,12 @@ def check_new_password(password: str, *names: str) -> None:
     check_password_policy(password, names)
 
 
+def _check_quota(max_mailboxes: int) -> int:
+    if not 0 <= max_mailboxes <= MAX_MAILBOX_QUOTA:
+        raise Invalid(f"max_mailboxes must be between 0 and {MAX_MAILBOX_QUOTA}")
+    return max_mailboxes
+
+
 def _check_username(username: str) -> str:
     name = username.strip()
     if not 1 <= len(name) <= USERNAME_MAX or not all(c.isalnum() or c in "._-@" for c in name):
@@ -57,14 +66,13 @@ async def register(ctx: Context, data: RegisterRequest) -> UserResponse:
     ctx.require_principal().require_admin("user:manage")
     username, email = _check_username(data.username), canonical_address(data.email)
     check_new_password(data.password, username, email)
-    if data.max_mailboxes < 0:
-        raise Invalid("max_mailboxes must not be negative")
+    quota = _check_quota(data.max_mailboxes)
     user = await users.create(
         username=username,
         email=email,
         password_hash=await hash_password(data.password),
         is_admin=data.is_admin,
-        max_mailboxes=data.max_mailboxes,
+        max_mailboxes=quota,
     )
     return user_view(user)
 
@@ -90,9 +98,7 @@ async def update_user(ctx: Context, user_id: str, data: UserUpdateRequest) -> Us
         raise Forbidden("Administrators cannot demote or deactivate themselves")
     changed = []
     if data.max_mailboxes is not None:
-        if data.max_mailboxes < 0:
-            raise Invalid("max_mailboxes must not be negative")
-        user.max_mailboxes = data.max_mailboxes
+        user.max_mailboxes = _check_quota(data.max_mailboxes)
         changed.append("max_mailboxes")
     if data.is_admin is not None:
         user.is_admin = data.is_admin

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Path, status
 
 from mailcue_server.resolvers import aliases
 from mailcue_server.rest_compat.deps import Ctx
+from mailcue_server.rest_compat.error_responses import errors
 from mailcue_server.schema.types.aliases import (
     AliasCreateRequest,
     AliasListResponse,
@@ -25,7 +26,9 @@ async def list_all_aliases(ctx: Ctx) -> AliasListResponse:
     return await aliases.list_aliases(ctx)
 
 
-@router.post("", response_model=AliasResponse, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "", response_model=AliasResponse, status_code=status.HTTP_201_CREATED, responses=errors(409)
+)
 async def create_new_alias(ctx: Ctx, body: AliasCreateRequest) -> AliasResponse:
     """Create an alias: 409 if the source has one already or if it would make a loop."""
     return await aliases.create_alias(ctx, body)
@@ -37,7 +40,7 @@ async def get_one_alias(ctx: Ctx, alias_id: AliasId) -> AliasResponse:
     return await aliases.get_alias(ctx, alias_id)
 
 
-@router.put("/{alias_id}", response_model=AliasResponse)
+@router.put("/{alias_id}", response_model=AliasResponse, responses=errors(409))
 async def update_existing_alias(
     ctx: Ctx, alias_id: AliasId, body: AliasUpdateRequest
 ) -> AliasResponse:

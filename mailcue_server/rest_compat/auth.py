@@ -7,6 +7,7 @@ from fastapi import APIRouter, Body, Cookie, Response, status
 from mailcue_server.resolvers import auth, totp, users
 from mailcue_server.resolvers.context import Context
 from mailcue_server.rest_compat.deps import Ctx, LenientCtx, PublicCtx
+from mailcue_server.rest_compat.error_responses import errors
 from mailcue_server.schema.types.auth import (
     AdminResetPasswordRequest,
     ChangePasswordRequest,
@@ -43,7 +44,9 @@ def _set_refresh_cookie(ctx: Context, response: Response, tokens: TokenResponse)
         )
 
 
-@router.post("/login", response_model=TokenResponse | LoginStepResponse)
+@router.post(
+    "/login", response_model=TokenResponse | LoginStepResponse, responses=errors(401, 429)
+)
 async def login(
     ctx: PublicCtx, body: LoginRequest, response: Response
 ) -> TokenResponse | LoginStepResponse:
@@ -54,7 +57,7 @@ async def login(
     return result
 
 
-@router.post("/login/2fa", response_model=TokenResponse)
+@router.post("/login/2fa", response_model=TokenResponse, responses=errors(401, 429))
 async def login_2fa(
     ctx: PublicCtx, body: TwoFactorVerifyRequest, response: Response
 ) -> TokenResponse:
@@ -64,7 +67,7 @@ async def login_2fa(
     return result
 
 
-@router.post("/refresh", response_model=TokenResponse)
+@router.post("/refresh", response_model=TokenResponse, responses=errors(401))
 async def refresh(
     ctx: PublicCtx,
     response: Response,
@@ -94,7 +97,12 @@ async def me(ctx: Ctx) -> UserResponse:
     return await auth.me(ctx)
 
 
-@router.post("/register", response_model=UserResponse, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/register",
+    response_model=UserResponse,
+    status_code=status.HTTP_201_CREATED,
+    responses=errors(409),
+)
 async def register(ctx: Ctx, body: RegisterRequest) -> UserResponse:
     """Create a user. **Admin only.**"""
     return await users.register(ctx, body)
@@ -109,7 +117,7 @@ async def change_password(ctx: Ctx, body: ChangePasswordRequest) -> dict[str, st
     return {"message": await auth.change_password(ctx, body)}
 
 
-@router.put("/admin/reset-password", response_model=dict[str, str])
+@router.put("/admin/reset-password", response_model=dict[str, str], responses=errors(404))
 async def admin_reset_password(ctx: Ctx, body: AdminResetPasswordRequest) -> dict[str, str]:
     """Set a user's password without the old one. **Admin only.**"""
     return {"message": await users.admin_reset_password(ctx, body)}

@@ -8,6 +8,7 @@ from fastapi.responses import PlainTextResponse
 from mailcue_server.resolvers import domains
 from mailcue_server.rest_compat import mta_sts
 from mailcue_server.rest_compat.deps import Ctx
+from mailcue_server.rest_compat.error_responses import errors
 from mailcue_server.schema.types.domains import (
     DnsCheckResponse,
     DomainCreateRequest,
@@ -27,7 +28,12 @@ async def list_all_domains(ctx: Ctx) -> DomainListResponse:
     return await domains.list_domains(ctx)
 
 
-@router.post("", response_model=DomainDetailResponse, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    response_model=DomainDetailResponse,
+    status_code=status.HTTP_201_CREATED,
+    responses=errors(409),
+)
 async def create_domain(ctx: Ctx, body: DomainCreateRequest) -> DomainDetailResponse:
     """Add a domain and generate its DKIM key; the answer lists the DNS records to publish."""
     return await domains.create_domain(ctx, body)
@@ -41,6 +47,7 @@ router.add_api_route(
     response_class=PlainTextResponse,
     summary="MTA-STS policy",
     name="mta_sts_policy",
+    responses=errors(404),
 )
 
 

@@ -8,6 +8,7 @@ from fastapi.responses import Response
 from mailcue_server.resolvers import email_changes, emails
 from mailcue_server.resolvers.emails import FileContent
 from mailcue_server.rest_compat.deps import Ctx
+from mailcue_server.rest_compat.error_responses import errors
 from mailcue_server.schema.types.emails import (
     BulkInjectRequest,
     BulkInjectResponse,
@@ -66,7 +67,12 @@ async def list_emails(
     )
 
 
-@router.post("/inject", response_model=dict[str, str], status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/inject",
+    response_model=dict[str, str],
+    status_code=status.HTTP_201_CREATED,
+    responses=errors(404),
+)
 async def inject_email(ctx: Ctx, body: InjectEmailRequest) -> dict[str, str]:
     """Store a message straight into a mailbox folder (IMAP APPEND semantics). Admin only."""
     stored = await email_changes.inject_email(ctx, body)

@@ -5,6 +5,7 @@ from fastapi.responses import Response
 
 from mailcue_server.resolvers import gpg
 from mailcue_server.rest_compat.deps import Ctx
+from mailcue_server.rest_compat.error_responses import errors
 from mailcue_server.schema.types.gpg import (
     FetchKeyRequest,
     GenerateKeyRequest,
@@ -18,18 +19,23 @@ from mailcue_server.schema.types.gpg import (
 router = APIRouter(prefix="/gpg", tags=["GPG"])
 
 _KEYSERVER_ERRORS: dict[int | str, dict[str, str]] = {
+    **errors(409),
     status.HTTP_502_BAD_GATEWAY: {"description": "The keyserver is unreachable or failed."},
     status.HTTP_504_GATEWAY_TIMEOUT: {"description": "The keyserver did not answer in time."},
 }
 
 
-@router.post("/keys/generate", response_model=GpgKeyResponse, status_code=201)
+@router.post(
+    "/keys/generate", response_model=GpgKeyResponse, status_code=201, responses=errors(404, 409)
+)
 async def generate_key(ctx: Ctx, body: GenerateKeyRequest) -> GpgKeyResponse:
     """Generate a key pair for one of your mailboxes (RSA 2048/3072/4096, or ECC)."""
     return await gpg.generate_key(ctx, body)
 
 
-@router.post("/keys/import", response_model=GpgKeyResponse, status_code=201)
+@router.post(
+    "/keys/import", response_model=GpgKeyResponse, status_code=201, responses=errors(404, 409)
+)
 async def import_key(ctx: Ctx, body: ImportKeyRequest) -> GpgKeyResponse:
     """Import an armored public key, or a private key for one of your mailboxes."""
     return await gpg.import_key(ctx, body)

@@ -8,6 +8,7 @@ from fastapi.responses import Response
 from mailcue_server.resolvers import email_changes, emails, mailboxes
 from mailcue_server.rest_compat.deps import Ctx
 from mailcue_server.rest_compat.emails import download
+from mailcue_server.rest_compat.error_responses import errors
 from mailcue_server.schema.types.emails import (
     BulkDeleteRequest,
     BulkDeleteResponse,
@@ -39,7 +40,9 @@ async def list_mailboxes(ctx: Ctx) -> MailboxListResponse:
     return await mailboxes.list_mailboxes(ctx)
 
 
-@router.post("", response_model=MailboxResponse, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "", response_model=MailboxResponse, status_code=status.HTTP_201_CREATED, responses=errors(409)
+)
 async def create_mailbox(ctx: Ctx, body: MailboxCreateRequest) -> MailboxResponse:
     """Create a mailbox with INBOX, Sent, Drafts, Trash and Junk, owned by you."""
     return await mailboxes.create_mailbox(ctx, body)

@@ -9,6 +9,7 @@ from fastapi.responses import PlainTextResponse
 
 from mailcue_server.resolvers import domains
 from mailcue_server.rest_compat.deps import PublicCtx
+from mailcue_server.rest_compat.error_responses import errors
 
 POLICY_PATH = "/.well-known/mta-sts.txt"
 
@@ -28,4 +29,5 @@ router.add_api_route(
     response_class=PlainTextResponse,
     summary="MTA-STS policy",
     name="mta_sts_policy_wellknown",
+    responses=errors(404),
 )

@@ -12,6 +12,7 @@ from fastapi.responses import Response
 from mailcue_server.resolvers import outbound_queue
 from mailcue_server.rest_compat.deps import Ctx
 from mailcue_server.rest_compat.emails import download
+from mailcue_server.rest_compat.error_responses import errors
 from mailcue_server.schema.types.outbound_queue import (
     OutboundQueueEntry,
     OutboundQueueListResponse,
@@ -59,13 +60,13 @@ async def raw_queue_entry(ctx: Ctx, entry_id: QueueId) -> Response:
     return download(await outbound_queue.raw_queue_entry(ctx, entry_id))
 
 
-@router.post("/{entry_id}/retry", response_model=OutboundQueueEntry)
+@router.post("/{entry_id}/retry", response_model=OutboundQueueEntry, responses=errors(409))
 async def retry_queue_entry(ctx: Ctx, entry_id: QueueId) -> OutboundQueueEntry:
     """Try a deferred message again now: 409 once it is delivered or bounced. **Admin only.**"""
     return await outbound_queue.retry_queue_entry(ctx, entry_id)
 
 
-@router.delete("/{entry_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{entry_id}", status_code=status.HTTP_204_NO_CONTENT, responses=errors(409))
 async def delete_queue_entry(ctx: Ctx, entry_id: QueueId) -> None:
     """Cancel a message (no bounce): 409 while a worker is delivering it. **Admin only.**"""
     await outbound_queue.delete_queue_entry(ctx, entry_id)

@@ -18,25 +18,33 @@ from mailcue_server.rest_compat import (
     system,
     validation,
 )
+from mailcue_server.rest_compat.error_responses import document_errors
+
+# In matching order.
+PARTS: tuple[APIRouter, ...] = (
+    system.router,
+    outbound_queue.router,
+    # Before every other "/emails" router: "/emails/validate" and the other fixed
+    # paths below are not message routes ("/emails/{uid}").
+    validation.router,
+    deliverability.router,
+    send_canaries.router,
+    sending.router,
+    # api-keys before auth: "/auth/api-keys/scopes" must not be read as a user route.
+    api_keys.router,
+    auth.router,
+    emails.router,
+    mailboxes.router,
+    events.router,
+    domains.router,
+    aliases.router,
+    gpg.router,
+)
 
 
 def build_router() -> APIRouter:
     router = APIRouter(prefix="/api/v1")
-    router.include_router(system.router)
-    router.include_router(outbound_queue.router)
-    # Before every other "/emails" router: "/emails/validate" and the other fixed
-    # paths below are not message routes ("/emails/{uid}").
-    router.include_router(validation.router)
-    router.include_router(deliverability.router)
-    router.include_router(send_canaries.router)
-    router.include_router(sending.router)
-    # api-keys before auth: "/auth/api-keys/scopes" must not be read as a user route.
-    router.include_router(api_keys.router)
-    router.include_router(auth.router)
-    router.include_router(emails.router)
-    router.include_router(mailboxes.router)
-    router.include_router(events.router)
-    router.include_router(domains.router)
-    router.include_router(aliases.router)
-    router.include_router(gpg.router)
+    for part in PARTS:
+        document_errors(part.routes)  # 400, 401, 403, 404, 413... in the OpenAPI document
+        router.include_router(part)
     return router

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Query, status
 
 from mailcue_server.resolvers import send_canaries
 from mailcue_server.rest_compat.deps import Ctx
+from mailcue_server.rest_compat.error_responses import errors
 from mailcue_server.schema.types.send_canaries import (
     CreateSendCanaryRequest,
     SendCanaryListResponse,
@@ -15,7 +16,12 @@ from mailcue_server.schema.types.send_canaries import (
 router = APIRouter(prefix="/emails/send-canaries", tags=["Emails"])
 
 
-@router.post("", response_model=SendCanaryResponse, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    response_model=SendCanaryResponse,
+    status_code=status.HTTP_201_CREATED,
+    responses=errors(404, 502, 504),
+)
 async def create_send_canary(ctx: Ctx, body: CreateSendCanaryRequest) -> SendCanaryResponse:
     """Stage a send so a sample proves each domain before the rest is committed.
 
@@ -42,7 +48,9 @@ async def get_send_canary(ctx: Ctx, canary_id: str) -> SendCanaryResponse:
     return await send_canaries.get_send_canary(ctx, canary_id)
 
 
-@router.post("/{canary_id}/decide", response_model=SendCanaryResponse)
+@router.post(
+    "/{canary_id}/decide", response_model=SendCanaryResponse, responses=errors(409, 502, 504)
+)
 async def decide_send_canary(ctx: Ctx, canary_id: str) -> SendCanaryResponse:
     """Resolve a staged send now instead of waiting for its hold window.
 
@@ -53,7 +61,7 @@ async def decide_send_canary(ctx: Ctx, canary_id: str) -> SendCanaryResponse:
     return await send_canaries.decide_send_canary(ctx, canary_id)
 
 
-@router.post("/{canary_id}/cancel", response_model=SendCanaryResponse)
+@router.post("/{canary_id}/cancel", response_model=SendCanaryResponse, responses=errors(409))
 async def cancel_send_canary(ctx: Ctx, canary_id: str) -> SendCanaryResponse:
     """Cancel a staged send before its remaining recipients go out (409 once decided)."""
     return await send_canaries.cancel_send_canary(ctx, canary_id)

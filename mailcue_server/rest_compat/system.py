@@ -5,6 +5,7 @@ from fastapi.responses import Response
 
 from mailcue_server.resolvers import readiness, system
 from mailcue_server.rest_compat.deps import Ctx, PublicCtx
+from mailcue_server.rest_compat.error_responses import errors
 from mailcue_server.schema.types.common import HealthResponse
 from mailcue_server.schema.types.system import (
     ProductionStatusResponse,
@@ -67,7 +68,9 @@ async def upload_tls(ctx: Ctx, body: UploadTlsCertificateRequest) -> TlsCertific
     return await system.upload_tls_certificate(ctx, body)
 
 
-@router.delete("/system/tls", response_model=TlsCertificateStatus, tags=["System"])
+@router.delete(
+    "/system/tls", response_model=TlsCertificateStatus, tags=["System"], responses=errors(404)
+)
 async def remove_tls(ctx: Ctx) -> TlsCertificateStatus:
     """Forget the uploaded certificate and present the local CA's again. **Admin only.**"""
     return await system.remove_tls_certificate(ctx)

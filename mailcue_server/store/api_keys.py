@@ -7,6 +7,7 @@ from uuid import UUID
 
 from mailcue_server.errors import NotFound
 from mailcue_server.store.credentials import sha256_hex
+from mailcue_server.store.ids import uuid_or_none
 from mailcue_server.store.models import ApiKey, User
 
 
@@ -34,8 +35,10 @@ async def list_for_user(user_id: UUID | str) -> list[ApiKey]:
 
 
 async def get_for_user(key_id: UUID | str, user_id: UUID | str) -> ApiKey:
-    """The key if it belongs to the user; another user's key is 'not found' alike."""
-    key = await ApiKey.get_or_none(id=key_id, user_id=user_id)
+    """The key if it belongs to the user; another user's key, or a malformed id, is 'not
+    found' alike."""
+    parsed = uuid_or_none(key_id)
+    key = None if parsed is None else await ApiKey.get_or_none(id=parsed, user_id=user_id)
     if key is None:
         raise NotFound("API key not found")
     return key

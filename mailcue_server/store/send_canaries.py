@@ -25,6 +25,7 @@ from mailcue_server.store.deliverability_models import (
     SendCanary,
     SendCanaryRecipient,
 )
+from mailcue_server.store.ids import uuid_or_none
 
 UserId = UUID | str
 # Recipients whose mail went out and may still bounce.
@@ -68,16 +69,9 @@ async def create(
     return canary
 
 
-def _uuid(text: str) -> UUID | None:
-    try:
-        return UUID(str(text))
-    except ValueError:
-        return None
-
-
 async def get(canary_id: str, user_id: UserId) -> SendCanary:
     """The user's canary; another user's, or a malformed id, is not found alike."""
-    key = _uuid(canary_id)
+    key = uuid_or_none(canary_id)
     canary = None if key is None else await SendCanary.get_or_none(id=key, user_id=user_id)
     if canary is None:
         raise NotFound(f"Send canary '{canary_id}' not found")

@@ -8,6 +8,7 @@ from tortoise.exceptions import IntegrityError
 
 from mailcue_server.errors import Conflict, NotFound
 from mailcue_server.store.credentials import verify_password
+from mailcue_server.store.ids import uuid_or_none
 from mailcue_server.store.models import User
 
 USERNAME_MAX = 64
@@ -38,7 +39,9 @@ async def get_active(user_id: UUID | str) -> User | None:
 
 
 async def get(user_id: UUID | str) -> User:
-    user = await User.get_or_none(id=user_id)
+    """The user; a malformed id is as unknown as a missing one."""
+    key = uuid_or_none(user_id)
+    user = None if key is None else await User.get_or_none(id=key)
     if user is None:
         raise NotFound("User not found")
     return user

@@ -71,6 +71,16 @@ class OperationError:
     )
 
 
+@strawberry.type(
+    name="ErrorResponse", description="The body of every REST error answer but 422's."
+)
+class ErrorResponse:
+    """The body of every error answer but 422: `detail` says what went wrong."""
+
+    # REST only: GraphQL answers with OperationError. api/errors.py builds it.
+    detail: str
+
+
 @strawberry.type(name="Done", description="A mutation that succeeded with nothing to return.")
 class Done:
     message: str

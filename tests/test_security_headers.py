@@ -1,0 +1,211 @@
+"""Security headers on every answer; the HTML pages' CSP allows exactly what they load."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from html.parser import HTMLParser
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from accounts import admin, new_mailbox
+from conftest import ADMIN_PASSWORD, ADMIN_USER
+from mailcue_server.app import MailcueServer
+
+COMMON = {
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "x-frame-options": "DENY",
+}
+LOCKED_DOWN = "default-src 'none'; frame-ancestors 'none'; sandbox"
+
+
+def policy(header: str) -> dict[str, list[str]]:
+    directives: dict[str, list[str]] = {}
+    for directive in header.split(";"):
+        name, *sources = directive.split()
+        directives[name] = sources
+    return directives
+
+
+class PageLoads(HTMLParser):
+    """What a browser would load for a page: script files, stylesheets, icons, inline scripts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scripts: list[str] = []
+        self.styles: list[str] = []
+        self.images: list[str] = []
+        self.inline_scripts: list[str] = []
+        self._in_inline_script = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        if tag == "script":
+            if found.get("src"):
+                self.scripts.append(str(found["src"]))
+            else:
+                self._in_inline_script = True
+                self.inline_scripts.append("")
+        elif tag == "link":
+            rel = str(found.get("rel", ""))
+            href = str(found.get("href", ""))
+            if "stylesheet" in rel:
+                self.styles.append(href)
+            elif "icon" in rel:
+                self.images.append(href)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "script":
+            self._in_inline_script = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_inline_script:
+            self.inline_scripts[-1] += data
+
+
+def sha256_source(text: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+
+def assert_common(response: httpx.Response) -> None:
+    for name, value in COMMON.items():
+        assert response.headers.get(name) == value, (name, dict(response.headers))
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/api/v1/health", 200),
+        ("GET", "/api/v1/auth/me", 401),
+        ("GET", "/api/openapi.json", 200),
+        ("GET", "/api/v1/no-such-route", 404),
+        ("POST", "/api/v1/auth/login", 422),
+    ],
+)
+async def test_json_answers_carry_the_headers(
+    server: MailcueServer, http: httpx.AsyncClient, method: str, path: str, status: int
+) -> None:
+    response = await http.request(method, path)
+
+    assert response.status_code == status, response.text[:200]
+    assert_common(response)
+    assert response.headers["content-security-policy"] == LOCKED_DOWN
+    assert response.headers["cache-control"] == "no-store"
+
+
+async def test_signed_in_answers_and_downloads_are_not_stored(
+    server: MailcueServer, http: httpx.AsyncClient
+) -> None:
+    boss = await admin(http)
+    address = await new_mailbox(http, boss)
+    injected = await http.post(
+        "/api/v1/emails/inject",
+        headers=boss.headers,
+        json={
+            "mailbox": address,
+            "from_address": "a@example.test",
+            "to_addresses": [address],
+            "subject": "<script>alert(1)</script>",
+            "html_body": "<script>alert(1)</script>",
+        },
+    )
+    assert injected.status_code == 201, injected.text
+
+    for path in ("/api/v1/auth/me", f"/api/v1/emails/{injected.json()['uid']}/raw"):
+        response = await http.get(path, headers=boss.headers, params={"mailbox": address})
+        assert response.status_code == 200, response.text[:200]
+        assert_common(response)
+        assert response.headers["cache-control"] == "no-store"
+        assert response.headers["content-security-policy"] == LOCKED_DOWN
+
+
+async def test_the_login_answer_with_its_tokens_is_not_stored(
+    server: MailcueServer, http: httpx.AsyncClient
+) -> None:
+    response = await http.post(
+        "/api/v1/auth/login", json={"username": ADMIN_USER, "password": ADMIN_PASSWORD}
+    )
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "no-store"
+    assert_common(response)
+
+
+@pytest.mark.parametrize(
+    ("path", "hosts"),
+    [
+        ("/api/docs", {"cdn.jsdelivr.net", "fastapi.tiangolo.com"}),
+        ("/graphql", {"unpkg.com"}),
+    ],
+    ids=["swagger-ui", "graphiql"],
+)
+async def test_html_pages_may_load_exactly_what_they_load(
+    server: MailcueServer, http: httpx.AsyncClient, path: str, hosts: set[str]
+) -> None:
+    response = await http.get(path, headers={"Accept": "text/html"})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert_common(response)
+    csp = policy(response.headers["content-security-policy"])
+    page = PageLoads()
+    page.feed(response.text)
+    page.close()
+
+    assert csp["default-src"] == ["'none'"]
+    assert csp["frame-ancestors"] == ["'none'"]
+    assert csp["connect-src"] == ["'self'"]  # the API (and GraphiQL's WebSocket) only
+    # Every script it loads, and no other: its files by full address, its inline ones by hash.
+    assert page.scripts and page.inline_scripts
+    assert sorted(csp["script-src"]) == sorted(
+        page.scripts + [sha256_source(text) for text in page.inline_scripts]
+    )
+    assert "'unsafe-inline'" not in csp["script-src"]
+    assert "'unsafe-eval'" not in csp["script-src"]
+    # Every stylesheet, and inline style attributes the UIs set.
+    assert sorted(csp["style-src"]) == sorted([*page.styles, "'unsafe-inline'"])
+    for icon in page.images:
+        assert icon in csp["img-src"] or (icon.startswith("data:") and "data:" in csp["img-src"])
+    everything = page.scripts + page.styles + page.images
+    loaded = {urlsplit(url).netloc for url in everything if url.startswith("https://")}
+    assert loaded == hosts
+
+
+async def test_a_graphql_query_over_get_is_json_with_the_locked_down_policy(
+    server: MailcueServer, http: httpx.AsyncClient
+) -> None:
+    response = await http.get(
+        "/graphql",
+        params={"query": "{ health { status } }"},
+        headers={"Accept": "application/json"},
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["content-security-policy"] == LOCKED_DOWN
+    assert_common(response)
+
+
+async def test_the_event_stream_carries_the_headers(
+    server: MailcueServer, http: httpx.AsyncClient
+) -> None:
+    boss = await admin(http)
+    async with http.stream("GET", "/api/v1/events/stream", headers=boss.headers) as response:
+        assert response.status_code == 200
+        assert_common(response)
+        assert "no-store" in response.headers["cache-control"] or (
+            "no-cache" in response.headers["cache-control"]
+        )
+
+
+async def test_the_listeners_own_refusals_carry_the_headers(
+    server: MailcueServer, http: httpx.AsyncClient
+) -> None:
+    """414 and 431 are answered before the app sees the request; same headers."""
+    too_long = await http.get("/api/v1/health", params={"q": "e" * 9_000})
+    too_large = await http.get("/api/v1/health", headers={"X-Big": "a" * 70_000})
+
+    for response, status in ((too_long, 414), (too_large, 431)):
+        assert response.status_code == status
+        assert_common(response)
+        assert response.headers["content-security-policy"] == LOCKED_DOWN
+        assert response.headers["cache-control"] == "no-store"
