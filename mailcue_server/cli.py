@@ -7,7 +7,9 @@ import argparse
 import asyncio
 import getpass
 import logging
+import logging.handlers
 import os
+import queue
 import signal
 import sys
 import textwrap
@@ -24,14 +26,35 @@ from mailcue_server.start_failures import prepare_data_dir, reason
 log = logging.getLogger("mailcue_server")
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def _setup_logging(level: str) -> Callable[[], None]:
+    """Log to stderr from a thread of its own; returns what writes the rest and stops it.
+
+    The event loop's thread only makes each record and queues it: formatting
+    the time and a write that may block on a slow reader of stderr happen on
+    the listener's thread, never in the middle of an SMTP transaction.
+    """
+    # Where a call came from is never shown: skip the stack walk every record costs.
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    writer = logging.StreamHandler(sys.stderr)
+    writer.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    root = logging.getLogger()
+    root.setLevel(level.upper())
+    root.addHandler(logging.handlers.QueueHandler(records))
     # aiosmtpd logs every SMTP command at INFO.
     logging.getLogger("mail.log").setLevel(logging.WARNING)
+    listener = logging.handlers.QueueListener(records, writer)
+    listener.start()
+    stopped = False
+
+    def flush_and_stop() -> None:
+        nonlocal stopped
+        if not stopped:
+            stopped = True
+            listener.stop()
+
+    return flush_and_stop
 
 
 async def _serve(settings: Settings) -> None:
@@ -326,10 +349,11 @@ def _password(given: str | None, variable: str, prompt: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    flush_logs: Callable[[], None] = lambda: None  # noqa: E731 - until logging is set up
     try:
         flags = {field: getattr(args, field, None) for _, field, _ in SERVE_FLAGS}
         settings = load_settings(**{k: v for k, v in flags.items() if v is not None})
-        _setup_logging(settings.log_level)
+        flush_logs = _setup_logging(settings.log_level)
         if args.command == "serve":
             with asyncio.Runner(loop_factory=_serve_loop_factory()) as runner:
                 runner.run(_serve(settings))
@@ -356,11 +380,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "makemigrations":
             return asyncio.run(_makemigrations(settings, args.check))
     except (ConfigError, MailcueError) as exc:
+        flush_logs()  # the log lines before it, then the error as the last line
         print(f"mailcue: error: {exc.message}", file=sys.stderr)
         _exit_now_if_threads_linger(2)
         return 2
     except KeyboardInterrupt:
         return 130
+    finally:
+        flush_logs()
     return 0
 
 

@@ -9,9 +9,7 @@ with the rest of the write path in ``store/messages.py``.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterable
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from tortoise.exceptions import IntegrityError
 
@@ -86,55 +84,6 @@ async def create_mailbox(
         bus, [Event(EventType.MAILBOX_CREATED, canonical, data={"mailbox_id": str(mailbox.id)})]
     )
     return mailbox
-
-
-async def create_mailboxes(addresses: Iterable[str], *, bus: EventBus) -> list[str]:
-    """Create the mailboxes (default folders included) of many new addresses at once.
-
-    Test mode's first mail to a new recipient makes its mailbox, and test
-    suites give each test its own address, so a group commit often carries
-    dozens of them: one transaction of two bulk inserts does what
-    :func:`create_mailbox` would do in a transaction each. Invalid addresses
-    are skipped; a mailbox a concurrent delivery made first stays its
-    creator's. ``mailbox.created`` is published for each mailbox made here.
-
-    Returns:
-        The addresses whose mailbox this call created.
-    """
-    wanted: dict[str, UUID] = {}
-    for address in addresses:
-        try:
-            wanted[normalise_address(canonical_address(address))] = uuid4()
-        except Invalid:
-            continue
-    if not wanted:
-        return []
-    # A new mailbox has handed out no UIDVALIDITY yet: its folders start at the clock.
-    first = int(time.time())
-    last = first + len(DEFAULT_FOLDERS) - 1
-    async with uids.write_transaction():
-        await Mailbox.bulk_create(
-            [
-                Mailbox(id=key, address=address, last_uid_validity=last)
-                for address, key in wanted.items()
-            ],
-            ignore_conflicts=True,
-        )
-        rows = await Mailbox.filter(address__in=list(wanted)).values_list("address", "id")
-        ours = sorted(str(address) for address, key in rows if str(key) == str(wanted[address]))
-        await Folder.bulk_create(
-            Folder(mailbox_id=wanted[address], name=name, special_use=use, uid_validity=first + i)
-            for address in ours
-            for i, (name, use) in enumerate(DEFAULT_FOLDERS)
-        )
-    await publish_quietly(
-        bus,
-        [
-            Event(EventType.MAILBOX_CREATED, address, data={"mailbox_id": str(wanted[address])})
-            for address in ours
-        ],
-    )
-    return ours
 
 
 async def get_or_create_mailbox(address: str, *, bus: EventBus) -> Mailbox:

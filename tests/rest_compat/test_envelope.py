@@ -32,7 +32,7 @@ HELO = "client.test"
 TRACE = re.compile(
     rb"\AReturn-Path: <(?P<path>[^<>\r\n]*)>\r\n"
     rb"Received: from (?P<helo>\S+) \(\[(?P<ip>[^\]]+)\]\)\r\n"
-    rb"\tby \S+ with (?P<proto>\w+) id (?P<id>[0-9A-F]{12})(?:\r\n\tfor <[^>]+>)?;?\r\n"
+    rb"\tby \S+ with (?P<proto>\w+) id (?P<id>[0-9A-F]{16})(?:\r\n\tfor <[^>]+>)?;?\r\n"
     rb"\t?[^\r\n]+\r\n"
 )
 DETAIL = """

@@ -9,7 +9,7 @@ import pytest
 from mailcue_server.errors import Conflict, Invalid, NotFound
 from mailcue_server.events.bus import ALL_EVENTS, EventType
 from mailcue_server.events.memory import MemoryBus
-from mailcue_server.store import mailboxes, users
+from mailcue_server.store import mailboxes, new_mailboxes, users
 from mailcue_server.store.db import Database
 
 pytest_plugins = ["mail_db"]  # the parametrised ``db`` fixture (tests/store/mail_db.py)
@@ -110,10 +110,18 @@ async def test_many_new_mailboxes_at_once_leave_existing_ones_to_their_creator(
         "New0@Example.TEST",  # the same as new0, once
     ]
     async with bus.subscribe([ALL_EVENTS]) as events:
-        created = await mailboxes.create_mailboxes(wanted, bus=bus)
+        made = await new_mailboxes.make_mailboxes(wanted, bus=bus)
+        created = list(made.created)
         announced = [await anext(events) for _ in created]
 
     assert created == sorted(f"new{n}@example.test" for n in range(40))
+    inboxes = {
+        address: f.id
+        for address in [*created, "taken@example.test"]
+        for f in await mailboxes.list_folders(address)
+        if f.name == "INBOX"
+    }
+    assert made.inboxes == inboxes
     assert [(e.type, e.mailbox) for e in announced] == [
         (EventType.MAILBOX_CREATED, address) for address in created
     ]
@@ -127,4 +135,8 @@ async def test_many_new_mailboxes_at_once_leave_existing_ones_to_their_creator(
     defaults = await mailboxes.list_folders("new1@example.test")
     later = await mailboxes.create_folder("new1@example.test", "Later", bus=bus)
     assert later.uid_validity > max(f.uid_validity for f in defaults)
-    assert await mailboxes.create_mailboxes(["new1@example.test"], bus=bus) == []
+    again = await new_mailboxes.make_mailboxes(["new1@example.test"], bus=bus)
+    assert (again.created, again.inboxes) == (
+        (),
+        {"new1@example.test": inboxes["new1@example.test"]},
+    )

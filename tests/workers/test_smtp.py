@@ -44,7 +44,7 @@ SECRET = "db password=hunter2"
 USER, PASSWORD = "alice@mail.test", "s3cret"
 RECEIVED = re.compile(
     r"Received: from (?P<helo>\S+) \(\[(?P<ip>[^\]]+)\]\)\s+by mail\.test with (?P<proto>\w+)"
-    r" id (?P<id>[0-9A-F]{12})(?:\s+for <(?P<rcpt>[^>]+)>)?;\s+(?P<date>.+)\r\n"
+    r" id (?P<id>[0-9A-F]{16})(?:\s+for <(?P<rcpt>[^>]+)>)?;\s+(?P<date>.+)\r\n"
 )
 
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import itertools
 import logging
 import secrets
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
@@ -104,6 +106,17 @@ def has_bare_newline(content: bytes) -> bool:
     return content.count(b"\r") != pairs or content.count(b"\n") != pairs
 
 
+def transaction_ids() -> Iterator[str]:
+    """Ids for our ``Received`` headers: a random prefix per listener and a counter.
+
+    Unique across restarts and nodes by the prefix; a counter instead of
+    random bytes per message spares the SMTP hot path a system call.
+    """
+    prefix = secrets.token_hex(4).upper()
+    for number in itertools.count(1):
+        yield f"{prefix}{number:08X}"
+
+
 def _identity(session: Session) -> str | None:
     data = session.auth_data
     return data if session.authenticated and isinstance(data, str) else None
@@ -152,6 +165,7 @@ class SmtpHandler:
     ) -> None:
         self._sink = sink
         self._postmaster = f"postmaster@{postmaster_domain}"
+        self._transaction_ids = transaction_ids()
         self._kind = kind
         self._implicit_tls = implicit_tls
         self._require_auth = require_auth
@@ -242,7 +256,7 @@ class SmtpHandler:
             if has_bare_newline(content):
                 log.warning("rejected DATA with bare CR/LF from %s", _peer_ip(session))
                 return REPLY_BARE_NEWLINE
-            txn_id = secrets.token_hex(6).upper()
+            txn_id = next(self._transaction_ids)
             if self._kind is ListenerKind.LMTP:
                 replies = [
                     await self._deliver(server, session, envelope, txn_id, (rcpt,))
