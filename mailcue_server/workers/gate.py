@@ -18,8 +18,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, cast
+from asyncio import sslproto
+from collections.abc import Awaitable, Callable
+from typing import cast
 
 from mailcue_server.workers.connections import ConnectionLimiter, Ticket, client_of
 
@@ -57,7 +58,8 @@ class Gate:
         self.refusal = refusal
         self.tls = tls
         self.handshake_timeout = handshake_timeout
-        self._handshakes: set[asyncio.Task[None]] = set()
+        # Raw transports whose TLS handshake is still running, for close().
+        self._handshaking: set[asyncio.Transport] = set()
 
     async def start_server(
         self, factory: ProtocolFactory, host: str | None, port: int
@@ -68,13 +70,8 @@ class Gate:
 
     def close(self) -> None:
         """End the TLS handshakes still running (the caller closes the server)."""
-        for task in list(self._handshakes):
-            task.cancel()
-
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(work)
-        self._handshakes.add(task)
-        task.add_done_callback(self._handshakes.discard)
+        for transport in list(self._handshaking):
+            transport.abort()
 
     def admit(self, transport: asyncio.Transport, factory: ProtocolFactory) -> None:
         """Serve a just-accepted connection with ``factory``'s protocol, or refuse it."""
@@ -86,8 +83,8 @@ class Gate:
             transport.set_protocol(protocol)
             protocol.connection_made(transport)
         else:
-            transport.pause_reading()  # the handshake task resumes it
-            self._spawn(self._handshake(transport, self.tls, ticket, factory))
+            admitted = _Admitted(ticket, factory)
+            self._wrap(transport, self.tls, admitted, ticket, self.handshake_timeout)
 
     def _refuse(self, transport: asyncio.Transport) -> None:
         slot = self.limiter.refusal()
@@ -96,51 +93,60 @@ class Gate:
         elif slot is None:
             transport.abort()
         else:
-            transport.pause_reading()
-            self._spawn(self._refuse_over_tls(transport, self.tls, slot))
+            self._wrap(
+                transport,
+                self.tls,
+                _RefusedOverTls(self.refusal, slot),
+                slot,
+                _REFUSAL_HANDSHAKE,
+                shutdown_seconds=REFUSAL_LINGER,
+            )
 
-    async def _handshake(
+    def _wrap(
         self,
         transport: asyncio.Transport,
         context: ssl.SSLContext,
+        protocol: asyncio.Protocol,
         ticket: Ticket,
-        factory: ProtocolFactory,
+        handshake_seconds: float,
+        shutdown_seconds: float | None = None,
     ) -> None:
-        waiting = _Handshaking(ticket)
-        try:
-            secure = await _start_tls(transport, waiting, context, self.handshake_timeout)
-        except Exception as exc:  # resets, TLS errors, the handshake timeout
-            log.debug("%s: TLS handshake failed: %r", self.limiter.name, exc)
-            transport.abort()
-            ticket.release()
-            return
-        except asyncio.CancelledError:
-            transport.abort()
-            ticket.release()
-            raise
-        if secure.is_closing():  # lost right after the handshake; nothing left to serve
-            ticket.release()
-            return
-        waiting.hand_over(secure, factory(ticket))
+        """Put a TLS layer between ``transport`` and ``protocol`` before any byte is read.
 
-    async def _refuse_over_tls(
-        self, transport: asyncio.Transport, context: ssl.SSLContext, slot: Ticket
-    ) -> None:
-        waiting = _Handshaking(slot)
-        try:
-            secure = await _start_tls(
-                transport, waiting, context, _REFUSAL_HANDSHAKE, shutdown_seconds=REFUSAL_LINGER
-            )
-        except Exception:
-            transport.abort()
-            slot.release()
-            return
-        except asyncio.CancelledError:
-            transport.abort()
-            slot.release()
-            raise
-        secure.write(self.refusal)
-        secure.close()  # the TLS shutdown takes REFUSAL_LINGER seconds at most
+        ``loop.start_tls`` cannot be used here: it is a coroutine, so it runs
+        a loop iteration after the accept, and uvloop starts reading a new
+        connection right after ``connection_made`` even when that paused it.
+        A ClientHello sent with the connect (as every client does) would be
+        read in between and lost, and the handshake would hang. Installing
+        the TLS protocol from ``connection_made`` leaves no such gap.
+        ``protocol`` sees ``connection_made`` once the handshake succeeded;
+        when it fails (or times out) the ticket is given back here.
+        """
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        layer = sslproto.SSLProtocol(
+            loop,
+            protocol,
+            context,
+            waiter,
+            server_side=True,
+            # typeshed says int; asyncio takes any number of seconds.
+            ssl_handshake_timeout=handshake_seconds,  # type: ignore[arg-type]
+            ssl_shutdown_timeout=shutdown_seconds,
+        )
+        self._handshaking.add(transport)
+
+        def handshake_done(done: asyncio.Future[None]) -> None:
+            self._handshaking.discard(transport)
+            failure = None if done.cancelled() else done.exception()
+            if done.cancelled() or failure is not None:
+                log.debug("%s: TLS handshake failed: %r", self.limiter.name, failure)
+                transport.abort()
+                ticket.release()
+
+        waiter.add_done_callback(handshake_done)
+        transport.set_protocol(layer)
+        layer.connection_made(transport)
 
 
 def stream_protocols(
@@ -182,68 +188,41 @@ class _Admission(asyncio.Protocol):
         self._gate.admit(cast(asyncio.Transport, transport), self._factory)
 
 
-class _Handshaking(asyncio.Protocol):
-    """The application side of a connection while its TLS handshake runs.
+class _Admitted(asyncio.Protocol):
+    """The application side of an admitted TLS connection until its handshake is done.
 
-    It keeps what the client sends right after the handshake for the real
-    protocol and, when the connection ends before that protocol took over,
-    gives the ticket back; after the hand-over it forwards a loss the TLS
-    layer had already queued for it.
+    At the end of the handshake the TLS layer calls :meth:`connection_made`
+    with the secure transport, which is handed at once to the listener's
+    protocol; no application data can arrive before that.
     """
 
-    def __init__(self, ticket: Ticket) -> None:
+    def __init__(self, ticket: Ticket, factory: ProtocolFactory) -> None:
         self._ticket = ticket
-        self._early = bytearray()
-        self._eof = False
-        self._protocol: asyncio.Protocol | None = None
+        self._factory = factory
 
-    def hand_over(self, transport: asyncio.Transport, protocol: asyncio.Protocol) -> None:
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        protocol = self._factory(self._ticket)
         transport.set_protocol(protocol)
-        self._protocol = protocol
         protocol.connection_made(transport)
-        if self._early:
-            protocol.data_received(bytes(self._early))
-            self._early.clear()
-        if self._eof:
-            protocol.eof_received()
+
+
+class _RefusedOverTls(asyncio.Protocol):
+    """Says the refusal over TLS and closes; the TLS shutdown is bounded by the layer."""
+
+    def __init__(self, message: bytes, slot: Ticket) -> None:
+        self._message = message
+        self._slot = slot
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        stream = cast(asyncio.Transport, transport)
+        stream.write(self._message)
+        stream.close()
 
     def data_received(self, data: bytes) -> None:
-        if self._protocol is not None:
-            self._protocol.data_received(data)
-        else:
-            self._early += data
-
-    def eof_received(self) -> bool | None:
-        if self._protocol is not None:
-            return self._protocol.eof_received()
-        self._eof = True
-        return None
+        pass  # read and dropped: the client is being refused
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._protocol is not None:
-            self._protocol.connection_lost(exc)
-        else:
-            self._ticket.release()
-
-
-async def _start_tls(
-    transport: asyncio.Transport,
-    protocol: asyncio.Protocol,
-    context: ssl.SSLContext,
-    handshake_seconds: float,
-    shutdown_seconds: float | None = None,
-) -> asyncio.Transport:
-    secure = await asyncio.get_running_loop().start_tls(
-        transport,
-        protocol,
-        context,
-        server_side=True,
-        ssl_handshake_timeout=handshake_seconds,
-        ssl_shutdown_timeout=shutdown_seconds,
-    )
-    if secure is None:  # pragma: no cover - start_tls returns None only for a closed transport
-        raise ConnectionAbortedError("connection closed during the TLS handshake")
-    return secure
+        self._slot.release()
 
 
 def refuse_plain(transport: asyncio.Transport, message: bytes, slot: Ticket | None) -> None:

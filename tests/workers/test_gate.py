@@ -9,16 +9,21 @@ a flood of refusals is cut off without a handshake.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import concurrent.futures
+import socket
+import ssl
+import threading
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
+import uvloop
 
 from certs import self_signed_files, server_context
 from mailcue_server.workers.connections import REFUSALS_IN_FLIGHT, ConnectionLimiter
 from mailcue_server.workers.gate import Gate, stream_protocols
-from raw_wire import RawClient
+from raw_wire import RawClient, trust_anything
 from waiting import eventually
 
 REFUSAL = b"NO too many\r\n"
@@ -100,3 +105,70 @@ async def test_too_many_refusals_at_once_are_closed_without_a_handshake(
 
     await eventually(said_no, timeout=5)
     await holder.close()
+
+
+def greeting_after_speaking_first(port: int, hello_sent: threading.Event) -> bytes:
+    """A TLS client that sends its ClientHello with the connect, as real clients do.
+
+    ``hello_sent`` is set once the ClientHello is in the server's socket
+    buffer, so the caller can hold the server's loop until then.
+    """
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = trust_anything().wrap_bio(incoming, outgoing)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                raw.sendall(outgoing.read())
+                hello_sent.set()
+                if not (data := raw.recv(65536)):
+                    raise ConnectionError("closed during the TLS handshake") from None
+                incoming.write(data)
+        raw.sendall(outgoing.read())
+        while True:
+            try:
+                return tls.read(64)
+            except ssl.SSLWantReadError:
+                if not (data := raw.recv(65536)):
+                    raise ConnectionError("closed before the greeting") from None
+                incoming.write(data)
+
+
+LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
+    "asyncio": asyncio.new_event_loop,
+    "uvloop": uvloop.new_event_loop,  # what `mailcue serve` runs on
+}
+
+
+@pytest.mark.parametrize("loop_name", LOOPS)
+def test_a_client_hello_sent_before_the_accept_is_not_lost(tmp_path: Path, loop_name: str) -> None:
+    # Found as a hang of SMTPS under load: the ClientHello arrived before the
+    # listener had accepted, was read by the admission step and dropped, and
+    # client and server then waited for each other until the handshake timeout.
+    context = server_context(*self_signed_files(tmp_path))
+
+    async def scenario() -> bytes:
+        gate = Gate(
+            ConnectionLimiter("echo", total=4, per_client=4),
+            refusal=REFUSAL,
+            tls=context,
+            handshake_timeout=HANDSHAKE,
+        )
+        server = await gate.start_server(stream_protocols(echo, limit=1024), "127.0.0.1", 0)
+        port = int(server.sockets[0].getsockname()[1])
+        hello_sent = threading.Event()
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            client = pool.submit(greeting_after_speaking_first, port, hello_sent)
+            # The loop is held (no accept) until the ClientHello waits in the socket.
+            assert hello_sent.wait(5)
+            try:
+                return await asyncio.wait_for(asyncio.wrap_future(client), HANDSHAKE + 3)
+            finally:
+                server.close()
+                gate.close()
+                await server.wait_closed()
+
+    with asyncio.Runner(loop_factory=LOOPS[loop_name]) as runner:
+        assert runner.run(scenario()) == b"HELLO\r\n"
