@@ -13,18 +13,18 @@ import secrets
 import socket
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import uvicorn
-from fastapi import FastAPI
+from starlette.types import ASGIApp
 
-from mailcue_server.api.app import create_app
 from mailcue_server.api.connections import http_protocols
+from mailcue_server.api.deferred import DeferredApp
 from mailcue_server.config import Settings, resolve_secret_key
 from mailcue_server.errors import ListenerUnavailable
 from mailcue_server.events.bus import EventBus
 from mailcue_server.events.memory import MemoryBus
-from mailcue_server.events.redis import RedisBus
-from mailcue_server.resolvers import deliverability, send_canaries
+from mailcue_server.health import health_fields
 from mailcue_server.resolvers.context import Services, SmtpTarget
 from mailcue_server.resolvers.tokens import TokenService
 from mailcue_server.start_failures import DATA_DIR, blame, hide_password, prepare_data_dir
@@ -42,7 +42,6 @@ from mailcue_server.workers.connections import (
 )
 from mailcue_server.workers.dns_checks import DnsCheckWorker
 from mailcue_server.workers.imap.server import ImapServer
-from mailcue_server.workers.outbound import OutboundWorker
 from mailcue_server.workers.periodic import Periodic
 from mailcue_server.workers.pop3.server import Pop3Server
 from mailcue_server.workers.pop3.store_backend import StorePop3Backend
@@ -53,6 +52,9 @@ from mailcue_server.workers.smtp.server import SmtpServer, TlsMode
 from mailcue_server.workers.smtp.sink import ListenerKind
 from mailcue_server.workers.smtp.store_sink import InboundAuth, OutboundRoute, StoreSink
 from mailcue_server.workers.tls import SharedCertificateSync, TlsManager
+
+if TYPE_CHECKING:
+    from mailcue_server.workers.outbound import OutboundWorker
 
 log = logging.getLogger(__name__)
 
@@ -88,12 +90,18 @@ def connection_caps(settings: Settings) -> ConnectionCaps:
     )
 
 
-def build_bus(settings: Settings) -> EventBus:
-    """Redis pub/sub when configured (several nodes), else the in-process bus."""
+async def open_bus(settings: Settings) -> EventBus:
+    """Redis pub/sub when configured (several nodes; it must answer), else the in-process bus."""
     replay = settings.event_replay_size
-    if settings.redis_url:
-        return RedisBus(settings.redis_url, replay_size=replay)
-    return MemoryBus(replay_size=replay)
+    if not settings.redis_url:
+        return MemoryBus(replay_size=replay)
+    from mailcue_server.events.redis import RedisBus  # only nodes of a cluster need it
+
+    bus = RedisBus(settings.redis_url, replay_size=replay)
+    with blame("MAILCUE_REDIS_URL", hide_password(settings.redis_url)):
+        async with asyncio.timeout(CONNECT_TIMEOUT):
+            await bus.ping()
+    return bus
 
 
 class _EmbeddedUvicorn(uvicorn.Server):
@@ -160,7 +168,7 @@ class MailcueServer:
     bus: EventBus | None = None
     tls: TlsManager | None = None
     services: Services | None = None
-    http_app: FastAPI | None = None
+    http_app: DeferredApp | None = None
     listeners: dict[str, Listener] = field(default_factory=dict)
     _caps: ConnectionCaps = field(default_factory=ConnectionCaps)
     _ingest: IngestQueue | None = None
@@ -214,11 +222,7 @@ class MailcueServer:
             await ensure_admin(
                 settings.admin_user, settings.admin_password, settings.effective_admin_email
             )
-        self.bus = build_bus(settings)
-        if isinstance(self.bus, RedisBus):
-            with blame("MAILCUE_REDIS_URL", hide_password(settings.redis_url)):
-                async with asyncio.timeout(CONNECT_TIMEOUT):
-                    await self.bus.ping()
+        self.bus = await open_bus(settings)
         with blame(DATA_DIR, settings.data_dir):
             self.tls = TlsManager(settings.data_dir / "tls", settings.effective_hostname)
             self.tls.load()
@@ -226,7 +230,8 @@ class MailcueServer:
         await self.tls_sync.run_once()  # serve the cluster's upload from the first connection
         self.services = build_services(settings, secret_key, self.bus)
         self.services.tls = self.tls
-        self.http_app = create_app(self.services)
+        self.http_app = self._deferred_api(self.services)
+        self.http_app.start()  # built while the database, TLS and listeners come up
         self._caps = connection_caps(settings)
         with blame("MAILCUE_BIND", settings.bind):
             await self._start_mail(self.bus, self.tls)
@@ -247,6 +252,8 @@ class MailcueServer:
         )
         self._send_canaries.start()
         if settings.runs_outbound_queue:
+            from mailcue_server.workers.outbound import OutboundWorker  # production and relays
+
             self.outbound = OutboundWorker(
                 settings, bus=self.bus, secret_key=secret_key, live=self._live_settings
             )
@@ -257,7 +264,20 @@ class MailcueServer:
 
     async def _release_due_canaries(self) -> None:
         if self.services is not None:
+            from mailcue_server.resolvers import send_canaries  # a feature few nodes use
+
             await send_canaries.release_due(self.services)
+
+    @staticmethod
+    def _deferred_api(services: Services) -> DeferredApp:
+        """The HTTP app: health at once, the API built on a thread meanwhile (api/deferred.py)."""
+
+        def build() -> ASGIApp:
+            from mailcue_server.api.app import create_app  # most of start-up's imports
+
+            return create_app(services)
+
+        return DeferredApp(build, health_fields(services.settings))
 
     def _live_settings(self) -> Settings:
         """The settings in force now: the start-up ones with the live fields PUT since."""
@@ -277,6 +297,8 @@ class MailcueServer:
         """Record received bounces in their mailbox owners' delivery history, off the hot path."""
         if self.services is None:
             return
+        from mailcue_server.resolvers import deliverability  # imported with the first bounce
+
         task = asyncio.create_task(deliverability.record_received_bounces(self.services, reports))
         self._background.add(task)
         task.add_done_callback(self._background.discard)

@@ -13,9 +13,9 @@ import re
 from datetime import datetime
 from typing import Any
 
-from mailcue_server import __version__
 from mailcue_server.config import RelayTls, Settings
 from mailcue_server.errors import Invalid, NotFound
+from mailcue_server.health import health_fields
 from mailcue_server.mail.dns_records import domain_name
 from mailcue_server.resolvers import ca_bundle
 from mailcue_server.resolvers.context import CertificateFacts, Context, TlsControl
@@ -47,7 +47,7 @@ _HOST_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 async def health(ctx: Context) -> HealthResponse:
     """Liveness for load balancers and the SDK; needs no credentials."""
-    return HealthResponse(status="healthy", version=__version__, mode=ctx.settings.mode.value)
+    return HealthResponse(**health_fields(ctx.settings))
 
 
 # --- the certificate -------------------------------------------------------------

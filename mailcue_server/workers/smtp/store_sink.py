@@ -27,7 +27,6 @@ from mailcue_server.store import aliases, domains, mailboxes, outbound, senders,
 from mailcue_server.store.envelopes import SmtpEnvelope
 from mailcue_server.store.ingest import Incoming, IngestQueue
 from mailcue_server.store.login_limiter import DEFAULT_MAX_ATTEMPTS, DEFAULT_WINDOW, LoginLimiter
-from mailcue_server.workers.smtp.inbound_auth import authenticate as check_origin
 from mailcue_server.workers.smtp.received import return_path_header
 from mailcue_server.workers.smtp.sink import Delivery, ListenerKind, RecipientVerdict
 
@@ -183,6 +182,9 @@ class StoreSink:
         )
 
     async def _authentication_results(self, envelope: Delivery) -> bytes:
+        # SPF, DKIM and DMARC (and the public suffix list) load with the first message checked.
+        from mailcue_server.workers.smtp.inbound_auth import authenticate as check_origin
+
         settings = self._inbound_auth
         assert settings is not None  # noqa: S101 - callers check
         return await check_origin(
