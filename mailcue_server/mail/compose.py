@@ -29,11 +29,9 @@ from email.headerregistry import Address, UnstructuredHeader
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
-import email_validator
-
 from mailcue_server.errors import Invalid
 from mailcue_server.mail import parts
-from mailcue_server.mail.addresses import canonical_address
+from mailcue_server.mail.addresses import canonical_address, email_validator_module
 
 _POLICY = policy.SMTP.clone(cte_type="7bit", refold_source="none")
 _FOLD_WIDTH = 78  # RFC 5322 section 2.1.1: SHOULD stay under 78 characters
@@ -201,9 +199,11 @@ def _address(value: str, field: str) -> str:
         raise Invalid(f"{field}: {exc.message}") from None
     if address.isascii():
         return address
-    ascii_form = email_validator.validate_email(
+    validator = email_validator_module()
+    checked = validator.validate_email(
         address, check_deliverability=False, allow_smtputf8=True, test_environment=True
-    ).ascii_email
+    )
+    ascii_form: str | None = checked.ascii_email
     if ascii_form is None:
         raise Invalid(f"{field}: '{value}' has a non-ASCII local part, which needs SMTPUTF8")
     return ascii_form

@@ -14,18 +14,18 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-import dkim
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from mailcue_server.errors import Invalid
 
+if TYPE_CHECKING:
+    import dkim
+
 RSA_BITS = 2048
 CANONICALIZATION = (b"relaxed", b"relaxed")
-# RFC 6376 section 5.4.1's list of fields to sign (dkimpy's DKIM.SHOULD). dkimpy
-# signs the ones present and signs From once more, so no second From can be added.
-SIGNED_HEADERS: tuple[bytes, ...] = tuple(dkim.DKIM.SHOULD)
 
 TxtLookup = Callable[[str], bytes | str | None]
 """Returns the TXT record at a DNS name (strings joined), or None if there is none."""
@@ -128,7 +128,8 @@ def sign(raw: bytes, domain: str, selector: str, private_key_pem: str | bytes) -
     """The message with a DKIM-Signature header field prepended.
 
     relaxed/relaxed canonicalization over the RFC 6376 section 5.4.1 fields
-    present in the message (:data:`SIGNED_HEADERS`), From signed twice. The
+    present in the message (dkimpy's ``DKIM.SHOULD``), From signed once more so
+    that no second From can be added. The
     header uses the message's own line ending (STACK-NOTES: rewriting line
     endings after signing breaks the signature).
 
@@ -141,6 +142,8 @@ def sign(raw: bytes, domain: str, selector: str, private_key_pem: str | bytes) -
     Raises:
         Invalid: The key is unusable or the message cannot be signed (no From).
     """
+    import dkim  # dkimpy and its DNS resolver load with the first signature, not at start-up
+
     key_type, key = _dkimpy_key(private_key_pem)
     try:
         header = dkim.sign(
@@ -181,6 +184,8 @@ class DkimVerification:
 
 def signature_key_name(raw: bytes, index: int = 0) -> str | None:
     """``<s>._domainkey.<d>`` of a signature, so async callers can fetch the key first."""
+    import dkim
+
     verifier = dkim.DKIM(raw)
     try:
         prepared = verifier.verify_headerprep(index)
@@ -200,6 +205,8 @@ def verify(raw: bytes, lookup: TxtLookup, index: int = 0) -> DkimVerification:
             means the answer is unknown (``temperror``), not absent.
         index: Which signature, topmost first.
     """
+    import dkim
+
     verifier = dkim.DKIM(raw)
     fetched: dict[str, bytes | None] = {}
     failure: list[str] = []

@@ -17,7 +17,6 @@ from enum import StrEnum
 
 import dns.exception
 import dns.name
-from dkim.util import InvalidTagValueList, parse_tag_value
 
 from mailcue_server.errors import Invalid
 
@@ -327,6 +326,9 @@ def _spf_ip_allows(term: str, addresses: tuple[str, ...]) -> bool:
 
 
 def _tags(text: str) -> dict[str, str] | None:
+    # dkimpy (and the DNS resolver it loads) costs start-up ~0.1 s; only this check needs it.
+    from dkim.util import InvalidTagValueList, parse_tag_value
+
     try:
         parsed = parse_tag_value(text.encode("utf-8"))
     except InvalidTagValueList:

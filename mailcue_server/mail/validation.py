@@ -16,9 +16,7 @@ from typing import Literal
 from disposable_email_domains import blocklist
 from email_validator import EmailNotValidError, validate_email
 
-# Imported for its effect: the special-use names test setups use (.test, .local)
-# are valid syntax here exactly as for mailbox addresses; DNS decides if they exist.
-from mailcue_server.mail import addresses  # noqa: F401 - applies the shared policy
+from mailcue_server.mail.addresses import email_validator_module
 
 # RFC 3463 enhanced status code at the start of a reply text, e.g. "5.1.1 no such user".
 _ENHANCED_STATUS = re.compile(r"^\s*([245]\.\d{1,3}\.\d{1,3})\b")
@@ -48,6 +46,9 @@ class Syntax:
 
 def check_syntax(address: str) -> Syntax:
     """Parse ``address`` with RFC 5321/5322 rules; never touches the network."""
+    # The special-use names test setups use (.test, .local) are valid syntax here
+    # exactly as for mailbox addresses; DNS decides if they exist.
+    email_validator_module()
     try:
         parsed = validate_email(address, check_deliverability=False, allow_smtputf8=True)
     except EmailNotValidError as exc:

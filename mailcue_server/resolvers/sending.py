@@ -17,12 +17,11 @@ import re
 from email.utils import getaddresses
 
 import aiosmtplib
-import email_validator
 
 from mailcue_server.errors import Invalid, NotFound, SubmissionFailed
 from mailcue_server.events.bus import Event, EventType, publish_quietly
 from mailcue_server.mail import dkim
-from mailcue_server.mail.addresses import canonical_address
+from mailcue_server.mail.addresses import canonical_address, email_validator_module
 from mailcue_server.mail.compose import (
     Attachment,
     Built,
@@ -236,7 +235,7 @@ def _envelope_address(address: str) -> str:
     """The sender for ``MAIL FROM`` in ASCII (IDN domain as A-labels), as the builder writes it."""
     if address.isascii():
         return address
-    checked = email_validator.validate_email(
+    checked = email_validator_module().validate_email(
         address, check_deliverability=False, allow_smtputf8=True, test_environment=True
     )
     return checked.ascii_email or address

@@ -9,8 +9,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-import jwt
-
 ACCESS = "access"
 TWO_FACTOR = "2fa"
 TWO_FACTOR_MINUTES = 5
@@ -81,10 +79,14 @@ class TokenService:
         return secrets.token_urlsafe(48)
 
     def _encode(self, claims: dict[str, Any], now: datetime, ttl: timedelta) -> str:
+        import jwt  # PyJWT loads cryptography's X.509 stack; start-up needs none of it
+
         payload = {**claims, "iat": now, "exp": now + ttl, "jti": secrets.token_hex(16)}
         return jwt.encode(payload, self._key, algorithm=_ALGORITHM)
 
     def _decode(self, token: str, kind: str) -> dict[str, Any] | None:
+        import jwt
+
         try:
             claims: dict[str, Any] = jwt.decode(
                 token, self._key, algorithms=[_ALGORITHM], options={"require": ["exp", "sub"]}

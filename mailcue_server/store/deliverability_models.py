@@ -19,8 +19,8 @@ from uuid import UUID
 
 from tortoise import fields
 from tortoise.indexes import Index
-from tortoise.models import Model
 
+from mailcue_server.store.model_base import StoreModel
 from mailcue_server.store.models import User
 
 
@@ -62,7 +62,7 @@ class RecipientStatus(StrEnum):
     SKIPPED = "skipped"
 
 
-class DeliveryOutcome(Model):
+class DeliveryOutcome(StoreModel):
     """One observed result of mail to one address."""
 
     id = fields.BigIntField(primary_key=True)
@@ -88,7 +88,7 @@ class DeliveryOutcome(Model):
         )
 
 
-class ValidationScore(Model):
+class ValidationScore(StoreModel):
     """The latest hard-bounce risk issued to a user for an address."""
 
     id = fields.BigIntField(primary_key=True)
@@ -104,7 +104,7 @@ class ValidationScore(Model):
         unique_together = (("user", "address"),)
 
 
-class DomainSuppression(Model):
+class DomainSuppression(StoreModel):
     """A recipient domain a user's staged sends skip until ``expires_at``."""
 
     id = fields.BigIntField(primary_key=True)
@@ -123,7 +123,7 @@ class DomainSuppression(Model):
         unique_together = (("user", "domain"),)
 
 
-class SendCanary(Model):
+class SendCanary(StoreModel):
     """A staged send: the message, its sample rule and where the decision stands."""
 
     id = fields.UUIDField(primary_key=True)
@@ -158,7 +158,7 @@ class SendCanary(Model):
         )
 
 
-class SendCanaryRecipient(Model):
+class SendCanaryRecipient(StoreModel):
     """One recipient of a staged send, in the order the caller gave them."""
 
     id = fields.BigIntField(primary_key=True)

@@ -9,10 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from tortoise import fields
-from tortoise.models import Model
+
+from mailcue_server.store.model_base import StoreModel
 
 
-class Domain(Model):
+class Domain(StoreModel):
     """A mail domain this server answers for, signs for and publishes an MTA-STS policy for."""
 
     id = fields.IntField(primary_key=True)
@@ -45,7 +46,7 @@ class Domain(Model):
         table = "domains"
 
 
-class Alias(Model):
+class Alias(StoreModel):
     """Mail for ``source`` (an address, or ``@domain``: a catch-all) goes to ``destinations``."""
 
     id = fields.IntField(primary_key=True)

@@ -21,13 +21,13 @@ from datetime import datetime
 from uuid import UUID
 
 from tortoise import fields
-from tortoise.models import Model
 
 from mailcue_server.store.mail_models import Mailbox
+from mailcue_server.store.model_base import StoreModel
 from mailcue_server.store.models import User
 
 
-class GpgKey(Model):
+class GpgKey(StoreModel):
     """One OpenPGP key: its public armor, its sealed private armor, and what it says of itself."""
 
     id = fields.UUIDField(primary_key=True)

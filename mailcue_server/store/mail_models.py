@@ -15,8 +15,8 @@ from enum import IntFlag, StrEnum
 from uuid import UUID
 
 from tortoise import fields
-from tortoise.models import Model
 
+from mailcue_server.store.model_base import StoreModel
 from mailcue_server.store.models import User
 
 INBOX = "INBOX"
@@ -40,7 +40,7 @@ DEFAULT_FOLDERS: tuple[tuple[str, str | None], ...] = (
 )
 
 
-class Mailbox(Model):
+class Mailbox(StoreModel):
     """An address that receives mail, with its IMAP/POP3/SMTP password."""
 
     id = fields.UUIDField(primary_key=True)
@@ -67,7 +67,7 @@ class Mailbox(Model):
         table = "mailboxes"
 
 
-class Folder(Model):
+class Folder(StoreModel):
     """An IMAP mailbox (RFC 9051 calls folders mailboxes) inside one of our mailboxes."""
 
     id = fields.IntField(primary_key=True)
@@ -94,7 +94,7 @@ class Folder(Model):
         unique_together = (("mailbox", "name"),)
 
 
-class Message(Model):
+class Message(StoreModel):
     """One stored message: its exact bytes plus the index fields lists and search need."""
 
     id = fields.BigIntField(primary_key=True)

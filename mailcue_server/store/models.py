@@ -7,10 +7,11 @@ UUIDs rendered as strings, so the REST contract's string ``id`` fields hold.
 from __future__ import annotations
 
 from tortoise import fields
-from tortoise.models import Model
+
+from mailcue_server.store.model_base import StoreModel
 
 
-class User(Model):
+class User(StoreModel):
     """A person who logs in to the API and web UI."""
 
     id = fields.UUIDField(primary_key=True)
@@ -32,7 +33,7 @@ class User(Model):
         table = "users"
 
 
-class SpentLoginStep(Model):
+class SpentLoginStep(StoreModel):
     """A 2FA step token (``temp_token``) that finished a login: each works once.
 
     Kept until the token would have expired anyway; in the database, so a token
@@ -46,7 +47,7 @@ class SpentLoginStep(Model):
         table = "spent_login_steps"
 
 
-class AuthSession(Model):
+class AuthSession(StoreModel):
     """One login: the family of its rotating refresh tokens and its access tokens."""
 
     id = fields.UUIDField(primary_key=True)
@@ -64,7 +65,7 @@ class AuthSession(Model):
         table = "auth_sessions"
 
 
-class RefreshToken(Model):
+class RefreshToken(StoreModel):
     """One refresh token of a session. Only its SHA-256 is stored, and each works once."""
 
     id = fields.BigIntField(primary_key=True)
@@ -80,7 +81,7 @@ class RefreshToken(Model):
         table = "refresh_tokens"
 
 
-class ApiKey(Model):
+class ApiKey(StoreModel):
     """A long-lived ``mc_...`` credential with scopes and a mailbox allow-list."""
 
     id = fields.UUIDField(primary_key=True)
@@ -100,7 +101,7 @@ class ApiKey(Model):
         table = "api_keys"
 
 
-class Setting(Model):
+class Setting(StoreModel):
     """A server-wide setting changed at run time (JSON value by key)."""
 
     key = fields.CharField(max_length=128, primary_key=True)

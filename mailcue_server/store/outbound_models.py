@@ -17,7 +17,8 @@ from enum import StrEnum
 
 from tortoise import fields
 from tortoise.indexes import Index
-from tortoise.models import Model
+
+from mailcue_server.store.model_base import StoreModel
 
 
 class QueueState(StrEnum):
@@ -35,7 +36,7 @@ class RecipientState(StrEnum):
     FAILED = "failed"
 
 
-class OutboundMessage(Model):
+class OutboundMessage(StoreModel):
     """A message on its way out: exact bytes, envelope sender, schedule and lease."""
 
     id = fields.BigIntField(primary_key=True)
@@ -61,7 +62,7 @@ class OutboundMessage(Model):
         indexes = (Index(fields=["state", "next_attempt_at"]),)
 
 
-class OutboundRecipient(Model):
+class OutboundRecipient(StoreModel):
     """One envelope recipient of a queued message and what became of it."""
 
     id = fields.BigIntField(primary_key=True)
@@ -94,7 +95,7 @@ class OutboundRecipient(Model):
         unique_together = (("message", "address"),)
 
 
-class MtaStsPolicyRecord(Model):
+class MtaStsPolicyRecord(StoreModel):
     """The last valid MTA-STS policy of a recipient domain (RFC 8461 section 5.1 cache)."""
 
     id = fields.IntField(primary_key=True)
