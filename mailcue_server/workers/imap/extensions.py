@@ -319,7 +319,7 @@ def _keywords_first(response: CommandResponse) -> None:
     """Move a new keyword's FLAGS/PERMANENTFLAGS ahead of the FETCHes that use it."""
     untagged = response._untagged
     notices = [item for item in untagged if isinstance(item, KeywordNotice)]
-    if notices and untagged[: len(notices)] != notices:
+    if notices:
         response._untagged = notices + [i for i in untagged if not isinstance(i, KeywordNotice)]
 
 
