@@ -227,8 +227,13 @@ async def list_folders(address: str) -> list[Folder]:
     return sorted(folders, key=lambda folder: folder.name != INBOX)
 
 
-async def create_folder(address: str, name: str, *, bus: EventBus) -> Folder:
+async def create_folder(
+    address: str, name: str, *, bus: EventBus, subscribed: bool = True
+) -> Folder:
     """Create a folder (IMAP CREATE) with a fresh UIDVALIDITY.
+
+    ``subscribed=False`` for IMAP CREATE, which must not subscribe (RFC 3501
+    section 6.3.3 leaves that to SUBSCRIBE); folders made elsewhere are.
 
     Raises:
         NotFound: No such mailbox.
@@ -242,7 +247,9 @@ async def create_folder(address: str, name: str, *, bus: EventBus) -> Folder:
     try:
         async with uids.write_transaction():
             validity = await uids.allocate_uid_validities(mailbox.id, 1)
-            folder = await Folder.create(mailbox_id=mailbox.id, name=name, uid_validity=validity)
+            folder = await Folder.create(
+                mailbox_id=mailbox.id, name=name, uid_validity=validity, subscribed=subscribed
+            )
     except IntegrityError as exc:
         raise Conflict(f"Folder '{name}' already exists") from exc
     await publish_quietly(

@@ -3,9 +3,10 @@
 ``server`` is the listener and ``connection`` one client's byte stream;
 ``extensions`` holds the commands and state rules pymap lacks (and the only
 use of its private API); ``login`` checks credentials and ``backend`` is the
-per-connection session; ``mailboxes`` maps folders onto the store;
-``message``, ``fetch``, ``search``, ``mime`` and ``structure`` answer FETCH
-and SEARCH from the exact stored bytes.
+per-connection session; ``mailboxes`` maps folders onto the store and
+``selected`` keeps a session's view of its folder (and the FLAGS it was
+told); ``message``, ``fetch``, ``fetch_items``, ``search``, ``mime`` and
+``structure`` answer FETCH and SEARCH from the exact stored bytes.
 """
 
 from mailcue_server.workers.imap.server import ImapServer

@@ -19,13 +19,14 @@ from pymap.flags import FlagOp, PermanentFlags, SessionFlags
 from pymap.interfaces.message import CachedMessage
 from pymap.mailbox import MailboxSnapshot
 from pymap.parsing.command.select import FetchCommand
-from pymap.parsing.response.code import CopyUid
+from pymap.parsing.message import AppendMessage
+from pymap.parsing.response.code import AppendUid, CopyUid
 from pymap.parsing.specials import FetchRequirement, SearchKey, SequenceSet
 from pymap.parsing.specials.flag import Flag, Seen
 from pymap.search import SearchCriteriaSet, SearchParams
 from pymap.selected import SelectedMailbox
 
-from mailcue_server.store import messages
+from mailcue_server.store import appends, changes, messages
 from mailcue_server.store.messages import FlagMode
 from mailcue_server.workers.imap.config import ImapConfig
 from mailcue_server.workers.imap.mailboxes import (
@@ -36,6 +37,7 @@ from mailcue_server.workers.imap.mailboxes import (
 )
 from mailcue_server.workers.imap.message import ContentLoader, Message, flag_names
 from mailcue_server.workers.imap.search import SearchView
+from mailcue_server.workers.imap.selected import Selected
 
 # FETCH items answered from the cached metadata, without the message bytes.
 _METADATA_ITEMS = frozenset({b"UID", b"FLAGS", b"INTERNALDATE", b"RFC822.SIZE"})
@@ -117,7 +119,7 @@ class Session(BaseSession[Message]):
     ) -> tuple[MailboxSnapshot, SelectedMailbox]:
         """SELECT/EXAMINE (RFC 3501 sections 6.3.1, 6.3.2): counters from the same sync."""
         folder = await self._folder(name)
-        selected = SelectedMailbox(
+        selected = Selected(
             folder.mailbox_id,
             readonly,
             PermanentFlags(folder.permanent_flags),
@@ -253,13 +255,56 @@ class Session(BaseSession[Message]):
         destination = await self._folder(mailbox, try_create=True)
         uids = [uid for _, uid in selected.messages.get_uids(sequence_set)]
         mapping: dict[int, int] = {}
-        if uids:
+        if uids and destination.folder_id == folder.folder_id:
+            mapping = await self._duplicate(folder, selected, uids, move=move)
+        elif uids:
             transfer = messages.move if move else messages.copy
             mapping = await transfer(
                 self.owner, folder.name, uids, destination.name, bus=self._config.bus
             )
         copy_uid = CopyUid(destination.uid_validity, sorted(mapping.items())) if mapping else None
         return copy_uid, await folder.update_selected(selected)
+
+    async def _duplicate(
+        self, folder: FolderData, selected: SelectedMailbox, uids: list[int], *, move: bool
+    ) -> dict[int, int]:
+        """COPY or MOVE into the folder itself: each message stored again, with its flags
+        and internal date, under a new UID (the store's transfer wants two folders).
+        """
+        raws = await changes.raw_messages(folder.folder_id, uids)
+        mapping: dict[int, int] = {}
+        for uid in uids:
+            cached = selected.messages.get(uid)
+            raw = raws.get(uid)
+            if cached is None or raw is None:
+                continue  # expunged meanwhile
+            stored = await appends.append(
+                self.owner,
+                folder.name,
+                raw,
+                bus=self._config.bus,
+                flags=flag_names(cached.permanent_flags),
+                internal_date=cached.internal_date,
+            )
+            mapping[uid] = stored.uid
+        if move and mapping:
+            await messages.delete(self.owner, folder.name, list(mapping), bus=self._config.bus)
+        return mapping
+
+    async def append_messages(
+        self,
+        name: str,
+        messages: Sequence[AppendMessage],
+        selected: SelectedMailbox | None = None,
+    ) -> tuple[AppendUid, SelectedMailbox | None]:
+        """APPEND (RFC 3501 section 6.3.11, MULTIAPPEND RFC 3502).
+
+        pymap hands ``\\Recent`` to some session that has the folder selected;
+        here only the syncs do, so exactly one session gets it (section 2.3.2).
+        """
+        folder = await self._folder(name, try_create=True)
+        uids = [(await folder.append(message)).uid for message in messages]
+        return AppendUid(folder.uid_validity, uids), await self._load_updates(selected, folder)
 
     async def _set_flags(
         self, folder: FolderData, uids: list[int], names: list[str], mode: FlagMode

@@ -81,6 +81,7 @@ class ImapConfig(IMAPConfig):
         self.idle_recheck = idle_recheck
         self.recent_marks: dict[int, int] = {}
         self._selected_sets: dict[int, SelectedSet] = {}
+        self._kept_subscriptions: dict[str, set[str]] = {}
 
     @property
     def max_message_size(self) -> int:
@@ -94,6 +95,13 @@ class ImapConfig(IMAPConfig):
     def selected_set(self, folder_id: int) -> SelectedSet:
         """The sessions that have this folder selected (pymap notifies them of changes)."""
         return self._selected_sets.setdefault(folder_id, SelectedSet())
+
+    def kept_subscriptions(self, address: str) -> set[str]:
+        """Subscribed names of the mailbox's deleted folders (RFC 3501 section 6.3.9: a
+        server must not drop a subscription on its own). The store keeps a subscription
+        on the folder row, so these live here, for the listener's lifetime.
+        """
+        return self._kept_subscriptions.setdefault(address, set())
 
     @property
     def backend_capability(self) -> BackendCapability:

@@ -4,7 +4,8 @@
 - A LOGIN that takes ``*`` and ``%`` in unquoted arguments, as Dovecot does:
   the master login ``<address>*<admin>`` and passwords with those characters
   arrive that way from Python's imaplib, which quotes neither.
-- FETCH written by ``fetch.py`` instead of pymap's slower generic renderer.
+- FETCH written by ``fetch.py`` instead of pymap's slower generic renderer,
+  parsed by ``fetch_items.py`` so header lists come back as asked.
 - :class:`ImapState`, a pymap ``ConnectionState`` that
   - decides plaintext LOGIN by our configuration alone (pymap also allows it
     to any client on localhost),
@@ -14,7 +15,13 @@
   - answers an APPEND over the size limit with ``NO [TOOBIG]`` (RFC 7889),
   - closes the connection after repeated failed logins,
   - lets CLOSE of an EXAMINEd mailbox succeed without expunging (RFC 3501
-    section 6.4.2; pymap answers it with NO).
+    section 6.4.2; pymap answers it with NO),
+  - sends SELECT's FLAGS without ``\\*`` and with the keywords in use, and
+    puts a new keyword's FLAGS ahead of the FETCHes that carry it
+    (``selected.py``),
+  - answers ``BAD`` to a sequence number beyond EXISTS,
+  - sends no MAILBOXID code (OBJECTID, RFC 8474, is not advertised) and does
+    not list STARTTLS once logged in (it is refused there).
 
 pymap keeps the selected mailbox in ``ConnectionState._selected``; UNSELECT
 and the read-only CLOSE must clear it, so this module writes that private
@@ -33,6 +40,7 @@ from pymap.imap.state import ConnectionState
 from pymap.interfaces.login import LoginInterface
 from pymap.parsing import EndLine, Params, Space
 from pymap.parsing.command import Command, CommandAuth, CommandNoArgs, CommandSelect
+from pymap.parsing.command.auth import CreateCommand, SelectCommand
 from pymap.parsing.command.nonauth import AuthenticateCommand, LoginCommand
 from pymap.parsing.command.select import CloseCommand, FetchCommand
 from pymap.parsing.commands import Commands, InvalidCommand
@@ -40,20 +48,25 @@ from pymap.parsing.exceptions import NotParseable
 from pymap.parsing.primitives import Atom
 from pymap.parsing.response import (
     CommandResponse,
+    ResponseBad,
     ResponseBye,
     ResponseCode,
     ResponseNo,
     ResponseOk,
     UntaggedResponse,
 )
-from pymap.parsing.specials import AString
+from pymap.parsing.response.code import Capability, UidNext, UidValidity, Unseen
+from pymap.parsing.response.specials import ExistsResponse, RecentResponse
+from pymap.parsing.specials import AString, SequenceSet
 from pymap.parsing.specials.flag import Seen
 from pymap.selected import SelectedMailbox
 from pysasl.creds.server import ServerCredentials
 
 from mailcue_server.errors import Conflict, Forbidden, Invalid, MailcueError, NotFound
-from mailcue_server.workers.imap.fetch import FetchLine
+from mailcue_server.workers.imap.fetch import FetchLine, FetchReply, Vanished
+from mailcue_server.workers.imap.fetch_items import AsAskedFetchCommand, AsAskedUidFetchCommand
 from mailcue_server.workers.imap.message import Message
+from mailcue_server.workers.imap.selected import KeywordNotice, Selected, flags_responses
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +161,14 @@ class RejectedCommand(Command):
 
 def register_commands(commands: Commands) -> Commands:
     """Add the commands pymap lacks to a parser."""
-    for command in (UnselectCommand, NamespaceCommand, EnableCommand, LenientLoginCommand):
+    for command in (
+        UnselectCommand,
+        NamespaceCommand,
+        EnableCommand,
+        LenientLoginCommand,
+        AsAskedFetchCommand,
+        AsAskedUidFetchCommand,
+    ):
         commands.register(command)
     return commands
 
@@ -172,6 +192,14 @@ class ImapState(ConnectionState):
         """Whether a LOGIN or AUTHENTICATE succeeded (the idle timeout depends on it)."""
         return self._session is not None
 
+    @property
+    def capability(self) -> Capability:
+        listed = super().capability
+        if self._session is None:
+            return listed
+        # STARTTLS is refused once logged in (RFC 3501 section 6.2.1): do not offer it.
+        return Capability(cap for cap in listed.capabilities if cap != b"STARTTLS")
+
     async def do_greeting(self) -> CommandResponse:
         return ResponseOk(b"*", self.config.greeting, self.capability)
 
@@ -180,8 +208,10 @@ class ImapState(ConnectionState):
             return cmd.response
         if isinstance(cmd, InvalidCommand) and _too_big(cmd):
             return ResponseNo(cmd.tag, b"Message too large.", ResponseCode.of(b"TOOBIG"))
+        if self._past_exists(cmd):
+            return ResponseBad(cmd.tag, cmd.command + b": Invalid message sequence number.")
         try:
-            return await super().do_command(cmd)
+            response = await super().do_command(cmd)
         except MailcueError as exc:
             return no_response(cmd.tag, exc)
         except ResponseError:
@@ -189,6 +219,24 @@ class ImapState(ConnectionState):
         except Exception:
             log.exception("IMAP %s failed", cmd.command.decode("ascii", "replace"))
             return ResponseNo(cmd.tag, b"Internal server error.", ResponseCode.of(b"SERVERBUG"))
+        _keywords_first(response)
+        return response
+
+    def _past_exists(self, cmd: Command) -> bool:
+        """Whether a command names a message sequence number beyond EXISTS (BAD, as in
+        Dovecot; RFC 9051 section 6.4.8 treats UIDs differently: they may name nothing).
+        """
+        sequence_set = getattr(cmd, "sequence_set", None)
+        if self._selected is None or not isinstance(sequence_set, SequenceSet):
+            return False
+        if sequence_set.uid:
+            return False
+        exists = self._selected.messages.exists
+        for element in sequence_set.sequences:
+            for end in element if isinstance(element, tuple) else (element,):
+                if isinstance(end, int) and end > exists:
+                    return True
+        return False
 
     async def do_authenticate(
         self, cmd: AuthenticateCommand | LoginCommand, creds: ServerCredentials | None
@@ -202,6 +250,32 @@ class ImapState(ConnectionState):
                 response.add_untagged(ResponseBye(b"Too many failed logins."))
             return response
 
+    async def do_select(self, cmd: SelectCommand) -> _CommandResult:
+        """SELECT and EXAMINE (RFC 3501 sections 6.3.1, 6.3.2, 7.1, 7.2.6)."""
+        self._selected = None
+        mailbox, updates = await self.session.select_mailbox(cmd.mailbox, cmd.readonly)
+        keywords = updates.take_keywords() if isinstance(updates, Selected) else frozenset()
+        if updates.readonly:
+            response = ResponseOk(cmd.tag, b"Selected mailbox.", ResponseCode.of(b"READ-ONLY"))
+            recent = mailbox.recent
+        else:
+            response = ResponseOk(cmd.tag, b"Selected mailbox.", ResponseCode.of(b"READ-WRITE"))
+            recent = updates.session_flags.recent
+        response.add_untagged(*flags_responses(keywords, readonly=updates.readonly))
+        response.add_untagged(ExistsResponse(updates.messages.exists), RecentResponse(recent))
+        response.add_untagged_ok(b"Predicted next UID.", UidNext(mailbox.next_uid))
+        response.add_untagged_ok(b"UIDs valid.", UidValidity(mailbox.uid_validity))
+        if mailbox.first_unseen:
+            response.add_untagged_ok(b"First unseen message.", Unseen(mailbox.first_unseen))
+        return response, updates
+
+    async def do_create(self, cmd: CreateCommand) -> _CommandResult:
+        """CREATE (RFC 3501 section 6.3.3) without pymap's MAILBOXID code."""
+        if cmd.mailbox == "INBOX":
+            return ResponseNo(cmd.tag, b"Cannot create INBOX."), None
+        _, updates = await self.session.create_mailbox(cmd.mailbox, selected=self._selected)
+        return ResponseOk(cmd.tag, b"CREATE completed."), updates
+
     async def do_fetch(self, cmd: FetchCommand) -> _CommandResult:
         """FETCH (RFC 3501 section 6.4.5) written by ``fetch.FetchLine``."""
         selected = self.selected
@@ -212,12 +286,11 @@ class ImapState(ConnectionState):
             # The new flags go out in this FETCH; no second untagged FETCH for them.
             selected.silence(cmd.sequence_set, frozenset({Seen}), FlagOp.ADD)
         found, updates = await self.session.fetch_messages(selected, cmd.sequence_set, set_seen)
-        response = ResponseOk(cmd.tag, cmd.command + b" completed.")
+        vanished = Vanished()
+        response = FetchReply(cmd.tag, cmd.command + b" completed.", vanished)
         for seq, message in found:
-            if message.expunged:
-                response.code = ResponseCode.of(b"EXPUNGEISSUED")
             if isinstance(message, Message):
-                response.add_untagged(FetchLine(seq, message, selected, cmd.attributes))
+                response.add_untagged(FetchLine(seq, message, selected, cmd.attributes, vanished))
         return response, updates
 
     async def do_unselect(self, cmd: UnselectCommand) -> _CommandResult:
@@ -240,6 +313,14 @@ class ImapState(ConnectionState):
         response = ResponseOk(cmd.tag, b"ENABLE completed.")
         response.add_untagged(UntaggedResponse(b"ENABLED"))
         return response, None
+
+
+def _keywords_first(response: CommandResponse) -> None:
+    """Move a new keyword's FLAGS/PERMANENTFLAGS ahead of the FETCHes that use it."""
+    untagged = response._untagged
+    notices = [item for item in untagged if isinstance(item, KeywordNotice)]
+    if notices:
+        response._untagged = notices + [i for i in untagged if not isinstance(i, KeywordNotice)]
 
 
 def _too_big(cmd: InvalidCommand) -> bool:

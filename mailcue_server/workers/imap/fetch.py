@@ -6,6 +6,11 @@ that alone cost over half a second. :class:`FetchLine` writes the same
 bytes directly: metadata items from the cached message, the rest from the
 loaded message (``message.py``), loaded only when an item needs it and only
 while the line is being written (one message in memory at a time).
+
+A message whose bytes are gone by then (expunged by another session, which
+this FETCH may not report, RFC 3501 section 7.4.1) gets no line at all, and
+:class:`FetchReply` turns the tagged OK into ``NO [EXPUNGEISSUED]``: never an
+OK with an empty ``BODY[] {0}`` a client would cache.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from datetime import UTC, datetime
 
 from pymap.bytes import WriteStream
 from pymap.interfaces.message import LoadedMessageInterface
-from pymap.parsing.response import UntaggedResponse
+from pymap.parsing.response import ResponseOk, UntaggedResponse
 from pymap.parsing.specials import FetchAttribute, FetchRequirement
 from pymap.selected import SelectedMailbox
 
@@ -42,6 +47,32 @@ def internal_date(when: datetime) -> bytes:
     )
 
 
+class Vanished:
+    """Shared by one FETCH's lines: whether a message's bytes were gone when written."""
+
+    __slots__ = ("seen",)
+
+    def __init__(self) -> None:
+        self.seen = False
+
+
+class FetchReply(ResponseOk):
+    """FETCH's tagged reply, decided after its lines are written (they load the bytes)."""
+
+    def __init__(self, tag: bytes, text: bytes, vanished: Vanished) -> None:
+        super().__init__(tag, text)
+        self._vanished = vanished
+
+    async def async_write(self, writer: WriteStream) -> None:
+        for untagged in self._untagged:
+            await untagged.async_write(writer)
+        if self._vanished.seen:
+            text = b"NO [EXPUNGEISSUED] Some of the requested messages no longer exist."
+        else:
+            text = self.text
+        writer.write(b"%b %b\r\n" % (self.tag, text))
+
+
 class FetchLine(UntaggedResponse):
     """``* <seq> FETCH (...)`` for one message.
 
@@ -50,6 +81,7 @@ class FetchLine(UntaggedResponse):
         message: The message, with its loader for the bytes.
         selected: The selected mailbox (its session flags add ``\\Recent``).
         attributes: The items asked for, in order (duplicates are written once).
+        vanished: Told when the message's bytes are gone (the line is then left out).
     """
 
     def __init__(
@@ -58,11 +90,13 @@ class FetchLine(UntaggedResponse):
         message: Message,
         selected: SelectedMailbox,
         attributes: Sequence[FetchAttribute],
+        vanished: Vanished,
     ) -> None:
         super().__init__()
         self.seq = seq
         self.message = message
         self._selected = selected
+        self._vanished = vanished
         self._attributes = list(dict.fromkeys(attributes))
         self._loads = any(attr.value not in _METADATA for attr in self._attributes)
 
@@ -75,6 +109,9 @@ class FetchLine(UntaggedResponse):
         if self._loads:
             requirement = FetchRequirement.reduce(attr.requirement for attr in self._attributes)
             loaded = await self.message.load_content(requirement)
+            if not loaded.exists:
+                self._vanished.seen = True
+                return
         self._write(writer, loaded)
 
     def write(self, writer: WriteStream) -> None:

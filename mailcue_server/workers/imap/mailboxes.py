@@ -39,6 +39,7 @@ from mailcue_server.store.messages import FlagMode
 from mailcue_server.workers.imap.config import ImapConfig
 from mailcue_server.workers.imap.message import ContentLoader, Message, flag_names
 from mailcue_server.workers.imap.names import LinearListTree
+from mailcue_server.workers.imap.selected import SyncState
 
 FLAG_MODES = {
     FlagOp.ADD: FlagMode.ADD,
@@ -46,16 +47,6 @@ FLAG_MODES = {
     FlagOp.REPLACE: FlagMode.REPLACE,
 }
 _PERMANENT = frozenset(get_system_flags() - {Recent} | {Wildcard})
-
-
-class SyncState:
-    """What a session last saw of its folder; kept in ``SelectedMailbox.mod_sequence``."""
-
-    __slots__ = ("modseq", "uids")
-
-    def __init__(self, modseq: int, uids: set[int]) -> None:
-        self.modseq = modseq
-        self.uids = uids
 
 
 def folder_id_of(mailbox_id: ObjectId) -> int:
@@ -125,6 +116,9 @@ class FolderData(MailboxDataInterface[Message]):
             self._announce(selected, metas, [])
             return selected
         if state.highest_modseq == sync.modseq:
+            # Expunges held back during FETCH/STORE/SEARCH go out now (RFC 3501 section
+            # 7.4.1), unless this command hides them too.
+            selected.add_updates([], [])
             return selected
         metas = await changes.changed_since(state.id, sync.modseq)
         fresh = [m for m in metas if m.uid not in sync.uids]
@@ -142,6 +136,9 @@ class FolderData(MailboxDataInterface[Message]):
     def _announce(
         self, selected: SelectedMailbox, metas: list[changes.MessageMeta], gone: list[int]
     ) -> None:
+        sync = selected.mod_sequence
+        if isinstance(sync, SyncState):
+            sync.see_keywords(m.keywords for m in metas)
         loader = self.loader()
         mark = self._config.recent_marks.get(self.state.id, 0)
         recent = [m.uid for m in metas if m.uid > mark]
@@ -280,14 +277,20 @@ class MailboxSet(MailboxSetInterface["FolderData"]):
         return folders.DELIMITER
 
     async def set_subscribed(self, name: str, subscribed: bool) -> None:
+        kept = self._config.kept_subscriptions(self._address)
         try:
             await folders.set_subscribed(self._address, name, subscribed, bus=self._config.bus)
         except NotFound:
-            raise MailboxNotFound(name) from None
+            # A deleted folder's kept subscription can still be dropped (or renewed).
+            if name not in kept:
+                raise MailboxNotFound(name) from None
+            if not subscribed:
+                kept.discard(name)
 
     async def list_subscribed(self) -> ListTree:
         names = await folders.subscribed_names(self._address)
-        return LinearListTree(self.delimiter).update(*names)
+        kept = self._config.kept_subscriptions(self._address)
+        return LinearListTree(self.delimiter).update(*names, *sorted(kept - set(names)))
 
     async def list_mailboxes(self) -> ListTree:
         states = await folders.folder_states(self._address)
@@ -308,19 +311,27 @@ class MailboxSet(MailboxSetInterface["FolderData"]):
         return FolderData(self._config, self._address, state)
 
     async def add_mailbox(self, name: str) -> ObjectId:
+        """CREATE: not subscribed, unless the name kept its subscription through a DELETE."""
+        name = name.rstrip(self.delimiter)
+        kept = self._config.kept_subscriptions(self._address)
         try:
             folder = await mailboxes.create_folder(
-                self._address, name.rstrip(self.delimiter), bus=self._config.bus
+                self._address, name, bus=self._config.bus, subscribed=name in kept
             )
         except Conflict:
             raise ValueError(name) from None
+        kept.discard(folder.name)
         return ObjectId(b"F%d" % folder.id)
 
     async def delete_mailbox(self, name: str) -> None:
+        """DELETE; the subscription stays (RFC 3501 section 6.3.9) until UNSUBSCRIBE."""
         try:
+            folder = await mailboxes.get_folder(self._address, name)
             await folders.delete_folder(self._address, name, bus=self._config.bus)
         except NotFound:
             raise KeyError(name) from None
+        if folder.subscribed:
+            self._config.kept_subscriptions(self._address).add(folder.name)
 
     async def rename_mailbox(self, before: str, after: str) -> None:
         try:

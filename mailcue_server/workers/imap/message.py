@@ -167,6 +167,11 @@ class LoadedMessage(LoadedMessageInterface):
     def requirement(self) -> FetchRequirement:
         return self._requirement
 
+    @property
+    def exists(self) -> bool:
+        """False when the bytes were wanted but the message was expunged meanwhile."""
+        return self._raw is not None or self._requirement.has_none(FetchRequirement.CONTENT)
+
     def __bytes__(self) -> bytes:
         return self._raw or b""
 
