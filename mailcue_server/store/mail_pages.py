@@ -199,3 +199,14 @@ async def folders_of_mailboxes(mailbox_ids: Sequence[UUID]) -> dict[str, list[Fo
     for folders in grouped.values():
         folders.sort(key=lambda f: f.name != "INBOX")
     return grouped
+
+
+async def row_at(address: str, folder: str, uid: int) -> Message | None:
+    """One message's listed columns by mailbox, folder and UID (None: not there now)."""
+    return (
+        await Message.filter(
+            folder__mailbox__address=address.lower(), folder__name=folder, uid=uid
+        )
+        .only(*LISTED_FIELDS)
+        .first()
+    )
