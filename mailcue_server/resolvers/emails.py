@@ -221,14 +221,14 @@ async def get_email(
 
     A PGP message also gets its ``gpg`` report; when the mailbox holds the
     private key, the bodies and attachments shown are the decrypted ones.
-    Mail received over SMTP/LMTP shows its envelope (see :func:`_envelope`),
+    Mail received over SMTP/LMTP shows its envelope (see :func:`envelope_view`),
     whose Bcc recipients also join ``bcc_addresses``.
     """
     box, message = await _message(ctx, mailbox, folder, uid, "email:read")
     raw = bytes(message.raw_bytes)
     detail = parse_detail(raw)
     named = [*message.to_addrs, *(m.address for m in detail.cc)]
-    envelope = _envelope(ctx.require_principal(), read_envelope(message.envelope), named)
+    envelope = envelope_view(ctx.require_principal(), read_envelope(message.envelope), named)
     bcc = [m.address for m in detail.bcc]
     if envelope is not None:
         bcc += _missing(envelope.bcc, bcc)
@@ -246,15 +246,15 @@ async def get_email(
         cc_addresses=[m.address for m in detail.cc],
         bcc_addresses=bcc,
         raw_headers=StringMap(detail.header_map),
-        attachments=[_attachment_info(part) for part in shown.attachments],
+        attachments=[attachment_view(part) for part in shown.attachments],
         gpg=reading.info if reading is not None else None,
-        authentication=_authentication(raw, ctx.settings.effective_hostname),
+        authentication=authentication_view(raw, ctx.settings.effective_hostname),
         envelope=envelope,
         warnings=line_warnings(raw),
     )
 
 
-def _envelope(
+def envelope_view(
     principal: Principal, stored: SmtpEnvelope | None, named: list[str]
 ) -> MessageEnvelope | None:
     """The envelope as this reader may see it.
@@ -308,7 +308,7 @@ async def _pgp_reading(
     return await pgp_reading(ctx, raw, box)
 
 
-def _authentication(raw: bytes, authserv_id: str) -> AuthenticationInfo | None:
+def authentication_view(raw: bytes, authserv_id: str) -> AuthenticationInfo | None:
     """Our own Authentication-Results only (never one that came inside the message)."""
     found = trusted_results(raw, authserv_id)
     if found is None:
@@ -331,7 +331,7 @@ def _authentication(raw: bytes, authserv_id: str) -> AuthenticationInfo | None:
     )
 
 
-def _attachment_info(part: PartInfo) -> AttachmentInfo:
+def attachment_view(part: PartInfo) -> AttachmentInfo:
     return AttachmentInfo(
         filename=part.filename,
         content_type=part.content_type,

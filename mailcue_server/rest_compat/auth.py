@@ -2,10 +2,11 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Cookie, Response, status
+from fastapi import APIRouter, Body, Cookie, Header, Request, Response, status
 
-from mailcue_server.resolvers import auth, totp, users
+from mailcue_server.resolvers import auth, refresh_cookie, totp, users
 from mailcue_server.resolvers.context import Context
+from mailcue_server.resolvers.refresh_cookie import REFRESH_COOKIE, REFRESH_HEADER
 from mailcue_server.rest_compat.deps import Ctx, LenientCtx, PublicCtx
 from mailcue_server.rest_compat.error_responses import errors
 from mailcue_server.schema.types.auth import (
@@ -27,68 +28,73 @@ from mailcue_server.schema.types.auth import (
 
 router = APIRouter(prefix="/auth", tags=["Authentication"])
 
-REFRESH_COOKIE = "refresh_token"
-_COOKIE_PATH = "/api/v1/auth"
 
-
-def _set_refresh_cookie(ctx: Context, response: Response, tokens: TokenResponse) -> None:
+def _set_refresh_cookie(
+    request: Request, ctx: Context, response: Response, tokens: TokenResponse
+) -> None:
     if tokens.refresh_token:
-        response.set_cookie(
-            REFRESH_COOKIE,
-            tokens.refresh_token,
-            max_age=ctx.settings.refresh_token_expire_days * 86400,
-            httponly=True,
-            secure=ctx.settings.is_production,
-            samesite="strict",
-            path=_COOKIE_PATH,
-        )
+        https = request.url.scheme == "https"
+        refresh_cookie.cookie_for(ctx, tokens.refresh_token, https=https).set_on(response)
 
 
 @router.post(
     "/login", response_model=TokenResponse | LoginStepResponse, responses=errors(401, 429)
 )
 async def login(
-    ctx: PublicCtx, body: LoginRequest, response: Response
+    ctx: PublicCtx, body: LoginRequest, request: Request, response: Response
 ) -> TokenResponse | LoginStepResponse:
-    """Username + password: tokens, or a step token when TOTP is enabled."""
+    """Username + password: tokens, or a step token when TOTP is enabled.
+
+    Tokens come in the body, and the refresh token also as an HttpOnly cookie
+    sent only to ``/auth/refresh`` (SameSite=Strict; Secure over HTTPS)."""
     result = await auth.login(ctx, body)
     if isinstance(result, TokenResponse):
-        _set_refresh_cookie(ctx, response, result)
+        _set_refresh_cookie(request, ctx, response, result)
     return result
 
 
 @router.post("/login/2fa", response_model=TokenResponse, responses=errors(401, 429))
 async def login_2fa(
-    ctx: PublicCtx, body: TwoFactorVerifyRequest, response: Response
+    ctx: PublicCtx, body: TwoFactorVerifyRequest, request: Request, response: Response
 ) -> TokenResponse:
     """Finish a login with the step token and a TOTP code; each works once."""
     result = await auth.login_two_factor(ctx, body)
-    _set_refresh_cookie(ctx, response, result)
+    _set_refresh_cookie(request, ctx, response, result)
     return result
 
 
 @router.post("/refresh", response_model=TokenResponse, responses=errors(401))
 async def refresh(
     ctx: PublicCtx,
+    request: Request,
     response: Response,
     body: Annotated[RefreshRequest | None, Body()] = None,
-    refresh_cookie: Annotated[str | None, Cookie(alias=REFRESH_COOKIE)] = None,
+    cookie: Annotated[str | None, Cookie(alias=REFRESH_COOKIE)] = None,
+    refresh_header: Annotated[str | None, Header(alias=REFRESH_HEADER)] = None,
 ) -> TokenResponse:
-    """Spend a refresh token (body or cookie) for a new pair; each works once."""
-    result = await auth.refresh(ctx, body.refresh_token if body else refresh_cookie)
-    _set_refresh_cookie(ctx, response, result)
+    """Spend a refresh token (body or cookie) for a new pair; each works once.
+
+    A token taken from the cookie also needs the header ``X-MailCue-Refresh: 1``
+    (a cross-site form cannot set it); without it the answer is 401 and the
+    token stays unspent."""
+    token = refresh_cookie.token_to_spend(
+        body.refresh_token if body else None, cookie, refresh_header
+    )
+    result = await auth.refresh(ctx, token)
+    _set_refresh_cookie(request, ctx, response, result)
     return result
 
 
 @router.post("/logout", response_model=dict[str, str])
 async def logout(
     ctx: LenientCtx,
+    request: Request,
     response: Response,
-    refresh_cookie: Annotated[str | None, Cookie(alias=REFRESH_COOKIE)] = None,
+    cookie: Annotated[str | None, Cookie(alias=REFRESH_COOKIE)] = None,
 ) -> dict[str, str]:
     """Revoke the session's tokens and clear the refresh cookie."""
-    message = await auth.logout(ctx, refresh_cookie)
-    response.delete_cookie(REFRESH_COOKIE, path=_COOKIE_PATH, httponly=True, samesite="strict")
+    message = await auth.logout(ctx, cookie)
+    refresh_cookie.cleared(https=request.url.scheme == "https").set_on(response)
     return {"message": message}
 
 

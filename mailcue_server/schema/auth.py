@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import strawberry
 
-from mailcue_server.resolvers import api_keys, auth, totp, users
+from mailcue_server.resolvers import api_keys, auth, refresh_cookie, totp, users
 from mailcue_server.schema.context import Info
 from mailcue_server.schema.errors import attempt, attempt_done, query
 from mailcue_server.schema.types.auth import (
@@ -31,6 +31,8 @@ from mailcue_server.schema.types.auth import (
 )
 from mailcue_server.schema.types.common import Done, OperationError
 
+T = TypeVar("T")
+
 LoginResult = Annotated[
     TokenResponse | LoginStepResponse | OperationError, strawberry.union("LoginResult")
 ]
@@ -48,6 +50,26 @@ UpdateApiKeyResult = Annotated[
 ]
 
 _ACCOUNT_SECURITY = "Needs a session token or an API key with account:security."
+_COOKIE = (
+    " Over HTTP the refresh token is also set as the HttpOnly cookie that "
+    "POST /api/v1/auth/refresh takes (with the header X-MailCue-Refresh: 1)."
+)
+
+
+def _over_https(info: Info) -> bool:
+    request = info.context.request
+    return request is not None and request.url.scheme == "https"
+
+
+def _keep_in_cookie(info: Info, result: T) -> T:
+    """Set the browser's refresh cookie from issued tokens, as the REST routes do."""
+    response = info.context.response
+    if isinstance(result, TokenResponse) and result.refresh_token and response is not None:
+        cookie = refresh_cookie.cookie_for(
+            info.context.ctx, result.refresh_token, https=_over_https(info)
+        )
+        cookie.set_on(response)
+    return result
 
 
 @strawberry.type
@@ -71,23 +93,32 @@ class AuthQuery:
 
 @strawberry.type
 class AuthMutation:
-    @strawberry.mutation
+    @strawberry.mutation(
+        description="Tokens, or a step token when TOTP is on (then loginTwoFactor)." + _COOKIE
+    )
     async def login(self, info: Info, input: LoginRequest) -> LoginResult:
-        return await attempt(auth.login(info.context.ctx, input))
+        return _keep_in_cookie(info, await attempt(auth.login(info.context.ctx, input)))
 
     @strawberry.mutation(
         description="Finish a login with the step token and a TOTP code; each works once."
+        + _COOKIE
     )
     async def login_two_factor(self, info: Info, input: TwoFactorVerifyRequest) -> TokensResult:
-        return await attempt(auth.login_two_factor(info.context.ctx, input))
+        result = await attempt(auth.login_two_factor(info.context.ctx, input))
+        return _keep_in_cookie(info, result)
 
-    @strawberry.mutation(description="Rotate a refresh token; each one works once.")
+    @strawberry.mutation(description="Rotate a refresh token; each one works once." + _COOKIE)
     async def refresh_token(self, info: Info, refresh_token: str) -> TokensResult:
-        return await attempt(auth.refresh(info.context.ctx, refresh_token))
+        return _keep_in_cookie(info, await attempt(auth.refresh(info.context.ctx, refresh_token)))
 
-    @strawberry.mutation(description="Revoke the current session (or the refresh token's).")
+    @strawberry.mutation(
+        description="Revoke the current session (or the refresh token's); clears the cookie."
+    )
     async def logout(self, info: Info, refresh_token: str | None = None) -> DoneResult:
-        return await attempt_done(auth.logout(info.context.ctx, refresh_token))
+        result = await attempt_done(auth.logout(info.context.ctx, refresh_token))
+        if info.context.response is not None:
+            refresh_cookie.cleared(https=_over_https(info)).set_on(info.context.response)
+        return result
 
     @strawberry.mutation
     async def register_user(self, info: Info, input: RegisterRequest) -> UserResult:

@@ -8,6 +8,7 @@ import strawberry
 from strawberry.fastapi import BaseContext
 
 from mailcue_server.resolvers.context import Context
+from mailcue_server.schema.loaders import Loaders
 
 
 class GraphQLContext(BaseContext):
@@ -16,6 +17,7 @@ class GraphQLContext(BaseContext):
     def __init__(self, ctx: Context) -> None:
         super().__init__()
         self.ctx = ctx
+        self.loaders = Loaders(ctx)
 
 
 Info: TypeAlias = strawberry.Info[GraphQLContext, None]

@@ -8,11 +8,12 @@ from typing import Annotated
 
 import strawberry
 
-from mailcue_server.resolvers import email_changes, emails
+from mailcue_server.resolvers import email_changes, email_list, emails
 from mailcue_server.resolvers.emails import FileContent
 from mailcue_server.schema.context import Info
 from mailcue_server.schema.errors import attempt, attempt_done, query
 from mailcue_server.schema.types.common import Done, OperationError, StringMap
+from mailcue_server.schema.types.email_list import EmailConnection
 from mailcue_server.schema.types.emails import (
     BulkDeleteRequest,
     BulkDeleteResponse,
@@ -77,6 +78,43 @@ class EmailsQuery:
                 search=search,
                 sort=sort,
                 thread_view=thread_view,
+            )
+        )
+
+    @strawberry.field(
+        description="A folder's messages as a cursor connection, newest first: `first` rows "
+        "after the cursor `after`. `search` uses the full-text index."
+    )
+    async def email_connection(
+        self,
+        info: Info,
+        mailbox: str | None = None,
+        folder: str = "INBOX",
+        first: int = 50,
+        after: str | None = None,
+        search: str | None = None,
+    ) -> EmailConnection:
+        return await query(
+            email_list.folder_connection(
+                info.context.ctx,
+                mailbox=mailbox,
+                folder=folder,
+                first=first,
+                after=after,
+                search=search,
+            )
+        )
+
+    @strawberry.field(
+        description="Every mailbox you may read, newest first, as a cursor connection: "
+        "the folders named `folder` (INBOX...), or without it every folder but Trash and Junk."
+    )
+    async def all_mail(
+        self, info: Info, folder: str | None = None, first: int = 50, after: str | None = None
+    ) -> EmailConnection:
+        return await query(
+            email_list.all_mail_connection(
+                info.context.ctx, folder=folder, first=first, after=after
             )
         )
 

@@ -16,10 +16,11 @@ from graphql import GraphQLError
 
 from mailcue_server.errors import MailcueError
 from mailcue_server.events.bus import EventType, SubscriptionDropped
-from mailcue_server.resolvers import events
+from mailcue_server.resolvers import events, mail_changes
 from mailcue_server.schema.context import Info
 from mailcue_server.schema.errors import error_code
 from mailcue_server.schema.types.events import MailEvent
+from mailcue_server.schema.types.mail_changes import MailChange
 
 STREAM_RESET = "STREAM_RESET"
 
@@ -42,6 +43,11 @@ async def _follow(
         ) from exc
 
 
+async def _follow_changes(info: Info, mailbox: str | None) -> AsyncGenerator[MailChange, None]:
+    async for event in _follow(info, mailbox, None):
+        yield await mail_changes.change_of(event)
+
+
 @strawberry.type
 class EventsSubscription:
     @strawberry.subscription(
@@ -52,6 +58,16 @@ class EventsSubscription:
         self, info: Info, mailbox: str | None = None, types: list[str] | None = None
     ) -> AsyncGenerator[MailEvent, None]:
         return _follow(info, mailbox, types)
+
+    @strawberry.subscription(
+        description="Changes a mail list applies without fetching again (needs events:read): "
+        "new, deleted, moved and re-flagged messages with their rows, mailboxes created "
+        "and deleted; optionally of one mailbox. On STREAM_RESET, refetch and subscribe again."
+    )
+    def mail_changes(
+        self, info: Info, mailbox: str | None = None
+    ) -> AsyncGenerator[MailChange, None]:
+        return _follow_changes(info, mailbox)
 
     @strawberry.subscription(description="Messages arriving in one mailbox (email.received).")
     def email_received(self, info: Info, mailbox: str) -> AsyncGenerator[MailEvent, None]:

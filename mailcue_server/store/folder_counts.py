@@ -71,6 +71,11 @@ def _counts(folders: Sequence[Folder]) -> MailboxCounts:
     )
 
 
+def status_of(folder: Folder) -> FolderStatus:
+    """A folder row's counters as :class:`FolderStatus`."""
+    return _status(folder)
+
+
 def _status(folder: Folder) -> FolderStatus:
     return FolderStatus(
         name=folder.name,

@@ -100,7 +100,13 @@ class SearchSql:
 
 
 async def search_folder(
-    folder_id: int, query: SearchQuery, *, offset: int, limit: int, order: Sequence[str]
+    folder_id: int,
+    query: SearchQuery,
+    *,
+    offset: int,
+    limit: int,
+    order: Sequence[str],
+    before: tuple[datetime, int] | None = None,
 ) -> Found:
     """Find the messages of one folder that match ``query``.
 
@@ -110,6 +116,8 @@ async def search_folder(
         offset: Matches to skip.
         limit: Most matches to return.
         order: Model field names, ``-`` in front for descending (as Tortoise's ``order_by``).
+        before: ``(internal_date, uid)``: the page holds only matches older than that
+            message (a keyset page for ``order`` newest first); the total counts all.
 
     Returns:
         The number of matches and the page.
@@ -117,14 +125,23 @@ async def search_folder(
     if query.matches_nothing:
         return Found(0, [])
     client = Message._meta.db
-    sql = search_sql(client, folder_id, query, offset=offset, limit=limit, order=order)
+    sql = search_sql(
+        client, folder_id, query, offset=offset, limit=limit, order=order, before=before
+    )
     if sql.text_count is not None:
         matches = await _total(client, sql.text_count)
         if matches == 0:
             return Found(0, [])
         if matches <= (TEXT_FIRST_MAX if sql.text_only else TEXT_FIRST_MAX_COUNTED):
             sql = search_sql(
-                client, folder_id, query, offset=offset, limit=limit, order=order, text_first=True
+                client,
+                folder_id,
+                query,
+                offset=offset,
+                limit=limit,
+                order=order,
+                before=before,
+                text_first=True,
             )
         total = matches if sql.text_only else await _total(client, sql.count)
     else:
@@ -145,6 +162,7 @@ def search_sql(
     offset: int,
     limit: int,
     order: Sequence[str],
+    before: tuple[datetime, int] | None = None,
     text_first: bool = False,
 ) -> SearchSql:
     """The statements of a search, for the engine behind ``client``.
@@ -156,6 +174,7 @@ def search_sql(
         offset: Matches to skip.
         limit: Most matches to return.
         order: As for :func:`search_folder`.
+        before: As for :func:`search_folder` (the page only, not the count).
         text_first: SQLite: start from the full-text matches, not the folder's index.
 
     Raises:
@@ -184,6 +203,12 @@ def search_sql(
     count_values = list(params.values)
     # The text holds only placeholders and names from this module; values are parameters.
     count = f"SELECT count(*) AS total FROM messages AS m WHERE {where}"  # noqa: S608
+    if before is not None:
+        moment, uid = _instant(params, before[0]), before[1]
+        where += (
+            f" AND (m.internal_date < {params.add(moment)} OR "
+            f"(m.internal_date = {params.add(moment)} AND m.uid < {params.add(uid)}))"
+        )
     page = (
         f"SELECT m.id FROM messages AS m WHERE {where} "  # noqa: S608 (as above)
         f"ORDER BY {_order_by(order)} LIMIT {params.add(limit)} OFFSET {params.add(offset)}"

@@ -139,7 +139,7 @@ async def test_refresh_reads_the_cookie(http: httpx.AsyncClient) -> None:
     account = await new_user(http)
     async with httpx.AsyncClient(base_url=str(http.base_url)) as browser:
         browser.cookies.set("refresh_token", account.refresh_token)
-        response = await browser.post(REFRESH)
+        response = await browser.post(REFRESH, headers={"X-MailCue-Refresh": "1"})
     assert response.status_code == 200
     assert response.json()["user"]["username"] == account.username
 

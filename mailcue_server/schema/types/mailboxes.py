@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
+from typing import Any
 
 import strawberry
 
@@ -12,6 +13,15 @@ import strawberry
 class MailboxPurpose(Enum):
     STANDARD = "standard"
     DELIVERABILITY = "deliverability"
+
+
+@strawberry.type(name="FolderInfo")
+class FolderInfo:
+    name: str
+    message_count: int
+    unseen_count: int
+    size_bytes: int = 0
+    special_use: str | None = None  # "\\Sent", "\\Junk"... (RFC 6154)
 
 
 @strawberry.type(name="Mailbox")
@@ -36,20 +46,20 @@ class MailboxResponse:
     retention_max_messages: int | None = None
     retention_max_age_days: int | None = None
 
+    # A method, not a dataclass field: GraphQL only, REST's Mailbox keeps its shape.
+    @strawberry.field(
+        description="Its folders with their counts, INBOX first (one statement for a "
+        "whole list of mailboxes)."
+    )
+    async def folders(self, info: strawberry.Info[Any, None]) -> list[FolderInfo]:
+        found: list[FolderInfo] = await info.context.loaders.folders(self.id)
+        return found
+
 
 @strawberry.type(name="MailboxList")
 class MailboxListResponse:
     mailboxes: list[MailboxResponse]
     total: int
-
-
-@strawberry.type(name="FolderInfo")
-class FolderInfo:
-    name: str
-    message_count: int
-    unseen_count: int
-    size_bytes: int = 0
-    special_use: str | None = None  # "\\Sent", "\\Junk"... (RFC 6154)
 
 
 @strawberry.type(name="MailboxStats")
