@@ -51,7 +51,14 @@ from pymap.parsing.specials.flag import Seen
 from pymap.selected import SelectedMailbox
 from pysasl.creds.server import ServerCredentials
 
-from mailcue_server.errors import Conflict, Forbidden, Invalid, MailcueError, NotFound
+from mailcue_server.errors import (
+    Conflict,
+    Forbidden,
+    Invalid,
+    LimitExceeded,
+    MailcueError,
+    NotFound,
+)
 from mailcue_server.workers.imap.fetch import FetchLine
 from mailcue_server.workers.imap.message import Message
 
@@ -61,6 +68,7 @@ MAX_AUTH_FAILURES = 3
 _CODES: tuple[tuple[type[MailcueError], bytes], ...] = (
     (NotFound, b"NONEXISTENT"),
     (Conflict, b"ALREADYEXISTS"),
+    (LimitExceeded, b"LIMIT"),  # before its base class Invalid
     (Invalid, b"CANNOT"),
     (Forbidden, b"NOPERM"),
 )
