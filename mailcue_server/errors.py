@@ -20,6 +20,10 @@ class Invalid(MailcueError):
     """The input is well-formed but breaks a rule (bad value, bad state)."""
 
 
+class LimitExceeded(Invalid):
+    """The input is over a size or count limit of this server (the message names the limit)."""
+
+
 class NotFound(MailcueError):
     """The thing does not exist, or the caller may not know it exists."""
 

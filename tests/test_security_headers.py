@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 from html.parser import HTMLParser
@@ -209,3 +210,33 @@ async def test_the_listeners_own_refusals_carry_the_headers(
         assert_common(response)
         assert response.headers["content-security-policy"] == LOCKED_DOWN
         assert response.headers["cache-control"] == "no-store"
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GARBAGE\r\n\r\n",
+        b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n",
+        b"GET /graphql HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+    ],
+    ids=["malformed", "bad-length", "websocket-without-key"],
+)
+async def test_a_request_the_listener_cannot_parse_is_400_with_the_headers(
+    server: MailcueServer, request_bytes: bytes
+) -> None:
+    """uvicorn's and the WebSocket library's own 400s, before any app code runs."""
+    port = int(server.http_url.rsplit(":", 1)[1])
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(request_bytes)
+    async with asyncio.timeout(10):
+        answer = await reader.read()  # the listener closes after its answer
+    writer.close()
+
+    head = answer.split(b"\r\n\r\n", 1)[0].decode().split("\r\n")
+    pairs = (line.partition(": ") for line in head[1:])
+    fields = {name.lower(): value for name, _, value in pairs}
+    assert head[0] == "HTTP/1.1 400 Bad Request"
+    for name, value in COMMON.items():
+        assert fields.get(name) == value, (name, fields)
+    assert fields["content-security-policy"] == LOCKED_DOWN
+    assert fields["cache-control"] == "no-store"

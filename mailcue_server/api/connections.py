@@ -12,20 +12,26 @@ The embedded uvicorn gets the protocol classes built here (``http=`` and
 - close a connection whose request line and headers are not complete within
   ``header_timeout`` seconds of their first byte, with ``408`` (a slowloris
   client sending a header byte every few seconds would otherwise hold it
-  for as long as it likes).
+  for as long as it likes);
+- send the security headers of every answer (``security_headers.py``) on the
+  answers no app code writes: 503 and 408 above, uvicorn's 400 to a request
+  it cannot parse, and the WebSocket library's refused handshakes.
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.http11 import Response
 
 from mailcue_server.api.http_limits import BoundedHttpToolsProtocol
+from mailcue_server.api.security_headers import EDGE_HEADERS
 from mailcue_server.workers.connections import ConnectionLimiter, Ticket, client_of
 from mailcue_server.workers.gate import refuse_plain
 
@@ -33,9 +39,12 @@ __all__ = ["HttpProtocols", "http_protocols"]
 
 
 def _response(status: str, text: str) -> bytes:
+    """A plain-text answer of the listener itself, with the headers every answer has."""
     body = f"{text}\n".encode()
+    edge = "".join(f"{name}: {value}\r\n" for name, value in EDGE_HEADERS.items())
     return (
         f"HTTP/1.1 {status}\r\n"
+        f"{edge}"
         "Content-Type: text/plain; charset=utf-8\r\n"
         f"Content-Length: {len(body)}\r\n"
         "Connection: close\r\n"
@@ -125,6 +134,11 @@ class _Guarded(_UvicornHttp):
         elif ticket is not None:
             ticket.release()
 
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to a request it cannot parse, with our headers (both parsers)."""
+        self.transport.write(_response("400 Bad Request", msg))
+        self.transport.close()
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_head_timer()
         if self._ticket is not None:
@@ -149,6 +163,20 @@ class _GuardedWebSockets(WebSocketsSansIOProtocol):
     """uvicorn's WebSocket protocol, holding the ticket of the HTTP connection it took over."""
 
     ticket: Ticket | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Every refused handshake (a missing Sec-WebSocket-Key is 400, a close before
+        # accept 403) goes out through the websockets library's send_response.
+        self._send_response = self.conn.send_response
+        self.conn.send_response = self._send_with_headers  # type: ignore[method-assign]
+
+    def _send_with_headers(self, response: Response) -> None:
+        if response.status_code != HTTPStatus.SWITCHING_PROTOCOLS:
+            for name, value in EDGE_HEADERS.items():
+                if name not in response.headers:
+                    response.headers[name] = value
+        self._send_response(response)
 
     def connection_lost(self, exc: Exception | None) -> None:
         try:

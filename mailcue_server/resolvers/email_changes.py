@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 from mailcue_server.errors import Invalid, NotFound
 from mailcue_server.mail.compose import Compose, build_message
+from mailcue_server.mail.header_limits import check_received
 from mailcue_server.mail.trace import trace_headers
 from mailcue_server.resolvers.access import reachable_mailbox
 from mailcue_server.resolvers.context import Context
@@ -195,6 +196,7 @@ async def _prepare_inject(ctx: Context, request: InjectEmailRequest) -> tuple[Ap
             )
             + raw
         )
+    check_received(raw)  # here too, so one bulk item over the limits fails alone
     appending = Appending(
         mailbox=box.address,
         folder=request.folder,

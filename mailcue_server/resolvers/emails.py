@@ -8,6 +8,7 @@ flagging, moving and injecting are in ``resolvers/email_changes.py``.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from dataclasses import dataclass
 
@@ -223,10 +224,16 @@ async def get_email(
     private key, the bodies and attachments shown are the decrypted ones.
     Mail received over SMTP/LMTP shows its envelope (see :func:`envelope_view`),
     whose Bcc recipients also join ``bcc_addresses``.
+
+    The parsing runs in a worker thread: the stdlib's header parser takes
+    seconds over a header of many thousand fields (mail stored before the
+    limits of ``mail/header_limits.py``), and the event loop serves every
+    other client meanwhile. A thread hop costs tens of microseconds, a parse
+    of a small message milliseconds, so every message goes there.
     """
     box, message = await _message(ctx, mailbox, folder, uid, "email:read")
     raw = bytes(message.raw_bytes)
-    detail = parse_detail(raw)
+    detail = await asyncio.to_thread(parse_detail, raw)
     named = [*message.to_addrs, *(m.address for m in detail.cc)]
     envelope = envelope_view(ctx.require_principal(), read_envelope(message.envelope), named)
     bcc = [m.address for m in detail.bcc]
@@ -237,7 +244,7 @@ async def get_email(
     reading = await _pgp_reading(ctx, box, message, raw)
     shown = detail
     if reading is not None and reading.decrypted_message is not None:
-        shown = parse_detail(reading.decrypted_message)
+        shown = await asyncio.to_thread(parse_detail, reading.decrypted_message)
     summary = summary_of(message, box.address, folder_of(folder))
     return EmailDetail(
         **{field.name: getattr(summary, field.name) for field in dataclasses.fields(summary)},
@@ -248,9 +255,11 @@ async def get_email(
         raw_headers=StringMap(detail.header_map),
         attachments=[attachment_view(part) for part in shown.attachments],
         gpg=reading.info if reading is not None else None,
-        authentication=authentication_view(raw, ctx.settings.effective_hostname),
+        authentication=await asyncio.to_thread(
+            authentication_view, raw, ctx.settings.effective_hostname
+        ),
         envelope=envelope,
-        warnings=line_warnings(raw),
+        warnings=await asyncio.to_thread(line_warnings, raw),
     )
 
 
@@ -361,11 +370,11 @@ async def email_attachment(
     """One MIME part's decoded bytes under a safe filename."""
     box, message = await _message(ctx, mailbox, folder, uid, "email:read")
     raw = bytes(message.raw_bytes)
-    part = attachment(raw, part_id)
+    part = await asyncio.to_thread(attachment, raw, part_id)  # off the loop: see get_email
     reading = await _pgp_reading(ctx, box, message, raw)
     if reading is not None and reading.decrypted_message is not None:
         # The parts listed for an encrypted message are the decrypted ones.
-        part = attachment(reading.decrypted_message, part_id)
+        part = await asyncio.to_thread(attachment, reading.decrypted_message, part_id)
     if part is None:
         raise NotFound(f"Attachment {part_id} not found in email {uid}")
     return FileContent(

@@ -29,6 +29,7 @@ from mailcue_server.mail.compose import (
     build_message,
     decode_base64_attachment,
 )
+from mailcue_server.mail.header_limits import check_received
 from mailcue_server.resolvers.access import reachable_mailbox
 from mailcue_server.resolvers.context import Context, SmtpTarget
 from mailcue_server.resolvers.pgp_mail import pgp_protect
@@ -86,6 +87,7 @@ async def send_email(ctx: Context, request: SendEmailRequest) -> SendEmailRespon
             f"The message is {len(built.raw)} bytes; this server takes at most "
             f"{ctx.settings.max_message_size}"
         )
+    check_received(built.raw)  # before it leaves: its Sent copy must be storable
     await submit(ctx, _envelope_address(sender), built)
     copy = await _keep_sent_copy(ctx, mailbox, built.raw)
     await publish_quietly(ctx.services.bus, [_sent_event(request, sender, built, copy)])

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 from mailcue_server.errors import NotFound
 from mailcue_server.events.bus import Event, EventBus, publish_quietly
+from mailcue_server.mail.header_limits import check_received
 from mailcue_server.mail.index import index_message
 from mailcue_server.store import uids
 from mailcue_server.store.mail_models import Folder, Message, SystemFlag, encode_flags
@@ -67,6 +68,8 @@ async def append(
 
     Raises:
         NotFound: No such mailbox or folder.
+        LimitExceeded: A NUL in ``raw``, or a header over the limits of
+            ``mail/header_limits.py``.
     """
     item = Appending(mailbox, folder, raw, tuple(flags), internal_date)
     [stored] = await append_many([item], bus=bus, source=source)
@@ -83,9 +86,11 @@ async def append_many(
 
     Raises:
         NotFound: A mailbox or folder does not exist (nothing is stored).
+        LimitExceeded: A message breaks a rule of ``mail/header_limits.py`` (nothing is stored).
     """
     folders: dict[tuple[str, str], Folder] = {}
     for item in items:
+        check_received(item.raw)
         key = (normalise_address(item.mailbox), folder_name(item.folder))
         if key not in folders:
             folders[key] = await get_folder(item.mailbox, item.folder)

@@ -464,6 +464,71 @@ async def test_smtp_smuggling_is_rejected(rig: Rig, body: bytes) -> None:
     assert rig.sink.deliveries == []
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        "MAIL FROM:<a\0b@client.test>",
+        "MAIL FROM:<a@client.test>\0",
+        "RCPT TO:<b\0ob@mail.test>",
+        "EHLO client\0.test",
+        "VRFY b\0ob",
+    ],
+)
+async def test_a_nul_in_a_command_is_501_and_the_session_goes_on(rig: Rig, command: str) -> None:
+    async with talk(rig.ports["smtp"]) as smtp:
+        assert (await smtp.command("EHLO client.test")).startswith("250")
+        if command.startswith("RCPT"):
+            assert (await smtp.command("MAIL FROM:<a@client.test>")).startswith("250")
+
+        reply = await smtp.command(command)
+
+        assert reply == "501 5.5.2 Syntax error: NUL character in command"
+        assert (await smtp.command("NOOP")).startswith("250 2.0.0")  # still in step
+        assert "Syntax: MAIL FROM:" in await smtp.command("HELP MAIL")  # HELP still reads it
+    assert rig.sink.deliveries == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"Subject: a\r\n\r\nbo\0dy\r\n", b"Subject: a\0b\r\n\r\nbody\r\n", b"\0"],
+    ids=["body", "header", "alone"],
+)
+async def test_a_nul_in_the_content_is_554(rig: Rig, body: bytes) -> None:
+    """RFC 2045 section 2.8: no NUL in 8bit data, and BINARYMIME is not offered."""
+    async with talk(rig.ports["smtp"]) as smtp:
+        await smtp.transaction(["bob@mail.test"])
+        await smtp.send(body + b"\r\n.\r\n")
+        assert await smtp.reply() == "554 5.6.0 Message contains a NUL character"
+        assert (await smtp.command("NOOP")).startswith("250 2.0.0")
+    assert rig.sink.deliveries == []
+
+
+def fields(count: int) -> bytes:
+    return b"".join(b"X-Field-%d: value\r\n" % n for n in range(count))
+
+
+async def test_a_header_of_more_than_1000_fields_is_552_and_1000_pass(rig: Rig) -> None:
+    folded = b"Subject: one field\r\n folded\r\n\tover three lines\r\n"
+    async with talk(rig.ports["smtp"]) as smtp:
+        await smtp.transaction(["bob@mail.test"])
+        await smtp.send(fields(1001) + b"\r\nbody\r\n.\r\n")
+        assert await smtp.reply() == "552 5.3.4 Message header has more than 1,000 fields"
+        await smtp.transaction(["bob@mail.test"], hello="RSET")
+        await smtp.send(folded + fields(999) + b"\r\nbody\r\n.\r\n")
+        assert (await smtp.reply()).startswith("250 2.0.0")
+    [delivery] = rig.sink.deliveries
+    assert delivery.raw.endswith(fields(999) + b"\r\nbody\r\n")
+
+
+async def test_lmtp_refuses_a_nul_for_each_recipient(rig: Rig) -> None:
+    async with talk(rig.ports["lmtp"]) as lmtp:
+        await lmtp.transaction(["bob@mail.test", "carol@mail.test"], hello="LHLO client.test")
+        await lmtp.send(b"Subject: a\r\n\r\nbo\0dy\r\n.\r\n")
+        first, second = await lmtp.reply(), await lmtp.reply()
+    assert first == second == "554 5.6.0 Message contains a NUL character"
+    assert rig.sink.deliveries == []
+
+
 async def test_sink_failures_answer_451_without_details(
     rig: Rig, caplog: pytest.LogCaptureFixture
 ) -> None:

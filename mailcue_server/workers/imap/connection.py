@@ -49,6 +49,7 @@ from pymap.parsing.response import (
 )
 
 from mailcue_server.workers.imap.extensions import ImapState, RejectedCommand
+from mailcue_server.workers.imap.search import MAX_NESTING, Nesting
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,10 @@ class _LineTooLong(Exception):
 
 
 class _LiteralTooBig(Exception):
+    pass
+
+
+class _NestedTooDeeply(Exception):
     pass
 
 
@@ -123,6 +128,7 @@ class ImapConnection(IMAPConnection):
         self._command_limit = MAX_LITERAL + MAX_LINE
         self._first_line = True
         self._tag = b"*"
+        self._nesting: Nesting | None = None
         self.waiting = False
 
     # -- reading ------------------------------------------------------------------------------
@@ -137,6 +143,10 @@ class ImapConnection(IMAPConnection):
             return await super().read_command(state)
         except _LineTooLong:
             return RejectedCommand(self._tag, ResponseBad(self._tag, b"Command line too long."))
+        except (_NestedTooDeeply, RecursionError):
+            # pymap parses and evaluates nested lists and SEARCH keys recursively.
+            text = b"Nested more than %d levels deep." % MAX_NESTING
+            return RejectedCommand(self._tag, ResponseBad(self._tag, text))
         except _LiteralTooBig:
             code = ResponseCode.of(b"TOOBIG")
             return RejectedCommand(self._tag, ResponseNo(self._tag, b"Literal too large.", code))
@@ -149,6 +159,7 @@ class ImapConnection(IMAPConnection):
             self._first_line = False
             self.waiting = False
             self._start_command(bytes(buf))
+        self._count_nesting(buf)
         while (match := _LITERAL_PLUS.search(buf)) is not None:
             size = int(match.group(1))
             if size > self._literal_limit + MAX_DISCARD:
@@ -159,8 +170,16 @@ class ImapConnection(IMAPConnection):
                 await self._discard(size)
                 raise _LiteralTooBig
             buf += await self._exactly(size)
-            buf += await self._line()
+            line = await self._line()
+            self._count_nesting(line)
+            buf += line
+        if self._nesting is not None and self._nesting.too_deep:
+            raise _NestedTooDeeply  # the whole command is read: the next line is a command
         return memoryview(buf)
+
+    def _count_nesting(self, line: bytes | bytearray) -> None:
+        if self._nesting is not None:
+            self._nesting.read(bytes(line))
 
     async def read_continuation(self, literal_length: int) -> memoryview:
         literal = await self._exactly(literal_length)
@@ -170,6 +189,10 @@ class ImapConnection(IMAPConnection):
         words = line.split(None, 2)
         if words and _TAG.fullmatch(words[0]):
             self._tag = words[0]
+        verb = b" ".join(words[1:]).upper()
+        # SEARCH and UID SEARCH: pymap recurses once per level of their criteria.
+        searching = verb.startswith(b"SEARCH") or verb.startswith(b"UID SEARCH")
+        self._nesting = Nesting() if searching else None
         is_append = len(words) > 1 and words[1].upper() == b"APPEND"
         self._literal_limit = self._max_append if is_append else MAX_LITERAL
         # Each APPENDed message may reach the limit (MULTIAPPEND, RFC 3502); any other
@@ -259,7 +282,7 @@ class ImapConnection(IMAPConnection):
         await self.write_response(ResponseContinuation(b"Idling."))
         done: Event = subsystem.get().new_event()
         updates = asyncio.create_task(self.handle_updates(state, done, cmd))
-        finished = asyncio.create_task(self.read_idle_done(cmd))
+        finished = asyncio.create_task(self._read_idle_done(cmd))
         self.waiting = True
         try:
             ok = await finished
@@ -276,3 +299,10 @@ class ImapConnection(IMAPConnection):
         if not ok:
             return ResponseBad(cmd.tag, b'Expected "DONE".')
         return response
+
+    async def _read_idle_done(self, cmd: IdleCommand) -> bool:
+        """Whether the line that ends IDLE is ``DONE``; an over-long one is skipped and is not."""
+        try:
+            return await self.read_idle_done(cmd)
+        except _LineTooLong:
+            return False

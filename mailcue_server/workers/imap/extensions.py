@@ -62,7 +62,14 @@ from pymap.parsing.specials.flag import Seen
 from pymap.selected import SelectedMailbox
 from pysasl.creds.server import ServerCredentials
 
-from mailcue_server.errors import Conflict, Forbidden, Invalid, MailcueError, NotFound
+from mailcue_server.errors import (
+    Conflict,
+    Forbidden,
+    Invalid,
+    LimitExceeded,
+    MailcueError,
+    NotFound,
+)
 from mailcue_server.workers.imap.fetch import FetchLine, FetchReply, Vanished
 from mailcue_server.workers.imap.fetch_items import AsAskedFetchCommand, AsAskedUidFetchCommand
 from mailcue_server.workers.imap.message import Message
@@ -74,6 +81,7 @@ MAX_AUTH_FAILURES = 3
 _CODES: tuple[tuple[type[MailcueError], bytes], ...] = (
     (NotFound, b"NONEXISTENT"),
     (Conflict, b"ALREADYEXISTS"),
+    (LimitExceeded, b"LIMIT"),  # before its base class Invalid
     (Invalid, b"CANNOT"),
     (Forbidden, b"NOPERM"),
 )

@@ -22,6 +22,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 
 from mailcue_server.errors import Invalid, RateLimited
 from mailcue_server.mail.addresses import canonical_address
+from mailcue_server.mail.header_limits import Breach, content_refusal
 from mailcue_server.workers.smtp.dsn import dsn_request_of
 from mailcue_server.workers.smtp.received import received_header, with_protocol
 from mailcue_server.workers.smtp.sink import Delivery, ListenerKind, RecipientVerdict, Sink
@@ -42,6 +43,9 @@ REPLY_BAD_RCPT_SYNTAX = "501 5.1.3 Bad recipient address syntax"  # RFC 3463 X.1
 REPLY_UNKNOWN_USER = "550 5.1.1 No such user here"
 REPLY_RELAY_DENIED = "550 5.7.1 Relaying denied"
 REPLY_BARE_NEWLINE = "550 5.6.0 Message contains a bare CR or LF; use CRLF line endings"
+# RFC 2045 section 2.8 (no NUL in 8bit data; BINARYMIME is not offered) and
+# mail/header_limits.py for the header limits, whose replies name the limit.
+_CONTENT_REFUSALS = {Breach.NUL: "554 5.6.0", Breach.FIELDS: "552 5.3.4", Breach.SIZE: "552 5.3.4"}
 REPLY_TRY_LATER = "451 4.3.0 Temporary server error, try again later"
 # RFC 4954 section 6: a temporary authentication failure; the password was not checked.
 REPLY_AUTH_LIMITED = "454 4.7.0 Too many failed logins from your address; try again later"
@@ -256,6 +260,10 @@ class SmtpHandler:
             if has_bare_newline(content):
                 log.warning("rejected DATA with bare CR/LF from %s", _peer_ip(session))
                 return REPLY_BARE_NEWLINE
+            refusal = content_refusal(content)
+            if refusal is not None:
+                log.warning("refused DATA from %s: %s", _peer_ip(session), refusal.text)
+                return f"{_CONTENT_REFUSALS[refusal.breach]} {refusal.text}"
             txn_id = next(self._transaction_ids)
             if self._kind is ListenerKind.LMTP:
                 replies = [

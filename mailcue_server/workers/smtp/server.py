@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 import re
 import ssl
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -42,6 +43,9 @@ _CLOSE_TIMEOUT = 5.0
 _SHUTTING_DOWN = b"421 4.3.2 Service shutting down\r\n"  # RFC 5321 section 3.8
 _TOO_MANY = b"421 4.7.0 Too many connections\r\n"
 _TIMED_OUT = b"421 4.4.2 Idle for too long, closing connection\r\n"
+# No command's syntax has a NUL (RFC 5321 section 4.1.2); an address or name with
+# one would reach logs, the envelope and other servers cut short or refused.
+_NUL_IN_COMMAND = "501 5.5.2 Syntax error: NUL character in command"
 # Seconds an SMTPS client may take for its TLS handshake.
 _HANDSHAKE_TIMEOUT = 60.0
 
@@ -161,12 +165,29 @@ class _MailcueSMTP(DsnCommands, SMTP):
         # EHLO; one dict per connection keeps sessions from widening each other's.
         self.command_size_limits = collections.defaultdict(lambda: SMTP.command_size_limit)
         super().__init__(handler, **options)
+        self._smtp_methods = {
+            name: self._refusing_nul(method) for name, method in self._smtp_methods.items()
+        }
         self._connections = connections
         self._ticket = ticket
         self._greeted = False
         self._verbatim = False
         self._in_rcpt = False
         self.lost: asyncio.Future[None] = self.loop.create_future()
+
+    def _refusing_nul(
+        self, method: Callable[[str | None], Awaitable[None]]
+    ) -> Callable[[str | None], Awaitable[None]]:
+        """``method`` (aiosmtpd's ``smtp_<VERB>``), answering 501 to arguments holding a NUL."""
+
+        @functools.wraps(method)  # HELP reads the syntax aiosmtpd's @syntax put on it
+        async def checked(arg: str | None) -> None:
+            if arg is not None and "\0" in arg:
+                await self.push(_NUL_IN_COMMAND)
+                return
+            await method(arg)
+
+        return checked
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
