@@ -62,6 +62,8 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -166,6 +168,21 @@ class Node:
             self.lines.append(line)
             if match := LISTENING.search(line):
                 self.ports[match.group(1)] = int(match.group(3))
+
+    def wait_api_built(self, timeout: float) -> None:
+        """Wait until the HTTP API itself answers (serve builds it on a thread after start-up).
+
+        The health probe is answered before the API exists; any other route waits
+        for it, so an unauthenticated request returning at all means it is built.
+        Idle memory is read after this, with the API in it.
+        """
+        url = f"http://127.0.0.1:{self.ports['http']}/api/v1/mailboxes"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout):
+                pass
+        except urllib.error.HTTPError as answer:
+            if answer.code != 401:
+                raise SystemExit(f"the API answered {answer.code} before sign-in") from None
 
     def status(self, key: str) -> float:
         """A ``/proc/<pid>/status`` memory figure (``VmHWM``, ``VmRSS``) in MiB."""
@@ -572,6 +589,7 @@ def run_case(args: argparse.Namespace, work: Path, recipients: int) -> tuple[flo
     node = Node(env, work, _mailcue("serve", wrapper=wrapper, python=cprofile))
     try:
         node.wait_listening(START_TIMEOUT * (10 if callgrind else 1))
+        node.wait_api_built(START_TIMEOUT * (10 if callgrind else 1))
         figures = measure(node, batches, args.profile, callgrind)
     finally:
         code = node.stop()
