@@ -16,8 +16,11 @@ is answered 503 with the reason, so orchestrators replace the node.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable
 
@@ -47,9 +50,29 @@ class DeferredApp:
         self._probe_answer: ASGIApp | None = SecurityHeadersMiddleware(_Answer(200, health))
 
     def start(self) -> None:
-        """Begin building on a thread; the event loop goes on."""
-        if self._built is None:
-            self._built = asyncio.ensure_future(asyncio.to_thread(self._timed_build))
+        """Begin building on a thread; the event loop goes on.
+
+        A daemon thread of its own, not the loop's executor: a SIGTERM during
+        the build must stop the node at once, and ``asyncio.run`` would join
+        the executor's threads (seconds on a busy machine) before exiting.
+        """
+        if self._built is not None:
+            return
+        loop = asyncio.get_running_loop()
+        built: asyncio.Future[ASGIApp] = loop.create_future()
+        self._built = built
+
+        def run() -> None:
+            try:
+                app = self._timed_build()
+            except BaseException as exc:  # handed to whoever awaits the app
+                deliver = functools.partial(_fail, built, exc)
+            else:
+                deliver = functools.partial(_give, built, app)
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(deliver)
+
+        threading.Thread(target=run, name="build-http-api", daemon=True).start()
 
     async def ready(self) -> ASGIApp:
         """The real app once built; after a failed build, the app that answers 503."""
@@ -85,6 +108,16 @@ class DeferredApp:
             return
         app = self._app if self._app is not None else await self.ready()
         await app(scope, receive, send)
+
+
+def _give(built: asyncio.Future[ASGIApp], app: ASGIApp) -> None:
+    if not built.done():  # done: the loop is closing and gave up waiting
+        built.set_result(app)
+
+
+def _fail(built: asyncio.Future[ASGIApp], error: BaseException) -> None:
+    if not built.done():
+        built.set_exception(error)
 
 
 def _is_health_probe(scope: Scope) -> bool:

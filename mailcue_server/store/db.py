@@ -9,16 +9,19 @@ render them for the engine at apply time.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import os
+import pkgutil
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tortoise.connection import get_connection
 from tortoise.context import TortoiseContext
-from tortoise.migrations.autodetector import MigrationAutodetector
-from tortoise.migrations.executor import MigrationExecutor
-from tortoise.migrations.writer import MigrationWriter
+
+if TYPE_CHECKING:
+    from tortoise.backends.base.client import BaseDBAsyncClient
+    from tortoise.migrations.writer import MigrationWriter
 
 APP_LABEL = "mailcue"
 MODELS_MODULES = (
@@ -137,6 +140,11 @@ class Database:
                 log.info("applied migration %s.%s", app_label, name)
 
         connection = get_connection(connection_name(self.url))
+        if await _all_applied(connection):
+            return applied
+        # Loaded only when something is to be applied (a first start, an upgrade).
+        from tortoise.migrations.executor import MigrationExecutor
+
         executor = MigrationExecutor(connection, self._apps_config())
         async with self._migration_lock():
             await executor.migrate(progress=progress)
@@ -169,9 +177,39 @@ class Database:
         """Writers for the migrations the models need beyond the committed ones."""
         if self._ctx is None or self._ctx.apps is None:
             raise RuntimeError("database is not open")
+        from tortoise.migrations.autodetector import MigrationAutodetector
+
         detector = MigrationAutodetector(self._ctx.apps, self._apps_config())
         return await detector.changes()
 
     def _apps_config(self) -> dict[str, dict[str, Any]]:
         apps: dict[str, dict[str, Any]] = self.config["apps"]
         return apps
+
+
+def committed_migrations() -> list[str]:
+    """The migration modules shipped in :data:`MIGRATIONS_MODULE`, by name."""
+    package = importlib.import_module(MIGRATIONS_MODULE)
+    return sorted(
+        info.name for info in pkgutil.iter_modules(package.__path__) if info.name[:1].isdigit()
+    )
+
+
+async def _all_applied(connection: BaseDBAsyncClient) -> bool:
+    """Whether Tortoise's record lists every committed migration: a restart's usual case.
+
+    One query answers it, where the executor would import every migration,
+    build their graph and define its record model (Tortoise reads its own
+    source for that): a good part of a warm start. Any doubt (no record table
+    yet, an unreadable one) sends the caller the full way, which applies or
+    reports properly.
+    """
+    try:
+        _, rows = await connection.execute_query(_APPLIED_SQL)
+    except Exception:
+        return False
+    applied = {(row["app"], row["name"]) for row in rows}
+    return all((APP_LABEL, name) in applied for name in committed_migrations())
+
+
+_APPLIED_SQL = 'SELECT "app", "name" FROM "tortoise_migrations"'

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import httpx
 from starlette.applications import Starlette
@@ -77,3 +78,24 @@ async def test_a_failed_build_makes_the_node_unhealthy_and_says_why() -> None:
         probe = await http.get(HEALTH_PATH)
         assert probe.status_code == 503
         assert probe.json() == HEALTH | {"status": "unhealthy"}
+
+
+def test_a_node_stopped_while_the_api_builds_exits_without_waiting_for_it() -> None:
+    # SIGTERM right after start-up: the loop ends while the build still runs.
+    # asyncio.run joins its executor's threads; the build must not be one of them.
+    release = threading.Event()
+
+    def build() -> ASGIApp:
+        release.wait(30)
+        return built_api()
+
+    async def start_and_stop() -> None:
+        DeferredApp(build, HEALTH).start()
+        await asyncio.sleep(0.05)
+
+    began = time.monotonic()
+    try:
+        asyncio.run(start_and_stop())
+        assert time.monotonic() - began < 5
+    finally:
+        release.set()
