@@ -6,8 +6,10 @@ import { GraphiQL } from "graphiql";
 import { StrictMode } from "react";
 import { createRoot } from "react-dom/client";
 import { getAccessToken, refresh } from "@/lib/session";
+import { fixAsTheyAppear, focusable, label, tabButtonIsTheTab } from "./accessibility";
 import "graphiql/style.css";
 import "@graphiql/plugin-explorer/style.css";
+import "./graphiql-accessibility.css";
 
 function authorization(): Record<string, string> {
   const token = getAccessToken();
@@ -29,6 +31,15 @@ async function start() {
   await refresh().catch(() => false);
   const root = document.getElementById("graphiql");
   if (!root) return;
+  fixAsTheyAppear(document.body, [
+    [".graphiql-query-editor textarea", label("Query editor")],
+    [".graphiql-editor-tool .graphiql-editor:nth-child(1) textarea", label("Variables editor")],
+    [".graphiql-editor-tool .graphiql-editor:nth-child(2) textarea", label("Headers editor")],
+    [".graphiql-response textarea", label("Response")],
+    [".CodeMirror-scroll", focusable],
+    [".graphiql-tabs > li", tabButtonIsTheTab],
+    [".graphiql-explorer-root select, .docExplorerWrap select", label("Operation type")],
+  ]);
   createRoot(root).render(
     <StrictMode>
       <GraphiQL fetcher={fetcher} plugins={plugins} />

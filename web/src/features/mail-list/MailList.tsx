@@ -57,7 +57,7 @@ export function MailList({ mailbox, folder, selectedUid }: Props) {
         </Notice>
       ) : (
         <div ref={scroller} className={styles.scroller}>
-          <div role="list" className={styles.sizer} style={{ height: virtualizer.getTotalSize() }}>
+          <div role="list" aria-label="Messages" className={styles.sizer} style={{ height: virtualizer.getTotalSize() }}>
             {items.map((item) => {
               const row = rows[item.index];
               if (!row) return null;
