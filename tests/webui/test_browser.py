@@ -6,6 +6,7 @@ checks every page shown; screenshots land in tests/webui/screenshots/ (not commi
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 import uuid
@@ -267,3 +268,87 @@ async def test_swagger_ui_renders_from_our_own_files(
     await expect(page.get_by_text("/api/v1/auth/login").first).to_be_visible()
     await assert_accessible(page)
     await screenshot(page, SCREENSHOTS, "swagger-ui")
+
+
+async def test_search_keyboard_and_delete(
+    guarded: tuple[Page, Guard], ui_server: UiServer
+) -> None:
+    page, _ = guarded
+    address = new_address()
+    for subject in ("Alpha report", "Beta invoice", "Gamma invoice"):
+        ui_server.send(message(address, subject, f"Body of {subject}."))
+    inbox = await sign_in(page)
+    await inbox.open_mailbox(address)
+    await expect(inbox.rows).to_have_count(3)
+
+    # "/" focuses the search; the query goes into the URL and survives a reload.
+    await page.keyboard.press("/")
+    search = page.get_by_role("searchbox", name="Search this folder")
+    await expect(search).to_be_focused()
+    await search.fill("invoice")
+    await search.press("Enter")
+    await expect(inbox.rows).to_have_count(2)
+    assert "q=invoice" in page.url
+    await page.reload()
+    await expect(inbox.rows).to_have_count(2)
+    await expect(search).to_have_value("invoice")
+    await assert_accessible(page)
+
+    # j opens the first result, j the next, k goes back; "?" shows the help.
+    await page.locator("body").click(position={"x": 5, "y": 5})
+    await page.keyboard.press("j")
+    await expect(page.get_by_role("article", name="Message")).to_contain_text("Gamma invoice")
+    await page.keyboard.press("j")
+    await expect(page.get_by_role("article", name="Message")).to_contain_text("Beta invoice")
+    await page.keyboard.press("k")
+    await expect(page.get_by_role("article", name="Message")).to_contain_text("Gamma invoice")
+    await page.keyboard.press("?")
+    help_dialog = page.get_by_role("dialog", name="Keyboard shortcuts")
+    await expect(help_dialog).to_be_visible()
+    await assert_accessible(page)
+    await screenshot(page, SCREENSHOTS, "shortcuts-help")
+    await page.keyboard.press("Escape")
+    await expect(help_dialog).to_be_hidden()
+
+    # Delete: the message leaves the list, here and on the server.
+    await page.get_by_role("button", name="Delete").click()
+    await expect(inbox.row("Gamma invoice")).to_have_count(0)
+    await expect(inbox.rows).to_have_count(1)
+    listed = ui_server.api.get(f"/api/v1/mailboxes/{address}/emails").json()
+    assert sorted(item["subject"] for item in listed["emails"]) == ["Alpha report", "Beta invoice"]
+
+
+async def test_phone_width_shows_the_list_or_the_message(
+    guarded: tuple[Page, Guard], ui_server: UiServer
+) -> None:
+    page, _ = guarded
+    address = new_address()
+    ui_server.send(message(address, "Read me on a phone", "Small screens too."))
+    await page.set_viewport_size({"width": 375, "height": 740})
+    inbox = await sign_in(page)
+    await inbox.open_mailbox(address)
+    await expect(inbox.row("Read me on a phone")).to_be_visible()
+    await screenshot(page, SCREENSHOTS, "phone-list")
+    view = await inbox.open_message("Read me on a phone")
+    await expect(inbox.row("Read me on a phone")).to_be_hidden()
+    await expect(await view.tab("Text")).to_contain_text("Small screens too.")
+    await assert_accessible(page)
+    await screenshot(page, SCREENSHOTS, "phone-message")
+
+
+async def test_two_tabs_reloading_at_once_stay_signed_in(
+    guarded: tuple[Page, Guard], ui_server: UiServer
+) -> None:
+    page, _ = guarded
+    address = new_address()
+    ui_server.send(message(address, "Two tabs", "Both stay signed in."))
+    inbox = await sign_in(page)
+    await inbox.open_mailbox(address)
+    second = await page.context.new_page()
+    await second.goto(page.url)
+    await expect(InboxPage(second).row("Two tabs")).to_be_visible()
+    # Both spend the refresh cookie at the same moment; one refresh at a time (Web Locks).
+    await asyncio.gather(page.reload(), second.reload())
+    for tab in (page, second):
+        await expect(InboxPage(tab).row("Two tabs")).to_be_visible()
+    await second.close()

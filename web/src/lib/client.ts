@@ -9,11 +9,25 @@ export type ConnectionState = "connecting" | "connected" | "reconnecting";
 type StateListener = (state: ConnectionState) => void;
 
 const stateListeners = new Set<StateListener>();
+const reconnectListeners = new Set<() => void>();
 let connectionState: ConnectionState = "connecting";
+let everConnected = false;
 
 function setConnectionState(state: ConnectionState): void {
+  const previous = connectionState;
   connectionState = state;
   for (const listener of stateListeners) listener(state);
+  // Back after a drop: what happened meanwhile was never delivered, so views reload once.
+  if (state === "connected" && previous !== "connected" && everConnected) {
+    for (const listener of reconnectListeners) listener();
+  }
+  if (state === "connected") everConnected = true;
+}
+
+/** Calls `listener` each time the live connection comes back after dropping. */
+export function onReconnect(listener: () => void): () => void {
+  reconnectListeners.add(listener);
+  return () => reconnectListeners.delete(listener);
 }
 
 export function getConnectionState(): ConnectionState {

@@ -2,6 +2,7 @@
 // Each caller applies events to what it shows (a cache update, not a refetch).
 import { useEffect, useRef } from "react";
 import { useClient } from "urql";
+import { onReconnect } from "./client";
 import { graphql, type ResultOf } from "./graphql";
 
 export const MailEventsSubscription = graphql(`
@@ -35,4 +36,14 @@ export function useMailEvents(mailbox: string | null, onEvent: (event: MailEvent
       });
     return unsubscribe;
   }, [client, mailbox]);
+}
+
+/** Calls `onResync` once each time the live connection is back after a drop (events
+ * were missed: reload what is shown). */
+export function useResync(onResync: () => void): void {
+  const handler = useRef(onResync);
+  useEffect(() => {
+    handler.current = onResync;
+  });
+  useEffect(() => onReconnect(() => handler.current()), []);
 }

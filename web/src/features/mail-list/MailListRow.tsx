@@ -9,13 +9,14 @@ interface Props {
   mailbox: string;
   folder: string;
   selected: boolean;
+  query: string;
 }
 
-export function MailListRow({ row, mailbox, folder, selected }: Props) {
+export function MailListRow({ row, mailbox, folder, selected, query }: Props) {
   const classes = [styles.row, row.isRead ? "" : styles.unread, selected ? styles.selected : ""];
   return (
     <Link
-      to={messagePath(mailbox, folder, row.uid)}
+      to={messagePath(mailbox, folder, row.uid) + query}
       className={classes.filter(Boolean).join(" ")}
       aria-current={selected ? "true" : undefined}
     >

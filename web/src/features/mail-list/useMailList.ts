@@ -1,11 +1,17 @@
 import { useCallback, useEffect, useRef, useState } from "react";
 import { useClient } from "urql";
 import { graphql, type ResultOf } from "@/lib/graphql";
-import { useMailEvents, type MailEvent } from "@/lib/live-events";
+import { useMailEvents, useResync, type MailEvent } from "@/lib/live-events";
 
 export const MailListQuery = graphql(`
-  query MailListPage($mailbox: String!, $folder: String!, $page: Int!, $pageSize: Int!) {
-    emails(mailbox: $mailbox, folder: $folder, page: $page, pageSize: $pageSize) {
+  query MailListPage(
+    $mailbox: String!
+    $folder: String!
+    $page: Int!
+    $pageSize: Int!
+    $search: String
+  ) {
+    emails(mailbox: $mailbox, folder: $folder, page: $page, pageSize: $pageSize, search: $search) {
       total
       hasMore
       emails {
@@ -55,7 +61,12 @@ function fromEvent(event: MailEvent): MailRow | null {
  * put at the top from the event itself, a deleted one taken out, a flag change applied.
  * `onInsert` tells the caller how many rows went in above what it shows.
  */
-export function useMailList(mailbox: string, folder: string, onInsert: (count: number) => void) {
+export function useMailList(
+  mailbox: string,
+  folder: string,
+  search: string | null,
+  onInsert: (count: number) => void,
+) {
   const client = useClient();
   const [state, setState] = useState<ListState | null>(null);
   const [error, setError] = useState<string | null>(null);
@@ -64,9 +75,13 @@ export function useMailList(mailbox: string, folder: string, onInsert: (count: n
   const fetchPage = useCallback(
     (page: number) =>
       client
-        .query(MailListQuery, { mailbox, folder, page, pageSize: PAGE_SIZE }, { requestPolicy: "network-only" })
+        .query(
+          MailListQuery,
+          { mailbox, folder, page, pageSize: PAGE_SIZE, search },
+          { requestPolicy: "network-only" },
+        )
         .toPromise(),
-    [client, mailbox, folder],
+    [client, mailbox, folder, search],
   );
 
   const apply = useCallback((page: number, result: Awaited<ReturnType<typeof fetchPage>>) => {
@@ -109,7 +124,10 @@ export function useMailList(mailbox: string, folder: string, onInsert: (count: n
   useMailEvents(mailbox, (event) => {
     if (event.folder !== folder || event.uid === null || event.uid === undefined) return;
     const uid = String(event.uid);
-    if (event.type === "email.received" || (event.type === "email.copied" && event.mailbox === mailbox)) {
+    // A search result cannot tell whether new mail matches: it shows it after a new search.
+    const arrived = event.type === "email.received" || event.type === "email.copied";
+    if (arrived && search) return;
+    if (arrived) {
       const row = fromEvent(event);
       if (!row) return;
       setState((current) => {
@@ -135,6 +153,11 @@ export function useMailList(mailbox: string, folder: string, onInsert: (count: n
         },
       );
     }
+  });
+
+  // Back from a drop: the first page again (what was loaded beyond it is dropped).
+  useResync(() => {
+    void fetchPage(1).then((result) => apply(1, result));
   });
 
   return { state, error, loadMore };

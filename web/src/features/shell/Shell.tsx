@@ -5,6 +5,7 @@ import { Notice } from "@/components/Notice";
 import { mailboxPath } from "@/lib/routes";
 import { getUser, signOut } from "@/lib/session";
 import { MailboxNav } from "./MailboxNav";
+import { ShortcutHelp } from "./ShortcutHelp";
 import styles from "./Shell.module.css";
 import { useConnectionState } from "./useConnectionState";
 import { useMailboxes } from "./useMailboxes";
@@ -16,7 +17,7 @@ export function Shell() {
   const connection = useConnectionState();
   const [theme, setTheme] = useTheme();
   const navigate = useNavigate();
-  const { mailbox } = useParams();
+  const { mailbox, uid } = useParams();
   const first = mailboxes?.[0]?.address;
 
   // The home page opens the first mailbox.
@@ -30,7 +31,7 @@ export function Shell() {
   }, [unread]);
 
   return (
-    <div className={styles.shell}>
+    <div className={uid ? `${styles.shell} ${styles.reading}` : styles.shell}>
       <nav className={styles.sidebar} aria-label="Mailboxes">
         <div className={styles.brand}>MailCue</div>
         {error && <Notice title="Mailboxes could not be loaded" role="alert" />}
@@ -50,7 +51,9 @@ export function Shell() {
             </select>
           </label>
           <p className={styles.muted}>Signed in as {getUser()?.username}</p>
-          <Button onClick={() => void signOut().then(() => navigate("/signin"))}>Sign out</Button>
+          <Button onClick={() => void signOut().then(() => window.location.replace("/signin"))}>
+            Sign out
+          </Button>
         </div>
       </nav>
       <main className={styles.main}>
@@ -63,6 +66,7 @@ export function Shell() {
           </Notice>
         )}
       </main>
+      <ShortcutHelp />
     </div>
   );
 }

@@ -1,7 +1,7 @@
 import { useCallback, useRef, useState } from "react";
 import { useQuery } from "urql";
 import { graphql, type ResultOf } from "@/lib/graphql";
-import { useMailEvents, type MailEvent } from "@/lib/live-events";
+import { useMailEvents, useResync, type MailEvent } from "@/lib/live-events";
 
 export const MailboxesQuery = graphql(`
   query ShellMailboxes {
@@ -61,6 +61,8 @@ export function useMailboxes() {
     }
     refetchSoon();
   });
+
+  useResync(() => reexecute({ requestPolicy: "network-only" }));
 
   return { mailboxes: items, error: result.error, fetching: result.fetching && !items };
 }

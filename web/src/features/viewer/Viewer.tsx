@@ -1,6 +1,7 @@
 import { useEffect, useState } from "react";
 import { useMutation, useQuery } from "urql";
 import { Notice } from "@/components/Notice";
+import { Actions } from "./Actions";
 import { longDate } from "@/lib/format";
 import { graphql } from "@/lib/graphql";
 import { HeadersTab } from "./HeadersTab";
@@ -74,6 +75,7 @@ export function Viewer({ mailbox, folder, uid }: Props) {
         <p className={styles.meta}>To {email.toAddresses.join(", ")}</p>
         {email.ccAddresses.length > 0 && <p className={styles.meta}>Cc {email.ccAddresses.join(", ")}</p>}
         <p className={styles.meta}>{longDate(email.date)}</p>
+        <Actions mailbox={mailbox} folder={folder} uid={email.uid} />
       </header>
       <Tabs current={shown} onChange={setTab} hasHtml={Boolean(email.htmlBody)} />
       <div className={styles.body} role="tabpanel" id="viewer-panel" aria-labelledby={`tab-${shown}`}>
