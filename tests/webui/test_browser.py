@@ -7,6 +7,7 @@ checks every page shown; screenshots land in tests/webui/screenshots/ (not commi
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 import time
 import uuid
@@ -78,6 +79,10 @@ async def test_sign_in_and_new_mail_appears_in_the_open_list_without_reload(
     await expect(inbox.mailbox_link(address)).to_contain_text("2")
     await assert_accessible(page)
     await screenshot(page, SCREENSHOTS, "inbox-light")
+    # A first message to a new address: its mailbox joins the shell, live too.
+    newcomer = new_address()
+    ui_server.send(message(newcomer, "Hello newcomer", "A new mailbox."))
+    await expect(inbox.mailbox_link(newcomer)).to_be_visible(timeout=5000)
 
     view = await inbox.open_message("Your order shipped")
     await expect(await view.tab("Text")).to_contain_text("Second message.")
@@ -255,6 +260,13 @@ async def test_graphiql_renders_from_our_own_files(
     await expect(page.locator(".graphiql-container")).to_be_visible()
     await page.get_by_role("button", name="Show GraphiQL Explorer").click()
     await expect(page.get_by_text("mailboxes").first).to_be_visible()
+    # A query typed in the editor runs against this server, signed in by the session.
+    editor = page.get_by_role("textbox", name="Query editor")
+    await editor.focus()
+    await page.keyboard.press("Control+A")
+    await page.keyboard.type("{ me { username } }")
+    await page.keyboard.press("Control+Enter")
+    await expect(page.locator(".graphiql-response")).to_contain_text('"username": "admin"')
     await assert_accessible(page)
     await screenshot(page, SCREENSHOTS, "graphiql")
 
@@ -352,3 +364,55 @@ async def test_two_tabs_reloading_at_once_stay_signed_in(
     for tab in (page, second):
         await expect(InboxPage(tab).row("Two tabs")).to_be_visible()
     await second.close()
+
+
+async def test_cid_images_come_from_the_messages_own_parts(
+    guarded: tuple[Page, Guard], ui_server: UiServer
+) -> None:
+    page, _ = guarded
+    address = new_address()
+    mail = message(
+        address, "With a logo", "Logo inside.", '<p>Hi</p><img alt="logo" src="cid:logo@shop">'
+    )
+    html_part = mail.get_payload()[1]
+    html_part.add_related(PNG, maintype="image", subtype="png", cid="<logo@shop>")
+    ui_server.send(mail)
+
+    inbox = await sign_in(page)
+    await inbox.open_mailbox(address)
+    view = await inbox.open_message("With a logo")
+    logo = view.frame.get_by_role("img", name="logo")
+    await expect(logo).to_have_attribute("src", re.compile(r"^data:image/png;base64,"))
+    assert await logo.evaluate("image => image.naturalWidth") == 1
+
+
+async def test_pages_in_the_dark_system_theme_are_accessible(
+    guarded: tuple[Page, Guard], ui_server: UiServer
+) -> None:
+    page, _ = guarded
+    await page.emulate_media(color_scheme="dark")
+    address = new_address()
+    ui_server.send(message(address, "Night owl", "Dark text.", "<p>Dark <b>HTML</b></p>"))
+    sign_in_page = await SignInPage(page).open()
+    await assert_accessible(page)
+    await screenshot(page, SCREENSHOTS, "signin-dark")
+    await sign_in_page.sign_in(*ADMIN)
+    inbox = InboxPage(page)
+    await inbox.open_mailbox(address)
+    await expect(inbox.row("Night owl")).to_be_visible()
+    await assert_accessible(page)
+    await screenshot(page, SCREENSHOTS, "inbox-dark")
+    view = await inbox.open_message("Night owl")
+    await expect(view.frame.get_by_text("HTML")).to_be_visible()
+    await assert_accessible(page)
+    await screenshot(page, SCREENSHOTS, "message-html-dark")
+    for tab in ("Headers", "Raw", "Parts"):
+        await view.tab(tab)
+        await assert_accessible(page)
+    await page.goto("/api/docs")
+    await expect(page.get_by_role("heading", name="MailCue API")).to_be_visible()
+    await assert_accessible(page)
+    await page.goto("/graphql")
+    await expect(page.locator(".graphiql-container")).to_be_visible()
+    await assert_accessible(page)
+    await screenshot(page, SCREENSHOTS, "graphiql-dark")

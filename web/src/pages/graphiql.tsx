@@ -10,6 +10,7 @@ import { fixAsTheyAppear, focusable, label, tabButtonIsTheTab } from "./accessib
 import "graphiql/style.css";
 import "@graphiql/plugin-explorer/style.css";
 import "./graphiql-accessibility.css";
+import "./graphiql-page.css";
 
 function authorization(): Record<string, string> {
   const token = getAccessToken();

@@ -1,13 +1,29 @@
 import { useMemo, useState } from "react";
 import { Button } from "@/components/Button";
+import { Notice } from "@/components/Notice";
 import { hasRemoteContent, mailFrameDocument } from "./mailFrame";
+import { useInlineImages, type InlinePart } from "./useInlineImages";
 import styles from "./Viewer.module.css";
 
 /** The message's HTML in a sandboxed frame; remote content only after the user asks. */
-export function HtmlBody({ html, subject }: { html: string; subject: string }) {
+interface Props {
+  html: string;
+  subject: string;
+  parts: readonly InlinePart[];
+  uid: string;
+  mailbox: string;
+  folder: string;
+}
+
+export function HtmlBody({ html, subject, parts, uid, mailbox, folder }: Props) {
   const [allowRemote, setAllowRemote] = useState(false);
   const remote = useMemo(() => hasRemoteContent(html), [html]);
-  const document = useMemo(() => mailFrameDocument(html, allowRemote), [html, allowRemote]);
+  const images = useInlineImages({ html, parts, uid, mailbox, folder });
+  const document = useMemo(
+    () => (images ? mailFrameDocument(html, allowRemote, images) : null),
+    [html, allowRemote, images],
+  );
+  if (document === null) return <Notice title="Loading…" role="status" />;
   return (
     <div className={styles.htmlBody}>
       {remote && !allowRemote && (

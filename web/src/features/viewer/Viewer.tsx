@@ -31,6 +31,7 @@ const EmailQuery = graphql(`
         contentType
         size
         disposition
+        contentId
       }
     }
   }
@@ -79,7 +80,16 @@ export function Viewer({ mailbox, folder, uid }: Props) {
       </header>
       <Tabs current={shown} onChange={setTab} hasHtml={Boolean(email.htmlBody)} />
       <div className={styles.body} role="tabpanel" id="viewer-panel" aria-labelledby={`tab-${shown}`}>
-        {shown === "html" && email.htmlBody && <HtmlBody html={email.htmlBody} subject={email.subject} />}
+        {shown === "html" && email.htmlBody && (
+          <HtmlBody
+            html={email.htmlBody}
+            subject={email.subject}
+            parts={email.attachments}
+            uid={email.uid}
+            mailbox={mailbox}
+            folder={folder}
+          />
+        )}
         {shown === "text" && (
           <pre className={styles.pre} tabIndex={0}>
             {email.textBody ?? "This message has no text part."}

@@ -21,8 +21,19 @@ function escapeAttribute(value: string): string {
   return value.replace(/&/g, "&amp;").replace(/"/g, "&quot;");
 }
 
-export function mailFrameDocument(html: string, allowRemote: boolean): string {
+export function mailFrameDocument(
+  html: string,
+  allowRemote: boolean,
+  inlineImages: ReadonlyMap<string, string> = new Map(),
+): string {
   const parsed = new DOMParser().parseFromString(html, "text/html");
+  // cid: images come from the message's own parts, as data: URLs; unknown ones go.
+  for (const image of parsed.querySelectorAll<HTMLElement>("[src^='cid:' i]")) {
+    const id = (image.getAttribute("src") ?? "").slice(4).replace(/^<|>$/g, "").toLowerCase();
+    const data = inlineImages.get(id);
+    if (data) image.setAttribute("src", data);
+    else image.removeAttribute("src");
+  }
   for (const link of parsed.querySelectorAll("a[href], area[href]")) {
     link.setAttribute("target", "_blank");
     link.setAttribute("rel", "noopener noreferrer");
