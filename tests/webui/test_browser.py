@@ -93,7 +93,9 @@ async def test_sign_in_and_new_mail_appears_in_the_open_list_without_reload(
     await assert_accessible(page)
     await screenshot(page, SCREENSHOTS, "message-dark")
 
-    await inbox.sign_out()
+    await inbox.sign_out()  # a fresh page load: nothing of the session stays in memory
+    await page.wait_for_url(re.compile(r"/signin$"))
+    await page.wait_for_load_state()
     await expect(page.get_by_role("button", name="Sign in")).to_be_visible()
     await page.reload()  # the refresh cookie is gone: still signed out
     await expect(page.get_by_role("button", name="Sign in")).to_be_visible()

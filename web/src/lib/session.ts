@@ -127,8 +127,12 @@ export async function refresh(): Promise<boolean> {
   return refreshOnce();
 }
 
+/** Ends the session on the server (and its refresh cookie), then here. */
 export async function signOut(): Promise<void> {
   const token = accessToken;
-  setSession(null);
-  await post("/logout", undefined, token ? { Authorization: `Bearer ${token}` } : {});
+  try {
+    await post("/logout", undefined, token ? { Authorization: `Bearer ${token}` } : {});
+  } finally {
+    setSession(null);
+  }
 }
