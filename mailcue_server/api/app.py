@@ -11,7 +11,8 @@ from mailcue_server import __version__
 from mailcue_server.api import errors
 from mailcue_server.api.body_limits import BodyLimitMiddleware
 from mailcue_server.api.graphql import build_graphql_router
-from mailcue_server.api.security_headers import SecurityHeadersMiddleware
+from mailcue_server.api.security_headers import TOOL_PAGE, SecurityHeadersMiddleware
+from mailcue_server.api.static_ui import UiFallback, page_response
 from mailcue_server.api.text_input import TextInputMiddleware
 from mailcue_server.resolvers.context import Services
 from mailcue_server.rest_compat import mta_sts
@@ -44,12 +45,10 @@ def create_app(services: Services) -> FastAPI:
         title="MailCue API",
         description=DESCRIPTION,
         version=__version__,
-        docs_url="/api/docs",
+        # Swagger UI comes from the web UI's build (below), not from a CDN.
+        docs_url=None,
         redoc_url=None,
         openapi_url="/api/openapi.json",
-        # No OAuth2 flow to finish, and no third party told where our spec is.
-        swagger_ui_oauth2_redirect_url=None,
-        swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.services = services
     errors.install(app)
@@ -62,4 +61,12 @@ def create_app(services: Services) -> FastAPI:
     document_errors(mta_sts.router.routes)
     app.include_router(mta_sts.router)  # /.well-known/mta-sts.txt, outside /api/v1
     app.include_router(build_graphql_router(), prefix="/graphql", include_in_schema=False)
+    app.add_api_route(
+        "/api/docs",
+        lambda: page_response("swagger.html", TOOL_PAGE),
+        methods=["GET"],
+        include_in_schema=False,
+    )
+    # The web UI answers what no route matched (its files, and index.html for client routes).
+    app.router.default = UiFallback(app.router.default)
     return app

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from cross_web import AsyncHTTPRequestAdapter
 from fastapi import Request, Response
+from fastapi.responses import HTMLResponse
 from starlette.requests import HTTPConnection
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.fastapi import GraphQLRouter
@@ -17,6 +18,8 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
+from mailcue_server.api.security_headers import TOOL_PAGE
+from mailcue_server.api.static_ui import page_response
 from mailcue_server.errors import Unauthenticated
 from mailcue_server.resolvers.principal import authenticate
 from mailcue_server.rest_compat.deps import build_context
@@ -59,7 +62,11 @@ def _param(params: object, name: str) -> str | None:
 
 class MailcueGraphQLRouter(GraphQLRouter[GraphQLContext, None]):
     """Takes WebSocket credentials from ``connection_init`` when no header carried them,
-    and answers a document the query limits refused with 400."""
+    and answers a document the query limits refused with 400. Its GraphiQL page is the web
+    UI build's (our own files, no CDN)."""
+
+    async def render_graphql_ide(self, request: Request) -> HTMLResponse:
+        return page_response("graphiql.html", TOOL_PAGE)
 
     async def execute_single(
         self,

@@ -5,13 +5,13 @@ no-referrer``, ``X-Frame-Options: DENY`` and a Content-Security-Policy; one
 that sets no ``Cache-Control`` gets ``no-store`` (API answers carry tokens and
 mail; nothing here is meant for a shared cache).
 
-Answers other than the pages in :data:`PAGES` (JSON, .eml downloads,
-attachments) get a policy that allows nothing: a browser that opens one runs
-no script and loads nothing. The two HTML pages, Swagger UI at ``/api/docs``
-and GraphiQL at ``/graphql``, load their scripts and styles from public CDNs
-today; :data:`PAGES` lists exactly those files, and their inline scripts are
-allowed by hash, computed from the page as it is served. When the pages are
-served from local files, this table is the one place to change.
+Answers that set no policy of their own and are not one of the pages in
+:data:`PAGES` (JSON, .eml downloads, attachments) get a policy that allows
+nothing: a browser that opens one runs no script and loads nothing. The web
+UI's pages (the app, Swagger UI at ``/api/docs``, GraphiQL at ``/graphql``)
+come from the server's own build (``api/static_ui.py``): scripts from this
+origin only, no inline script, never framed; the app's page sets
+:data:`APP_PAGE`'s policy itself, since it answers at any client route.
 """
 
 from __future__ import annotations
@@ -40,13 +40,10 @@ EDGE_HEADERS = {
     "Content-Security-Policy": LOCKED_DOWN,
 }
 
-SWAGGER_UI = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/"
-UNPKG = "https://unpkg.com/"
-
 
 @dataclass(frozen=True)
 class Page:
-    """What one HTML page loads from elsewhere (CSP source expressions)."""
+    """What one HTML page may load (CSP source expressions)."""
 
     scripts: tuple[str, ...]
     styles: tuple[str, ...]
@@ -54,32 +51,28 @@ class Page:
     fonts: tuple[str, ...] = ()
 
 
-# GET pages by path. 'self' for data: the page fetches the schema and calls the API
-# (GraphiQL also opens its WebSocket there). Inline styles: both UIs set style
+# Swagger UI and GraphiQL: our own files. 'self' for data: the page fetches the schema and
+# calls the API (GraphiQL also opens its WebSocket there). Inline styles: both UIs set style
 # attributes on the elements they draw.
-PAGES: dict[str, Page] = {
-    "/api/docs": Page(  # FastAPI's Swagger UI page
-        scripts=(f"{SWAGGER_UI}swagger-ui-bundle.js",),
-        styles=(f"{SWAGGER_UI}swagger-ui.css", "'unsafe-inline'"),
-        images=("https://fastapi.tiangolo.com/img/favicon.png", "data:"),
-    ),
-    "/graphql": Page(  # Strawberry's GraphiQL page
-        scripts=(
-            f"{UNPKG}react@18.2.0/umd/react.production.min.js",
-            f"{UNPKG}react-dom@18.2.0/umd/react-dom.production.min.js",
-            f"{UNPKG}js-cookie@3.0.5/dist/js.cookie.min.js",
-            f"{UNPKG}graphiql@3.8.3/graphiql.min.js",
-            f"{UNPKG}@graphiql/plugin-explorer@1.0.2/dist/index.umd.js",
-        ),
-        styles=(
-            f"{UNPKG}graphiql@3.8.3/graphiql.min.css",
-            f"{UNPKG}@graphiql/plugin-explorer@1.0.2/dist/style.css",
-            "'unsafe-inline'",
-        ),
-        images=("data:",),
-        fonts=("data:",),  # GraphiQL's stylesheet carries its fonts inline
-    ),
-}
+TOOL_PAGE = Page(
+    scripts=("'self'",),
+    styles=("'self'", "'unsafe-inline'"),
+    images=("'self'", "data:"),
+    fonts=("'self'", "data:"),
+)
+
+# The app. A message's HTML is shown in a sandboxed srcdoc frame, which inherits this
+# policy on top of its own (no scripts; remote images only once the user asks): so this
+# one allows inline styles and images from anywhere, and still no script but ours.
+APP_PAGE = Page(
+    scripts=("'self'",),
+    styles=("'self'", "'unsafe-inline'", "http:", "https:"),
+    images=("'self'", "data:", "blob:", "http:", "https:"),
+    fonts=("'self'", "data:", "http:", "https:"),
+)
+
+# GET pages by path.
+PAGES: dict[str, Page] = {"/api/docs": TOOL_PAGE, "/graphql": TOOL_PAGE}
 
 _INLINE_SCRIPT = re.compile(rb"<script>(.*?)</script>", re.DOTALL)
 
@@ -134,7 +127,8 @@ class SecurityHeadersMiddleware:
                 if page is not None and headers.get("content-type", "").startswith("text/html"):
                     held = message
                     return
-                headers["Content-Security-Policy"] = LOCKED_DOWN
+                # Only our own page answers set a policy (static_ui); the rest get none but this.
+                headers.setdefault("Content-Security-Policy", LOCKED_DOWN)
                 await send(message)
                 return
             if held is not None and message["type"] == "http.response.body":

@@ -1,0 +1,3 @@
+export { RequireSession } from "./RequireSession";
+export { SignInPage } from "./SignInPage";
+export { useSession } from "./useSession";

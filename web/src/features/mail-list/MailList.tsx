@@ -1,0 +1,101 @@
+import { useVirtualizer } from "@tanstack/react-virtual";
+import { useCallback, useEffect, useRef } from "react";
+import { useNavigate } from "react-router";
+import { Notice } from "@/components/Notice";
+import { mailboxPath, messagePath } from "@/lib/routes";
+import { useShortcut } from "@/lib/shortcuts";
+import styles from "./MailList.module.css";
+import { MailListRow } from "./MailListRow";
+import { SearchBox } from "./SearchBox";
+import { useMailList } from "./useMailList";
+
+const ROW_HEIGHT = 64;
+
+interface Props {
+  mailbox: string;
+  folder: string;
+  selectedUid: string | undefined;
+  search: string | null;
+}
+
+/** A folder's messages in a virtualised list: only the rows in view are in the DOM. */
+export function MailList({ mailbox, folder, selectedUid, search }: Props) {
+  const scroller = useRef<HTMLDivElement>(null);
+
+  // New mail goes in at the top; a user scrolled down keeps seeing the same rows.
+  const onInsert = useCallback((count: number) => {
+    const element = scroller.current;
+    if (element && element.scrollTop > 0) element.scrollTop += count * ROW_HEIGHT;
+  }, []);
+  const { state, error, loadMore } = useMailList(mailbox, folder, search, onInsert);
+  const rows = state?.rows ?? [];
+
+  // TanStack Virtual hands out fresh functions each render; the React Compiler skips this component.
+  // eslint-disable-next-line react-hooks/incompatible-library
+  const virtualizer = useVirtualizer({
+    count: rows.length,
+    getScrollElement: () => scroller.current,
+    estimateSize: () => ROW_HEIGHT,
+    overscan: 10,
+  });
+  const items = virtualizer.getVirtualItems();
+  const last = items[items.length - 1];
+
+  useEffect(() => {
+    if (last && last.index >= rows.length - 20) loadMore();
+  }, [last, rows.length, loadMore]);
+
+  // j / k: the next or previous message; u: back to the list.
+  const navigate = useNavigate();
+  const query = search ? `?q=${encodeURIComponent(search)}` : "";
+  useShortcut(["j", "k"], (event) => {
+    const at = rows.findIndex((row) => row.uid === selectedUid);
+    const index = at < 0 ? 0 : Math.min(Math.max(at + (event.key === "j" ? 1 : -1), 0), rows.length - 1);
+    const row = rows[index];
+    if (!row) return;
+    virtualizer.scrollToIndex(index);
+    void navigate(messagePath(mailbox, folder, row.uid) + query);
+  });
+  useShortcut(["u"], () => void navigate(mailboxPath(mailbox, folder) + query));
+
+  if (error) return <Notice title="The list could not be loaded" role="alert">{error}</Notice>;
+  if (!state) return <Notice title="Loading…" role="status" />;
+
+  return (
+    <section className={styles.pane} aria-label={`${folder} of ${mailbox}`}>
+      <header className={styles.header}>
+        <h1 className={styles.heading}>{mailbox}</h1>
+        <span className={styles.count} aria-live="polite">
+          {state.total} {state.total === 1 ? "message" : "messages"}
+        </span>
+      </header>
+      <SearchBox key={search ?? ""} />
+      {rows.length === 0 && search ? (
+        <Notice title="No message matches this search" />
+      ) : rows.length === 0 ? (
+        <Notice title="This folder is empty">
+          <p>Mail sent to {mailbox} over SMTP shows up here as it arrives.</p>
+        </Notice>
+      ) : (
+        <div ref={scroller} className={styles.scroller}>
+          <div role="list" aria-label="Messages" className={styles.sizer} style={{ height: virtualizer.getTotalSize() }}>
+            {items.map((item) => {
+              const row = rows[item.index];
+              if (!row) return null;
+              return (
+                <div
+                  role="listitem"
+                  key={row.uid}
+                  className={styles.item}
+                  style={{ height: ROW_HEIGHT, transform: `translateY(${item.start}px)` }}
+                >
+                  <MailListRow row={row} mailbox={mailbox} folder={folder} selected={row.uid === selectedUid} query={query} />
+                </div>
+              );
+            })}
+          </div>
+        </div>
+      )}
+    </section>
+  );
+}
