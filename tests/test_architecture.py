@@ -2,7 +2,7 @@
 
 Layers, lowest first (a module may import its own layer and the ones below):
 
-    0  mailcue_server (package root), config, errors, start_failures
+    0  mailcue_server (package root), config, errors, start_failures, health
     1  store, events, mail, migrations
     2  schema.types
     3  workers, resolvers
@@ -34,6 +34,7 @@ LAYERS: dict[str, int] = {
     "config": 0,
     "errors": 0,
     "start_failures": 0,  # turns start-up errors into one line naming the setting
+    "health": 0,  # the health probe's body, answered before the API is built
     "store": 1,
     "events": 1,
     "mail": 1,
