@@ -10,7 +10,7 @@ import pytest
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from mailcue_server.errors import Invalid, NotFound
+from mailcue_server.errors import Invalid, LimitExceeded, NotFound
 from mailcue_server.events.bus import ALL_EVENTS, Event, EventType, channel_for
 from mailcue_server.events.memory import MemoryBus
 from mailcue_server.store import (
@@ -82,6 +82,13 @@ async def test_raw_bytes_round_trip_exactly(db: Database, raw: bytes) -> None:
     assert await message_queries.raw_bytes("alice@example.test", "INBOX", stored.uid) == raw
     message = await message_queries.get_by_uid("alice@example.test", "INBOX", stored.uid)
     assert (message.raw_bytes, message.size) == (raw, len(raw))
+    if b"\x00" in raw:
+        # APPEND and inject follow the receipt rules (mail/header_limits.py): a NUL is
+        # no mail data (RFC 2045 2.7-2.8; IMAP literals exclude it), so nothing is stored.
+        with pytest.raises(LimitExceeded, match="NUL"):
+            await appends.append("alice@example.test", "Drafts", raw, bus=bus)
+        assert (await message_queries.list_page("alice@example.test", "Drafts")).total == 0
+        return
     appended = await appends.append("alice@example.test", "Drafts", raw, bus=bus)
     assert await message_queries.raw_bytes("alice@example.test", "Drafts", appended.uid) == raw
 
