@@ -25,10 +25,13 @@ without bound; what is beyond the caps reads as text.
 from __future__ import annotations
 
 import binascii
+import functools
+import itertools
 import quopri
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 MAX_DEPTH = 32
 MAX_PARTS = 1000
@@ -39,11 +42,12 @@ ENCAPSULATED = frozenset({(b"message", b"rfc822"), (b"message", b"global")})
 _FOLDING = re.compile(rb"\r?\n(?=[ \t])")
 _LINE_END = re.compile(rb"\r?\n\Z")
 _QUOTED_PAIR = re.compile(rb"\\(.)", re.DOTALL)
+_FIELD_START = re.compile(rb"^[^ \t\r\n]", re.MULTILINE)
+_QUOTED = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _PART_ID = re.compile(r"[1-9][0-9]{0,8}(?:\.[1-9][0-9]{0,8})*")
 
 
-@dataclass(frozen=True, slots=True)
-class HeaderField:
+class HeaderField(NamedTuple):
     """One header field: its lowercased name and the range of its raw lines."""
 
     name: bytes
@@ -53,12 +57,27 @@ class HeaderField:
 
 @dataclass(slots=True)
 class Header:
-    """A header section: the fields in order, over the raw bytes they came from."""
+    """A header section over the raw bytes it came from; fields are listed when first asked for.
+
+    Attributes:
+        raw: The whole message.
+        start: Where the header begins.
+        end: Where the body begins (after the empty line).
+        block_end: Where the empty line begins (the fields end there).
+    """
 
     raw: bytes
     start: int
     end: int
-    fields: list[HeaderField] = field(default_factory=list)
+    block_end: int
+    _fields: list[HeaderField] | None = None
+
+    @property
+    def fields(self) -> list[HeaderField]:
+        """Every field, in order; a line that is no field is skipped."""
+        if self._fields is None:
+            self._fields = _fields(self.raw, self.start, self.block_end)
+        return self._fields
 
     def values(self, name: bytes) -> list[bytes]:
         """Every value of a field (case-insensitive name), unfolded and trimmed."""
@@ -66,12 +85,27 @@ class Header:
         return [self.value(f) for f in self.fields if f.name == wanted]
 
     def first(self, name: bytes) -> bytes | None:
-        """The first value of a field, or ``None`` when the field is absent."""
-        wanted = name.lower()
-        for f in self.fields:
-            if f.name == wanted:
-                return self.value(f)
-        return None
+        """The first value of a field, or ``None`` when the field is absent.
+
+        Until the fields are listed, one search finds it: the tree reads a
+        few MIME fields of every part on the SMTP hot path.
+        """
+        if self._fields is not None:
+            wanted = name.lower()
+            for f in self._fields:
+                if f.name == wanted:
+                    return self.value(f)
+            return None
+        found = _field_pattern(name.lower()).search(self.raw, self.start, self.block_end)
+        if found is None:
+            return None
+        after = found.end()
+        newline = self.raw.find(b"\n", after, self.block_end)
+        following = (
+            None if newline < 0 else _FIELD_START.search(self.raw, newline + 1, self.block_end)
+        )
+        end = self.block_end if following is None else following.start()
+        return unfold(self.raw[after:end]).strip()
 
     def lines(self, names: frozenset[bytes], *, inverse: bool = False) -> bytes:
         """The raw lines of the fields named (uppercase names) or, ``inverse``, not named."""
@@ -97,7 +131,6 @@ class Part:
         subtype: The media subtype, lowercased.
         params: Content-Type parameters as ``(lowercased name, raw value)``.
         children: The parts of a multipart body.
-        message: The message a ``message/rfc822`` body holds.
     """
 
     header: Header
@@ -107,7 +140,20 @@ class Part:
     subtype: bytes
     params: list[tuple[bytes, bytes]]
     children: list[Part] = field(default_factory=list)
-    message: Part | None = None
+    _inner: Part | None = None
+    _pending: tuple[_Parser, int] | None = None
+
+    @property
+    def message(self) -> Part | None:
+        """The message a ``message/rfc822`` body holds (parsed when first asked for).
+
+        The index never looks inside an attached message, so it does not pay for one.
+        """
+        if self._pending is not None:
+            parser, depth = self._pending
+            self._pending = None
+            self._inner = parser.entity(self.body_start, self.end, depth=depth, digest=False)
+        return self._inner
 
     @property
     def start(self) -> int:
@@ -259,8 +305,8 @@ def split_params(value: bytes) -> tuple[bytes, list[tuple[bytes, bytes]]]:
 
 def _split_unquoted(value: bytes) -> list[bytes]:
     """Split on ``;`` outside quoted strings, dropping comments (RFC 2045 section 5.1)."""
-    if b'"' not in value and b"(" not in value:
-        return value.split(b";")
+    if b"(" not in value and not any(b";" in quoted for quoted in _QUOTED.findall(value)):
+        return value.split(b";")  # the usual case, without a step per byte
     pieces: list[bytes] = []
     current = bytearray()
     quoted = escaped = False
@@ -292,28 +338,37 @@ def _split_unquoted(value: bytes) -> list[bytes]:
 
 
 def _header(raw: bytes, start: int, end: int) -> Header:
-    header = Header(raw, start, end)
-    position = start
-    current: HeaderField | None = None
-    while position < end:
-        newline = raw.find(b"\n", position, end)
-        line_end = end if newline < 0 else newline + 1
-        line_start, position = position, line_end
-        first = raw[line_start : line_start + 1]
-        if first in (b"\r", b"\n") and line_end - line_start <= 2:
-            break  # the empty line (CRLF or LF) ends the header
-        if first in (b" ", b"\t") and current is not None:
-            current = HeaderField(current.name, current.start, line_end)
-            header.fields[-1] = current
-            continue
-        colon = raw.find(b":", line_start, line_end)
-        if colon > line_start:
-            current = HeaderField(raw[line_start:colon].strip().lower(), line_start, line_end)
-            header.fields.append(current)
-        else:
-            current = None
-    header.end = position
-    return header
+    """The header from ``start`` to the empty line (or to ``end`` when there is none)."""
+    if raw.startswith(b"\n", start) or raw.startswith(b"\r\n", start, end):
+        return Header(raw, start, start + (1 if raw[start] == 10 else 2), start)
+    crlf = raw.find(b"\n\r\n", start, end)
+    lf = raw.find(b"\n\n", start, end if crlf < 0 else crlf + 2)
+    candidates = [found for found in (crlf, lf) if found >= 0]
+    if not candidates:
+        return Header(raw, start, end, end)
+    cut = min(candidates) + 1
+    return Header(raw, start, cut + (1 if raw[cut] == 10 else 2), cut)
+
+
+def _fields(raw: bytes, start: int, cut: int) -> list[HeaderField]:
+    """Field starts found by one regular expression over the block, not line by line."""
+    starts = [match.start() for match in _FIELD_START.finditer(raw, start, cut)]
+    starts.append(cut)
+    fields: list[HeaderField] = []
+    for field_start, field_end in itertools.pairwise(starts):
+        newline = raw.find(b"\n", field_start, field_end)
+        colon = raw.find(b":", field_start, field_end if newline < 0 else newline)
+        if colon > field_start:
+            fields.append(
+                HeaderField(raw[field_start:colon].strip().lower(), field_start, field_end)
+            )
+    return fields
+
+
+@functools.cache
+def _field_pattern(name: bytes) -> re.Pattern[bytes]:
+    """A field named ``name`` at the start of a line (any case; blanks before the colon)."""
+    return re.compile(rb"^" + re.escape(name) + rb"[ \t]*:", re.IGNORECASE | re.MULTILINE)
 
 
 class _Parser:
@@ -340,7 +395,7 @@ class _Parser:
                     break
                 part.children.append(self.entity(s, e, depth=depth + 1, digest=digest_parts))
         elif (maintype, subtype) in ENCAPSULATED:
-            part.message = self.entity(header.end, end, depth=depth + 1, digest=False)
+            part._pending = (self, depth + 1)
         return part
 
     def _split(self, start: int, end: int, boundary: bytes) -> list[tuple[int, int]]:
