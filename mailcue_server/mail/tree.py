@@ -197,9 +197,11 @@ class Part:
         body = self.raw[self.body_start : end]
         encoding = (self.header.first(b"content-transfer-encoding") or b"").strip().lower()
         if encoding == b"base64":
-            compact = b"".join(body.split())
-            try:
-                return binascii.a2b_base64(compact[: len(compact) - len(compact) % 4])
+            compact = b"".join(body.split()).rstrip(b"=")
+            if len(compact) % 4 == 1:  # a lone last character holds no whole octet
+                compact = compact[:-1]
+            try:  # padding restored, as the stdlib does for a cut-off part
+                return binascii.a2b_base64(compact + b"=" * (-len(compact) % 4))
             except binascii.Error:
                 return b""
         if encoding == b"quoted-printable":

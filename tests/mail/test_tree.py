@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from mailcue_server.mail import tree
+from mailcue_server.mail.mime import attachment, parse_detail
 
 MIXED = (
     b"Subject: outer\r\n"
@@ -97,3 +100,19 @@ def test_hostile_nesting_is_capped() -> None:
     root = tree.parse(raw + b"leaf\r\n")
     seen = list(tree.walk(root))
     assert len(seen) <= tree.MAX_DEPTH + 1
+
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+
+
+@pytest.mark.parametrize("path", sorted(DATA.rglob("*.eml")), ids=lambda p: p.name)
+def test_api_part_ids_name_the_octets_imap_names(path: Path) -> None:
+    """The detail's attachments (parsed by the stdlib) and IMAP's sections agree on numbers."""
+    raw = path.read_bytes()
+    root = tree.parse(raw)
+    for info in parse_detail(raw).attachments:
+        part = tree.find_id(root, info.part_id)
+        download = attachment(raw, info.part_id)
+        assert part is not None and download is not None, info.part_id
+        if part.message is None:  # an attached message is written out again by the API
+            assert part.decoded_body() == download.data, info.part_id
