@@ -1,4 +1,9 @@
-"""Parsing a message into its MIME tree without letting malformed or hostile mail break it.
+"""The stdlib's full parse of a message, guarded so malformed or hostile mail cannot break it.
+
+The structure of a message, as byte ranges, is :mod:`.tree`; this decoded
+parse serves what needs the stdlib's decoding and defect report: the detail
+and downloads of :mod:`.mime` and the PGP readers. Both number parts as IMAP
+does, and ``tests/mail/test_tree.py`` checks they agree.
 
 The stdlib's ``BytesParser`` with ``policy.default`` does the parsing (RFC
 5322, RFC 2045-2047, RFC 2231, raw UTF-8 headers per RFC 6532). Two guards
