@@ -1,10 +1,9 @@
 """Reading a header block cheaply: where it ends, and its fields in order.
 
-On the SMTP hot path every stored message and each of its MIME parts has its
-header block read (STACK-NOTES, "Parsing mail on the hot path").
-:func:`header_items` reads fields the way the stdlib's ``compat32`` feed
-parser does, without its per-line machinery; :func:`part_header_lines` is
-laxer still, for the few short fields of a MIME part.
+On the SMTP hot path every stored message has its header block read
+(STACK-NOTES, "Parsing mail on the hot path"). :func:`header_items` reads
+fields the way the stdlib's ``compat32`` feed parser does, without its
+per-line machinery. MIME parts are read by :mod:`.tree`.
 """
 
 from __future__ import annotations
@@ -102,20 +101,6 @@ def _well_formed_items(text: str) -> list[tuple[str, str]] | None:
         if name:
             items.append((name, value.replace("\n", "")))
     return items if text.startswith("\n", at) or at == len(text) else None
-
-
-def part_header_lines(block: bytes) -> list[tuple[str, str]]:
-    """The header fields of a MIME part, leniently: a line that is no field is skipped.
-
-    A part has a few short fields, and setting up the feedparser costs more
-    than the parse (about 40 us a part, measured here).
-    """
-    lines: list[tuple[str, str]] = []
-    for line in _FOLD.sub("", block.decode("ascii", "surrogateescape")).splitlines():
-        name, colon, value = line.partition(":")
-        if colon and name and not name[0].isspace():
-            lines.append((name, value.strip()))
-    return lines
 
 
 def fields_by_name(items: Iterable[tuple[str, str]], *, utf8: bool) -> Fields:

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
+from mailcue_server.mail import tree
 from mailcue_server.mail.body_scan import scan_body
 from mailcue_server.mail.header_block import fields_by_name, first_value, header_items, split_head
 from mailcue_server.mail.header_values import (
@@ -85,7 +86,7 @@ def index_message(raw: bytes) -> IndexFields:
     Returns:
         The index fields.
     """
-    head, body = split_head(raw)
+    head = split_head(raw)[0]
     fields = fields_by_name(header_items(head), utf8=not head.isascii())
     message_id = first_message_id(fields, "message-id") or decoded_text(
         first_value(fields, "message-id")
@@ -93,7 +94,7 @@ def index_message(raw: bytes) -> IndexFields:
     in_reply_to = first_message_id(fields, "in-reply-to")
     references = message_ids(fields, "references")
     sender = addresses(fields, "from")
-    scan = scan_body(fields, body)
+    scan = scan_body(tree.parse(raw))
     text = scan.text()
     return IndexFields(
         message_id=_clean(message_id),

@@ -5,7 +5,7 @@ This is the slow path of STACK-NOTES ("Parsing mail on the hot path"): a full
 the result. Lists and search use the cheap :mod:`mailcue_server.mail.index`,
 and the attachment rules here follow its rules, so ``has_attachments`` agrees.
 
-Parsing and its guards live in :mod:`.tree`; parts are addressed by IMAP
+Parsing and its guards live in :mod:`.full_parse`; parts are addressed by IMAP
 section numbers (see :mod:`.parts`). Headers are decoded (RFC 2047 words,
 RFC 2231 parameters, raw UTF-8 per RFC 6532); bodies lose their transfer
 encoding (RFC 2045 section 6) and are decoded from their charset. Malformed
@@ -24,7 +24,7 @@ from email.message import Message
 from email.utils import getaddresses
 from typing import Literal
 
-from mailcue_server.mail import parts, tree
+from mailcue_server.mail import full_parse, parts
 from mailcue_server.mail.header_values import parse_date
 
 Disposition = Literal["attachment", "inline"]
@@ -249,9 +249,9 @@ def attachment(raw: bytes, part_id: str) -> AttachmentContent | None:
 
 
 def _parse(raw: bytes, scan: _Scan) -> Message:
-    message, problem = tree.parse(raw)
+    message, problem = full_parse.parse(raw)
     if problem is not None:
-        scan.defects.append(Defect("", problem, tree.PROBLEMS[problem]))
+        scan.defects.append(Defect("", problem, full_parse.PROBLEMS[problem]))
     return message
 
 
@@ -290,10 +290,10 @@ def _mailboxes(message: Message, name: str) -> tuple[Mailbox, ...]:
 
 def _walk(node: Message, part_id: str, depth: int, scan: _Scan, *, resource: bool) -> None:
     scan.parts += 1
-    if scan.parts > tree.MAX_PARTS:
-        if scan.parts == tree.MAX_PARTS + 1:
+    if scan.parts > full_parse.MAX_PARTS:
+        if scan.parts == full_parse.MAX_PARTS + 1:
             scan.defects.append(
-                Defect(part_id, "TooManyParts", f"parts after {tree.MAX_PARTS} skipped")
+                Defect(part_id, "TooManyParts", f"parts after {full_parse.MAX_PARTS} skipped")
             )
         return
     if parts.is_container(node):

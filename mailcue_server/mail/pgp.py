@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from cryptography.hazmat.primitives import hashes
 
-from mailcue_server.mail import tree
+from mailcue_server.mail import full_parse
 from mailcue_server.mail.pgp_keys import (
     PGPKey,
     SecurityIssues,
@@ -195,7 +195,7 @@ def offered_keys(raw: bytes) -> list[str]:
     here so every key goes through the same import. At most a few are returned.
     """
     quiet_pgpy()
-    message, _ = tree.parse(raw)
+    message, _ = full_parse.parse(raw)
     found: list[str] = []
     for value in message.get_all("Autocrypt") or []:
         armored = _autocrypt_key(str(value))
@@ -344,7 +344,7 @@ def _open_inline(data: bytes, head: bytes, secret_keys: Sequence[PGPKey]) -> Ope
 
 
 def _first_text(data: bytes) -> str:
-    message, _ = tree.parse(data)
+    message, _ = full_parse.parse(data)
     for part in message.walk():
         if part.get_content_type() == "text/plain" and part.get_content_disposition() is None:
             return _text_of(part)
@@ -365,7 +365,7 @@ def _text_of(part: Message) -> str:
 
 def _part_payload(part: bytes) -> str:
     """A part's content, transfer-decoded, as text (armor is ASCII)."""
-    message, _ = tree.parse(part)
+    message, _ = full_parse.parse(part)
     payload = message.get_payload(decode=True)
     return payload.decode("ascii", "replace") if isinstance(payload, bytes) else ""
 

@@ -21,7 +21,7 @@ import secrets
 from collections.abc import Sequence
 from email.message import Message
 
-from mailcue_server.mail import tree
+from mailcue_server.mail import full_parse
 from mailcue_server.mail.header_block import split_head
 from mailcue_server.mail.pgp_keys import (
     HashAlgorithm,
@@ -83,10 +83,10 @@ def split_message(raw: bytes) -> tuple[list[bytes], bytes]:
 def entity_header(entity: bytes) -> Message:
     """The header fields of an entity (or a whole message), parsed; the body is not read.
 
-    Read with :mod:`.tree`'s guards, so a header the stdlib cannot parse stays text.
+    Read with :mod:`.full_parse`'s guards, so a header the stdlib cannot parse stays text.
     """
     head, _ = split_head(entity)
-    message, _ = tree.parse(head)
+    message, _ = full_parse.parse(head)
     return message
 
 

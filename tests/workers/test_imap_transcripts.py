@@ -33,15 +33,16 @@ ENVELOPES = [
     b'"example.test")) (("Reports" NIL "reports" "example.test")) (("Reports" NIL "reports" '
     b'"example.test")) ((NIL NIL "alice" "example.test")) NIL NIL NIL '
     b'"<multipart-1@example.test>")',
-    # Encoded-words stay encoded, raw UTF-8 goes out as a literal, the group keeps its
-    # start and end markers, and the absent Sender/Reply-To repeat From.
+    # Encoded-words stay encoded, raw UTF-8 goes out as a literal, the group's name is in
+    # the mailbox field of its start marker (RFC 3501 section 7.4.2), and the absent
+    # Sender/Reply-To repeat From.
     b'("Tue, 24 Nov 2026 08:30:00 +0100" "=?UTF-8?B?R3LDvMOfZSBhdXMgS8O2bG4g4oCUIOaXpeacrA==?=" '
     b'(("=?UTF-8?Q?J=C3=B6rg_M=C3=BCller?=" NIL "joerg" "example.test")) '
     b'(("=?UTF-8?Q?J=C3=B6rg_M=C3=BCller?=" NIL "joerg" "example.test")) '
     b'(("=?UTF-8?Q?J=C3=B6rg_M=C3=BCller?=" NIL "joerg" "example.test")) '
     b'(({15}\r\nZo\xc3\xab \xc3\x85ngstr\xc3\xb6m NIL "zoe" "example.test")'
     b'("Doe, Jane" NIL "jane" "example.test")) '
-    b'(("Friends" NIL NIL NIL)(NIL NIL "anna" "example.test")'
+    b'((NIL NIL "Friends" NIL)(NIL NIL "anna" "example.test")'
     b'("=?ISO-8859-1?Q?Andr=E9?=" NIL "andre" "example.test")(NIL NIL NIL NIL)) '
     b'NIL "<parent@example.test>" "<non-ascii-1@example.test>")',
     b'("Wed, 25 Nov 2026 12:00:00 +0000" "Nested parts" (("Newsletter" NIL "news" '

@@ -5,8 +5,9 @@
 use of its private API); ``login`` checks credentials and ``backend`` is the
 per-connection session; ``mailboxes`` maps folders onto the store and
 ``selected`` keeps a session's view of its folder (and the FLAGS it was
-told); ``message``, ``fetch``, ``fetch_items``, ``search``, ``mime`` and
-``structure`` answer FETCH and SEARCH from the exact stored bytes.
+told); ``message``, ``fetch``, ``fetch_items``, ``search`` and
+``structure`` answer FETCH and SEARCH from the exact stored bytes, read
+through the one MIME tree of :mod:`mailcue_server.mail.tree`.
 """
 
 from mailcue_server.workers.imap.server import ImapServer

@@ -23,7 +23,7 @@ from pymap.parsing.message import AppendMessage
 from pymap.parsing.response.code import AppendUid, CopyUid
 from pymap.parsing.specials import FetchRequirement, SearchKey, SequenceSet
 from pymap.parsing.specials.flag import Flag, Seen
-from pymap.search import SearchCriteriaSet, SearchParams
+from pymap.search import SearchParams
 from pymap.selected import SelectedMailbox
 
 from mailcue_server.store import appends, changes, messages
@@ -36,7 +36,7 @@ from mailcue_server.workers.imap.mailboxes import (
     folder_id_of,
 )
 from mailcue_server.workers.imap.message import ContentLoader, Message, flag_names
-from mailcue_server.workers.imap.search import SearchView
+from mailcue_server.workers.imap.search import SearchView, criteria
 from mailcue_server.workers.imap.selected import Selected
 
 # FETCH items answered from the cached metadata, without the message bytes.
@@ -171,7 +171,7 @@ class Session(BaseSession[Message]):
         folder = await self._get_selected(selected)
         requirement = FetchRequirement.reduce(key.requirement for key in keys)
         params = SearchParams(selected, disabled=self.config.disable_search_keys)
-        search = SearchCriteriaSet(keys, params)
+        search = criteria(keys, params)
         targets = [
             (seq, _message(cached))
             for seq, cached in selected.messages.get_all(search.sequence_set)

@@ -6,17 +6,18 @@ size). Its content is loaded only when a command needs the bytes, through a
 one query, so ``FETCH 1:500 ENVELOPE`` is a handful of queries, not 500.
 
 :class:`LoadedMessage` answers every FETCH item from the exact stored bytes
-(``mime.py`` finds the parts, ``structure.py`` writes ENVELOPE and
-BODYSTRUCTURE). pymap's own versions rewrite the Date, decode 8-bit subjects,
+(:mod:`mailcue_server.mail.tree` finds the parts, ``structure.py`` writes
+ENVELOPE and BODYSTRUCTURE). A large message is parsed in a thread while
+the content loads (:data:`THREAD_PARSE_BYTES`), so FETCH never holds the
+event loop for long. pymap's own versions rewrite the Date, decode 8-bit subjects,
 send ``""`` for missing names and count MIME headers into part sizes; these
 replace them.
 """
 
 from __future__ import annotations
 
-import binascii
+import asyncio
 import functools
-import quopri
 from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from email.errors import HeaderParseError
@@ -30,14 +31,18 @@ from pymap.parsing.response.fetch import BodyStructure, EnvelopeStructure
 from pymap.parsing.specials import FetchRequirement
 from pymap.parsing.specials.flag import Answered, Deleted, Draft, Flag, Flagged, Seen
 
+from mailcue_server.mail import tree
 from mailcue_server.store import changes
 from mailcue_server.store.changes import MessageMeta
 from mailcue_server.store.mail_models import SystemFlag
-from mailcue_server.workers.imap import mime, structure
+from mailcue_server.workers.imap import structure
 
 BATCH_MESSAGES = 200
 BATCH_BYTES = 8 * 1024 * 1024
 """Most messages, and bytes, one content query loads."""
+
+THREAD_PARSE_BYTES = 256 * 1024
+"""Messages larger than this are parsed in a thread when a command needs their structure."""
 
 _SYSTEM_FLAGS = {
     SystemFlag.SEEN: Seen,
@@ -138,7 +143,15 @@ class Message(BaseMessage):
         )
 
     async def load_content(self, requirement: FetchRequirement) -> LoadedMessage:
-        return LoadedMessage(self, requirement, await self.content(requirement))
+        raw = await self.content(requirement)
+        root = None
+        if (
+            raw is not None
+            and len(raw) > THREAD_PARSE_BYTES
+            and requirement.has_all(FetchRequirement.BODY)
+        ):
+            root = await asyncio.to_thread(tree.parse, raw)  # off the loop: see the docstring
+        return LoadedMessage(self, requirement, raw, root)
 
     async def content(self, requirement: FetchRequirement) -> bytes | None:
         """The raw bytes if ``requirement`` needs them and the loader fetches any."""
@@ -152,12 +165,18 @@ class LoadedMessage(LoadedMessageInterface):
 
     __slots__ = ("_header", "_message", "_raw", "_requirement", "_tree")
 
-    def __init__(self, message: Message, requirement: FetchRequirement, raw: bytes | None) -> None:
+    def __init__(
+        self,
+        message: Message,
+        requirement: FetchRequirement,
+        raw: bytes | None,
+        root: tree.Part | None = None,
+    ) -> None:
         self._message = message
         self._requirement = requirement
         self._raw = raw
-        self._tree: mime.Part | None = None
-        self._header: mime.Header | None = None
+        self._tree = root
+        self._header: tree.Header | None = None
 
     @property
     def message(self) -> Message:
@@ -181,7 +200,7 @@ class LoadedMessage(LoadedMessageInterface):
 
     def get_headers(self, section: Sequence[int]) -> Writeable:
         part = self._part(section)
-        return _wrap(None if part is None else part.header.raw[part.start : part.body_start])
+        return _wrap(None if part is None else part.head())
 
     def get_message_headers(
         self,
@@ -193,26 +212,24 @@ class LoadedMessage(LoadedMessageInterface):
         if target is None:
             return Writeable.empty()
         if subset is None:
-            return _wrap(target.header.raw[target.start : target.body_start])
+            return _wrap(target.head())
         names = frozenset(name.upper() for name in subset)
         return _wrap(target.header.lines(names, inverse=inverse) + b"\r\n")
 
     def get_message_text(self, section: Sequence[int] | None = None) -> Writeable:
         target = self._message_part(section)
-        return _wrap(None if target is None else _body(target))
+        return _wrap(None if target is None else target.body())
 
     def get_body(self, section: Sequence[int] | None = None, binary: bool = False) -> Writeable:
         if not section:
             if binary and self._raw is not None:
                 root = self._root()
-                header = root.header.raw[root.start : root.body_start]
-                return _wrap(header + decode_transfer(root, _body(root)))
+                return _wrap(root.head() + root.decoded_body())
             return _wrap(self._raw)
         part = self._part(section)
         if part is None:
             return Writeable.empty()
-        body = _body(part)
-        return _wrap(decode_transfer(part, body) if binary else body)
+        return _wrap(part.decoded_body() if binary else part.body())
 
     def get_size(self, section: Sequence[int] | None = None) -> int:
         if not section:
@@ -232,44 +249,59 @@ class LoadedMessage(LoadedMessageInterface):
         return _WireBodyStructure(self._root())
 
     def contains(self, value: bytes) -> bool:
-        """Case-insensitive search in decoded headers and text parts (SEARCH TEXT/BODY)."""
+        """SEARCH TEXT (RFC 3501 section 6.4.4): the header or the body, case-insensitive."""
+        return self._search(value, headers=True)
+
+    def body_contains(self, value: bytes) -> bool:
+        """SEARCH BODY: the body only; the message's own header fields are not searched."""
+        return self._search(value, headers=False)
+
+    def _search(self, value: bytes, *, headers: bool) -> bool:
         if self._raw is None:
             return False
         needle = value.decode("utf-8", "replace").casefold()
-        return any(needle in text.casefold() for text in self._texts())
+        return any(needle in text.casefold() for text in self._texts(headers=headers))
 
-    def _texts(self) -> Iterable[str]:
-        stack = [self._root()]
+    def _texts(self, *, headers: bool) -> Iterable[str]:
+        """Decoded header text and text parts, depth first.
+
+        Without ``headers`` the top-level header and the MIME headers of the
+        parts are left out; the header of an attached message is part of the
+        body a reader sees, so it stays.
+        """
+        root = self._root()
+        stack = [(root, headers)]
         while stack:
-            part = stack.pop()
-            yield " ".join(decode_text(v) for f in part.header.fields for v in [_field(part, f)])
+            part, with_header = stack.pop()
+            if with_header:
+                yield " ".join(decode_text(part.header.value(f)) for f in part.header.fields)
             if part.message is not None:
-                stack.append(part.message)
-            stack.extend(reversed(part.children))
+                stack.append((part.message, True))
+            stack.extend((child, headers) for child in reversed(part.children))
             if part.maintype == b"text":
                 charset = (part.param(b"charset") or b"utf-8").decode("ascii", "replace")
-                yield _decode_charset(decode_transfer(part, _body(part)), charset)
+                yield _decode_charset(part.decoded_body(), charset)
 
-    def _root(self) -> mime.Part:
+    def _root(self) -> tree.Part:
         if self._tree is None:
-            self._tree = mime.parse(self._raw or b"")
+            self._tree = tree.parse(self._raw or b"")
         return self._tree
 
-    def _top_header(self) -> mime.Header | None:
+    def _top_header(self) -> tree.Header | None:
         if self._raw is None:
             return None
         if self._tree is not None:
             return self._tree.header
         if self._header is None:
-            self._header = mime.parse_header(self._raw)
+            self._header = tree.parse_header(self._raw)
         return self._header
 
-    def _part(self, section: Sequence[int] | None) -> mime.Part | None:
+    def _part(self, section: Sequence[int] | None) -> tree.Part | None:
         if self._raw is None:
             return None
-        return mime.resolve(self._root(), section or [])
+        return tree.find(self._root(), section or [])
 
-    def _message_part(self, section: Sequence[int] | None) -> mime.Part | None:
+    def _message_part(self, section: Sequence[int] | None) -> tree.Part | None:
         """The message HEADER/TEXT refer to: the whole one, or a message/rfc822 part's."""
         if not section:
             return None if self._raw is None else self._root()
@@ -294,7 +326,7 @@ class _WireEnvelope(EnvelopeStructure):
 class _WireBodyStructure(BodyStructure):
     """BODY and BODYSTRUCTURE rendered by ``structure.body_structure``."""
 
-    def __init__(self, part: mime.Part) -> None:
+    def __init__(self, part: tree.Part) -> None:
         super().__init__(
             part.maintype.decode("ascii", "replace"),
             part.subtype.decode("ascii", "replace"),
@@ -327,33 +359,11 @@ def decode_text(value: bytes) -> str:
         return text
 
 
-def decode_transfer(part: mime.Part, body: bytes) -> bytes:
-    """Undo a base64 or quoted-printable Content-Transfer-Encoding (RFC 2045 section 6)."""
-    encoding = (part.header.first(b"content-transfer-encoding") or b"").strip().lower()
-    try:
-        if encoding == b"base64":
-            return binascii.a2b_base64(body)
-        if encoding == b"quoted-printable":
-            return quopri.decodestring(body)
-    except (binascii.Error, ValueError):
-        return body
-    return body
-
-
 def _decode_charset(body: bytes, charset: str) -> str:
     try:
         return body.decode(charset, "replace")
     except LookupError:
         return body.decode("utf-8", "replace")
-
-
-def _field(part: mime.Part, f: mime.HeaderField) -> bytes:
-    line = part.header.raw[f.start : f.end]
-    return mime.unfold(line)
-
-
-def _body(part: mime.Part) -> bytes:
-    return part.header.raw[part.body_start : part.end]
 
 
 def _wrap(data: bytes | None) -> Writeable:

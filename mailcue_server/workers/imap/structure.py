@@ -8,9 +8,13 @@ copy, because that is what clients expect:
 - The Date field is the header's text, not a reformatted date.
 - A missing display name is NIL, not ``""``; Sender and Reply-To default to
   From (RFC 3501 section 7.4.2, ENVELOPE).
+- Addresses are ``(name adl mailbox host)``: a source route (``<@a,@b:u@d>``,
+  RFC 5322 section 4.4) goes in adl; a group opens with
+  ``(NIL NIL "name" NIL)`` and closes with ``(NIL NIL NIL NIL)``; a comment
+  names an address that has no display name but never makes one up.
 - A part's size and line count cover its body only, never its MIME header,
   and exclude the line break that belongs to the next boundary
-  (``mime.py``). Lines are counted as line feeds, as Dovecot does.
+  (:mod:`mailcue_server.mail.tree`). Lines are counted as line feeds, as Dovecot does.
 - Dispositions are ``("attachment" ("filename" "a.pdf"))`` lists.
 """
 
@@ -18,7 +22,7 @@ from __future__ import annotations
 
 import re
 
-from mailcue_server.workers.imap.mime import Header, Part, split_params
+from mailcue_server.mail.tree import Header, Part, split_params
 
 NIL = b"NIL"
 _QUOTABLE = re.compile(rb"[\x01-\x09\x0b\x0c\x0e-\x7f]{0,1000}")
@@ -120,9 +124,12 @@ def _params(params: list[tuple[bytes, bytes]]) -> bytes:
 
 # --- addresses (RFC 5322 section 3.4) ---------------------------------------------------------
 
-Address = tuple[bytes | None, bytes | None, bytes | None]
-"""``(display name, mailbox, host)``; a group opens with ``(name, None, None)`` and closes
-with ``(None, None, None)``, as RFC 3501 writes groups in an ENVELOPE."""
+Address = tuple[bytes | None, bytes | None, bytes | None, bytes | None]
+"""``(display name, source route, mailbox, host)`` as RFC 3501 section 7.4.2 orders them;
+a group opens with ``(None, None, name, None)`` and closes with ``(None, None, None, None)``."""
+
+_GROUP_END: Address = (None, None, None, None)
+_COMMENT = re.compile(rb"\((?:[^()\\]|\\.)*\)", re.DOTALL)
 
 
 def address_list(value: bytes | None) -> list[Address]:
@@ -132,11 +139,16 @@ def address_list(value: bytes | None) -> list[Address]:
     result: list[Address] = []
     for group, mailboxes in _groups(value):
         if group is not None:
-            result.append((group, None, None))
+            result.append((None, None, group, None))
         result.extend(mailboxes)
         if group is not None:
-            result.append((None, None, None))
+            result.append(_GROUP_END)
     return result
+
+
+def is_group_marker(address: Address) -> bool:
+    """Whether ``address`` opens or closes a group rather than naming a mailbox."""
+    return address[3] is None
 
 
 def _addresses(addresses: list[Address]) -> bytes:
@@ -145,8 +157,10 @@ def _addresses(addresses: list[Address]) -> bytes:
     return b"(" + b"".join(_address(*address) for address in addresses) + b")"
 
 
-def _address(name: bytes | None, mailbox: bytes | None, host: bytes | None) -> bytes:
-    return b"(%b NIL %b %b)" % (nstring(name), nstring(mailbox), nstring(host))
+def _address(
+    name: bytes | None, route: bytes | None, mailbox: bytes | None, host: bytes | None
+) -> bytes:
+    return b"(%b %b %b %b)" % (nstring(name), nstring(route), nstring(mailbox), nstring(host))
 
 
 def _groups(value: bytes) -> list[tuple[bytes | None, list[Address]]]:
@@ -195,18 +209,23 @@ def _ungrouped(out: list[tuple[bytes | None, list[Address]]]) -> list[Address]:
 
 
 def _mailbox(words: list[bytes], comments: list[bytes], angle: bytes | None) -> Address | None:
+    route: bytes | None = None
     if angle is not None:
-        spec = angle.rpartition(b":")[2]  # drop an obsolete source route (@a,@b:)
+        head, colon, spec = angle.rpartition(b":")
+        route = head if colon and head.startswith(b"@") else None  # obs-route (RFC 5322 4.4)
         name = _phrase(words)
     else:
         spec = b"".join(words)
-        name = (_SPACES.sub(b" ", comments[-1]).strip() or None) if comments else None
-    if not spec and name is None:
-        return None
-    local, at, domain = spec.strip().rpartition(b"@")
+        name = None
+    if name is None and comments:
+        name = _SPACES.sub(b" ", comments[-1]).strip() or None
+    spec = spec.strip()
+    if not spec:
+        return None  # a comment or a phrase alone is not an address
+    local, at, domain = spec.rpartition(b"@")
     if not at:
-        return (name, spec.strip(), b"")
-    return (name, local, domain)
+        return (name, route, spec, b"")
+    return (name, route, local, domain)
 
 
 def _phrase(words: list[bytes]) -> bytes | None:
@@ -241,7 +260,7 @@ def _tokens(value: bytes) -> list[tuple[bytes, bytes]]:
         elif char == b"<":
             end = value.find(b">", i + 1)
             end = n if end < 0 else end
-            tokens.append((b"<", _SPACES.sub(b"", value[i + 1 : end])))
+            tokens.append((b"<", _SPACES.sub(b"", _uncomment(value[i + 1 : end]))))
             i = end + 1
         elif char in (b",", b":", b";"):
             tokens.append((char, char))
@@ -255,6 +274,16 @@ def _tokens(value: bytes) -> list[tuple[bytes, bytes]]:
             tokens.append((b"w", value[i:j]))
             i = j
     return tokens
+
+
+def _uncomment(value: bytes) -> bytes:
+    """Remove comments (innermost first, so nested ones go too) from an angle address."""
+    while b"(" in value:
+        shorter = _COMMENT.sub(b"", value)
+        if shorter == value:
+            return value
+        value = shorter
+    return value
 
 
 def _closing(value: bytes, start: int, quote: bytes) -> int:
