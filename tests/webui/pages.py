@@ -96,3 +96,18 @@ class MessageView:
     @property
     def load_remote(self) -> Locator:
         return self.page.get_by_role("button", name="Load remote content")
+
+
+class FolderNav:
+    """The open mailbox's folders in the shell, each a link with its icon and count."""
+
+    def __init__(self, page: Page, address: str) -> None:
+        self.page = page
+        self.list = page.get_by_role("list", name=f"Folders of {address}")
+
+    def link(self, name: str) -> Locator:
+        return self.list.get_by_role("link", name=name)
+
+    async def open(self, name: str) -> None:
+        await self.link(name).click()
+        await expect(self.link(name)).to_have_attribute("aria-current", "page")

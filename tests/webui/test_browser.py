@@ -22,7 +22,7 @@ import pytest
 from playwright.async_api import Page, expect
 
 from webui.harness import ADMIN, SCREENSHOTS, Guard, UiServer
-from webui.pages import InboxPage, SignInPage, assert_accessible, screenshot
+from webui.pages import FolderNav, InboxPage, SignInPage, assert_accessible, screenshot
 
 PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
@@ -418,3 +418,43 @@ async def test_pages_in_the_dark_system_theme_are_accessible(
     await expect(page.locator(".graphiql-container")).to_be_visible()
     await assert_accessible(page)
     await screenshot(page, SCREENSHOTS, "graphiql-dark")
+
+
+async def test_folders_with_counts_and_a_message_moved_to_junk_shows_under_junk(
+    guarded: tuple[Page, Guard], ui_server: UiServer
+) -> None:
+    page, _ = guarded
+    address = new_address()
+    ui_server.send(message(address, "Cheap pills", "Buy now."))
+    ui_server.send(message(address, "Real news", "Hello."))
+    inbox = await sign_in(page)
+    await inbox.open_mailbox(address)
+    folders = FolderNav(page, address)
+    for name in ("Inbox", "Sent", "Drafts", "Trash", "Junk"):
+        await expect(folders.link(name)).to_be_visible()
+    await expect(folders.link("Inbox")).to_contain_text("2")
+    await expect(inbox.rows).to_have_count(2)
+
+    # Moved over the API while the page is open: it leaves the list and Junk counts it.
+    listed = ui_server.api.get(f"/api/v1/mailboxes/{address}/emails").json()["emails"]
+    uid = next(item["uid"] for item in listed if item["subject"] == "Cheap pills")
+    moved = ui_server.api.post(
+        f"/api/v1/mailboxes/{address}/emails/{uid}/spam", json={"folder": "INBOX"}
+    )
+    assert moved.status_code == 200, moved.text
+    await expect(inbox.row("Cheap pills")).to_have_count(0)
+    await expect(inbox.rows).to_have_count(1)
+    await expect(folders.link("Junk")).to_contain_text("1")
+    await assert_accessible(page)
+    await screenshot(page, SCREENSHOTS, "folders-light")
+
+    await folders.open("Junk")
+    assert page.url.endswith("/Junk")
+    await expect(inbox.rows).to_have_count(1)
+    await expect(inbox.row("Cheap pills")).to_be_visible()
+    view = await inbox.open_message("Cheap pills")
+    await expect(await view.tab("Text")).to_contain_text("Buy now.")
+    await assert_accessible(page)
+    await page.get_by_label("Theme").select_option("dark")
+    await assert_accessible(page)
+    await screenshot(page, SCREENSHOTS, "junk-dark")

@@ -27,7 +27,7 @@ export function MailList({ mailbox, folder, selectedUid, search }: Props) {
     const element = scroller.current;
     if (element && element.scrollTop > 0) element.scrollTop += count * ROW_HEIGHT;
   }, []);
-  const { state, error, loadMore } = useMailList(mailbox, folder, search, onInsert);
+  const { state, error, loadMore } = useMailList({ mailbox, folder, search }, onInsert);
   const rows = state?.rows ?? [];
 
   // TanStack Virtual hands out fresh functions each render; the React Compiler skips this component.
@@ -65,6 +65,7 @@ export function MailList({ mailbox, folder, selectedUid, search }: Props) {
     <section className={styles.pane} aria-label={`${folder} of ${mailbox}`}>
       <header className={styles.header}>
         <h1 className={styles.heading}>{mailbox}</h1>
+        {folder !== "INBOX" && <span className={styles.folder}>{folder}</span>}
         <span className={styles.count} aria-live="polite">
           {state.total} {state.total === 1 ? "message" : "messages"}
         </span>
@@ -85,7 +86,7 @@ export function MailList({ mailbox, folder, selectedUid, search }: Props) {
               return (
                 <div
                   role="listitem"
-                  key={row.uid}
+                  key={row.id}
                   className={styles.item}
                   style={{ height: ROW_HEIGHT, transform: `translateY(${item.start}px)` }}
                 >

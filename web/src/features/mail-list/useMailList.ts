@@ -1,113 +1,154 @@
 import { useCallback, useEffect, useRef, useState } from "react";
 import { useClient } from "urql";
-import { graphql, type ResultOf } from "@/lib/graphql";
-import { useMailEvents, useResync, type MailEvent } from "@/lib/live-events";
+import { graphql, readFragment, type ResultOf } from "@/lib/graphql";
+import { useResync } from "@/lib/live-events";
 
-export const MailListQuery = graphql(`
-  query MailListPage(
-    $mailbox: String!
-    $folder: String!
-    $page: Int!
-    $pageSize: Int!
-    $search: String
-  ) {
-    emails(mailbox: $mailbox, folder: $folder, page: $page, pageSize: $pageSize, search: $search) {
-      total
-      hasMore
-      emails {
-        uid
-        fromAddress
-        fromName
-        subject
-        preview
-        date
-        isRead
-        hasAttachments
-        flags
-      }
-    }
+export const MailRowFields = graphql(`
+  fragment MailRowFields on EmailRow @_unmask {
+    id
+    uid
+    mailbox
+    folder
+    fromAddress
+    fromName
+    subject
+    preview
+    date
+    isRead
+    hasAttachments
+    flags
   }
 `);
 
-export type MailRow = ResultOf<typeof MailListQuery>["emails"]["emails"][number];
+export const FolderPageQuery = graphql(
+  `
+    query MailListFolderPage(
+      $mailbox: String!
+      $folder: String!
+      $first: Int!
+      $after: String
+      $search: String
+    ) {
+      emailConnection(mailbox: $mailbox, folder: $folder, first: $first, after: $after, search: $search) {
+        totalCount
+        pageInfo {
+          hasNextPage
+          endCursor
+        }
+        edges {
+          node {
+            ...MailRowFields
+          }
+        }
+      }
+    }
+  `,
+  [MailRowFields],
+);
 
-const PAGE_SIZE = 100;
+const MailChangesSubscription = graphql(
+  `
+    subscription MailListChanges($mailbox: String) {
+      mailChanges(mailbox: $mailbox) {
+        id
+        kind
+        mailbox
+        folder
+        uid
+        isRead
+        flags
+        fromFolder
+        fromUid
+        row {
+          ...MailRowFields
+        }
+      }
+    }
+  `,
+  [MailRowFields],
+);
 
-interface ListState {
+export type MailRow = ResultOf<typeof MailRowFields>;
+type Change = ResultOf<typeof MailChangesSubscription>["mailChanges"];
+
+/** What a list shows: one folder of one mailbox (with an optional search). */
+export interface ListScope {
+  mailbox: string;
+  folder: string;
+  search: string | null;
+}
+
+interface Page {
   rows: MailRow[];
   total: number;
   hasMore: boolean;
+  cursor: string | null;
 }
 
-function fromEvent(event: MailEvent): MailRow | null {
-  if (event.uid === null || event.uid === undefined) return null;
-  const data = event.data;
-  const text = (key: string) => (typeof data[key] === "string" ? (data[key] as string) : "");
-  return {
-    uid: String(event.uid),
-    fromAddress: text("from"),
-    fromName: text("from_name"),
-    subject: text("subject"),
-    preview: "",
-    date: event.at,
-    isRead: false,
-    hasAttachments: false,
-    flags: [],
-  };
+const PAGE_SIZE = 100;
+
+/** Whether a row that arrived belongs in this list. */
+function belongs(scope: ListScope, row: MailRow): boolean {
+  return row.mailbox === scope.mailbox && row.folder === scope.folder;
+}
+
+function sameMessage(row: MailRow, mailbox: string, folder: string | null | undefined, uid: number | null | undefined) {
+  return row.mailbox === mailbox && row.folder === folder && row.uid === String(uid);
 }
 
 /**
- * A folder's messages, newest first, a page at a time, kept live: a received message is
- * put at the top from the event itself, a deleted one taken out, a flag change applied.
- * `onInsert` tells the caller how many rows went in above what it shows.
+ * A folder's messages, newest first, a cursor page at a time, kept live from `mailChanges`:
+ * a received, copied or moved-in message goes on top from the row the change carries, a
+ * deleted or moved-out one is taken out, a flag change applied. `onInsert` tells the caller
+ * how many rows went in above what it shows.
  */
-export function useMailList(
-  mailbox: string,
-  folder: string,
-  search: string | null,
-  onInsert: (count: number) => void,
-) {
+export function useMailList(scope: ListScope, onInsert: (count: number) => void) {
   const client = useClient();
-  const [state, setState] = useState<ListState | null>(null);
+  const [state, setState] = useState<Page | null>(null);
   const [error, setError] = useState<string | null>(null);
   const loading = useRef(false);
+  const { mailbox, folder, search } = scope;
 
   const fetchPage = useCallback(
-    (page: number) =>
-      client
-        .query(
-          MailListQuery,
-          { mailbox, folder, page, pageSize: PAGE_SIZE, search },
-          { requestPolicy: "network-only" },
-        )
-        .toPromise(),
+    async (after: string | null) => {
+      const result = await client
+        .query(FolderPageQuery, { mailbox, folder, first: PAGE_SIZE, after, search }, { requestPolicy: "network-only" })
+        .toPromise();
+      if (result.error || !result.data) return { error: result.error?.message ?? "The list could not be loaded." };
+      const connection = result.data.emailConnection;
+      return {
+        page: {
+          rows: connection.edges.map((edge) => readFragment(MailRowFields, edge.node)),
+          total: connection.totalCount,
+          hasMore: connection.pageInfo.hasNextPage,
+          cursor: connection.pageInfo.endCursor ?? null,
+        },
+      };
+    },
     [client, mailbox, folder, search],
   );
 
-  const apply = useCallback((page: number, result: Awaited<ReturnType<typeof fetchPage>>) => {
+  const apply = useCallback((first: boolean, answer: Awaited<ReturnType<typeof fetchPage>>) => {
     loading.current = false;
-    if (result.error || !result.data) {
-      setError(result.error?.message ?? "The list could not be loaded.");
+    if (!answer.page) {
+      setError(answer.error ?? "The list could not be loaded.");
       return;
     }
-    const answer = result.data.emails;
+    const page = answer.page;
     setState((current) => {
-      const known = new Set(page === 1 ? [] : current?.rows.map((row) => row.uid));
-      const fresh = answer.emails.filter((row) => !known.has(row.uid));
-      return {
-        rows: page === 1 ? fresh : [...(current?.rows ?? []), ...fresh],
-        total: answer.total,
-        hasMore: answer.hasMore,
-      };
+      if (first || !current) return page;
+      // Cursor pages never repeat a row; a live insert may have brought one in already.
+      const known = new Set(current.rows.map((row) => row.id));
+      return { ...page, rows: [...current.rows, ...page.rows.filter((row) => !known.has(row.id))] };
     });
   }, []);
 
-  // The caller keys this hook's component by mailbox and folder: a new folder starts afresh.
+  // The caller keys this hook's component by its scope: another folder starts afresh.
   useEffect(() => {
     let live = true;
     loading.current = true;
-    void fetchPage(1).then((result) => {
-      if (live) apply(1, result);
+    void fetchPage(null).then((answer) => {
+      if (live) apply(true, answer);
     });
     return () => {
       live = false;
@@ -116,48 +157,60 @@ export function useMailList(
 
   const loadMore = useCallback(() => {
     if (!state?.hasMore || loading.current) return;
-    const page = Math.floor(state.rows.length / PAGE_SIZE) + 1;
     loading.current = true;
-    void fetchPage(page).then((result) => apply(page, result));
+    void fetchPage(state.cursor).then((answer) => apply(false, answer));
   }, [fetchPage, apply, state]);
 
-  useMailEvents(mailbox, (event) => {
-    if (event.folder !== folder || event.uid === null || event.uid === undefined) return;
-    const uid = String(event.uid);
-    // A search result cannot tell whether new mail matches: it shows it after a new search.
-    const arrived = event.type === "email.received" || event.type === "email.copied";
-    if (arrived && search) return;
-    if (arrived) {
-      const row = fromEvent(event);
-      if (!row) return;
+  const onChange = useCallback(
+    (change: Change) => {
+      const arrived = change.kind === "RECEIVED" || change.kind === "COPIED" || change.kind === "MOVED";
+      const row = change.row ? readFragment(MailRowFields, change.row) : null;
       setState((current) => {
-        if (!current || current.rows.some((item) => item.uid === uid)) return current;
-        onInsert(1);
-        return { ...current, rows: [row, ...current.rows], total: current.total + 1 };
+        if (!current) return current;
+        let rows = current.rows;
+        let total = current.total;
+        const drop = (folderName: string | null | undefined, uid: number | null | undefined) => {
+          const kept = rows.filter((item) => !sameMessage(item, change.mailbox, folderName, uid));
+          if (kept.length !== rows.length) total = Math.max(total - 1, 0);
+          rows = kept;
+        };
+        if (change.kind === "MOVED") drop(change.fromFolder, change.fromUid);
+        if (change.kind === "DELETED") drop(change.folder, change.uid);
+        if (change.kind === "FLAGS_CHANGED") {
+          rows = rows.map((item) =>
+            sameMessage(item, change.mailbox, change.folder, change.uid)
+              ? { ...item, isRead: change.isRead ?? item.isRead, flags: change.flags ?? item.flags }
+              : item,
+          );
+        }
+        // A search cannot tell whether new mail matches: it shows it after a new search.
+        if (arrived && row && !search && belongs(scope, row) && !rows.some((item) => item.id === row.id)) {
+          rows = [row, ...rows];
+          total += 1;
+          onInsert(1);
+        }
+        return rows === current.rows ? current : { ...current, rows, total };
       });
-    } else if (event.type === "email.deleted" || event.type === "email.moved") {
-      setState((current) =>
-        current && {
-          ...current,
-          rows: current.rows.filter((item) => item.uid !== uid),
-          total: Math.max(current.total - 1, 0),
-        },
-      );
-    } else if (event.type === "email.flags_changed") {
-      const seen = event.data.seen;
-      if (typeof seen !== "boolean") return;
-      setState((current) =>
-        current && {
-          ...current,
-          rows: current.rows.map((item) => (item.uid === uid ? { ...item, isRead: seen } : item)),
-        },
-      );
-    }
+    },
+    [scope, search, onInsert],
+  );
+
+  const handler = useRef(onChange);
+  useEffect(() => {
+    handler.current = onChange;
   });
+  useEffect(() => {
+    const { unsubscribe } = client
+      .subscription(MailChangesSubscription, { mailbox })
+      .subscribe((result) => {
+        if (result.data) handler.current(result.data.mailChanges);
+      });
+    return unsubscribe;
+  }, [client, mailbox]);
 
   // Back from a drop: the first page again (what was loaded beyond it is dropped).
   useResync(() => {
-    void fetchPage(1).then((result) => apply(1, result));
+    void fetchPage(null).then((answer) => apply(true, answer));
   });
 
   return { state, error, loadMore };

@@ -1,9 +1,51 @@
-import { NavLink } from "react-router";
+import { NavLink, useParams } from "react-router";
 import { mailboxPath } from "@/lib/routes";
+import { FolderIcon } from "./FolderIcon";
 import styles from "./Shell.module.css";
-import type { MailboxItem } from "./useMailboxes";
+import type { FolderItem, MailboxItem } from "./useMailboxes";
+
+function linkClass({ isActive }: { isActive: boolean }): string {
+  return isActive ? `${styles.mailbox} ${styles.active ?? ""}` : (styles.mailbox ?? "");
+}
+
+/** A folder's count: unread when there is any (bold), otherwise how many it holds. */
+function FolderCount({ folder }: { folder: FolderItem }) {
+  if (folder.unseenCount > 0) {
+    return (
+      <span className={styles.unread} aria-label={`${folder.unseenCount} unread`}>
+        {folder.unseenCount}
+      </span>
+    );
+  }
+  if (folder.messageCount === 0) return null;
+  return (
+    <span className={styles.total} aria-label={`${folder.messageCount} messages`}>
+      {folder.messageCount}
+    </span>
+  );
+}
+
+/** The open mailbox's folders, INBOX first, each with its icon and count. */
+function FolderList({ mailbox }: { mailbox: MailboxItem }) {
+  return (
+    <ul className={styles.folders} aria-label={`Folders of ${mailbox.address}`}>
+      {mailbox.folders.map((folder) => (
+        <li key={folder.name}>
+          <NavLink to={mailboxPath(mailbox.address, folder.name)} className={linkClass} end={false}>
+            <span className={styles.folderName}>
+              <FolderIcon name={folder.name} specialUse={folder.specialUse} />
+              <span className={styles.address}>{folder.name === "INBOX" ? "Inbox" : folder.name}</span>
+            </span>
+            <FolderCount folder={folder} />
+          </NavLink>
+        </li>
+      ))}
+    </ul>
+  );
+}
 
 export function MailboxNav({ mailboxes }: { mailboxes: MailboxItem[] }) {
+  const { mailbox: open } = useParams();
   if (mailboxes.length === 0) {
     return <p className={styles.muted}>No mailboxes yet: send a message to any address.</p>;
   }
@@ -13,8 +55,9 @@ export function MailboxNav({ mailboxes }: { mailboxes: MailboxItem[] }) {
         <li key={mailbox.id}>
           <NavLink
             to={mailboxPath(mailbox.address)}
-            className={({ isActive }) => (isActive ? `${styles.mailbox} ${styles.active}` : styles.mailbox)}
+            className={() => (mailbox.address === open ? `${styles.mailbox} ${styles.current}` : (styles.mailbox ?? ""))}
             title={mailbox.address}
+            aria-expanded={mailbox.address === open}
           >
             <span className={styles.address}>{mailbox.address}</span>
             {mailbox.unreadCount > 0 && (
@@ -23,6 +66,7 @@ export function MailboxNav({ mailboxes }: { mailboxes: MailboxItem[] }) {
               </span>
             )}
           </NavLink>
+          {mailbox.address === open && <FolderList mailbox={mailbox} />}
         </li>
       ))}
     </ul>

@@ -12,11 +12,18 @@ export const MailboxesQuery = graphql(`
         displayName
         unreadCount
         emailCount
+        folders {
+          name
+          specialUse
+          messageCount
+          unseenCount
+        }
       }
     }
   }
 `);
 
+export type FolderItem = MailboxItem["folders"][number];
 export type MailboxItem = ResultOf<typeof MailboxesQuery>["mailboxes"]["mailboxes"][number];
 
 const REFETCH_DELAY_MS = 300;
@@ -52,7 +59,16 @@ export function useMailboxes() {
           base,
           items: current.map((item) =>
             item.address === event.mailbox
-              ? { ...item, unreadCount: item.unreadCount + 1, emailCount: item.emailCount + 1 }
+              ? {
+                  ...item,
+                  unreadCount: item.unreadCount + 1,
+                  emailCount: item.emailCount + 1,
+                  folders: item.folders.map((folder) =>
+                    folder.name === event.folder
+                      ? { ...folder, unseenCount: folder.unseenCount + 1, messageCount: folder.messageCount + 1 }
+                      : folder,
+                  ),
+                }
               : item,
           ),
         };
