@@ -76,6 +76,10 @@ class InboxPage:
         await expect(view.article.get_by_role("heading", name=subject)).to_be_visible()
         return view
 
+    async def open_all_mail(self) -> None:
+        await self.mailboxes.get_by_role("link", name="All mail").click()
+        await expect(self.page.get_by_role("heading", name="All mail")).to_be_visible()
+
     async def sign_out(self) -> None:
         await self.page.get_by_role("button", name="Sign out").click()
 

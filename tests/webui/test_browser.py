@@ -458,3 +458,33 @@ async def test_folders_with_counts_and_a_message_moved_to_junk_shows_under_junk(
     await page.get_by_label("Theme").select_option("dark")
     await assert_accessible(page)
     await screenshot(page, SCREENSHOTS, "junk-dark")
+
+
+async def test_all_mail_lists_mail_of_every_mailbox_live(
+    guarded: tuple[Page, Guard], ui_server: UiServer
+) -> None:
+    page, _ = guarded
+    first, second = new_address(), new_address()
+    ui_server.send(message(first, "For the first mailbox", "One."))
+    inbox = await sign_in(page)
+    await inbox.open_all_mail()
+    assert page.url.endswith("/all")
+    await expect(inbox.row("For the first mailbox")).to_contain_text(first)
+    # Mail to another mailbox joins the open All mail list live, on top.
+    ui_server.send(message(second, "For the second mailbox", "Two."))
+    await expect(inbox.row("For the second mailbox")).to_contain_text(second, timeout=5000)
+    await expect(inbox.rows.first).to_contain_text("For the second mailbox")
+    await assert_accessible(page)
+    await screenshot(page, SCREENSHOTS, "all-mail-light")
+    await page.reload()  # and both come from allMail itself, not only from live changes
+    await expect(inbox.row("For the first mailbox")).to_be_visible()
+    await expect(inbox.row("For the second mailbox")).to_be_visible()
+
+    # A message opens beside All mail with its own deep link; "u" returns to All mail.
+    view = await inbox.open_message("For the first mailbox")
+    await expect(await view.tab("Text")).to_contain_text("One.")
+    assert "/all/" in page.url
+    await page.keyboard.press("u")
+    await page.wait_for_url(re.compile(r"/all$"))
+    await page.get_by_label("Theme").select_option("dark")
+    await assert_accessible(page)

@@ -19,6 +19,8 @@ const router = createBrowserRouter([
     children: [
       { path: "mail/:mailbox/:folder", element: <MailPage /> },
       { path: "mail/:mailbox/:folder/:uid", element: <MailPage /> },
+      { path: "all", element: <MailPage allMail /> },
+      { path: "all/:mailbox/:folder/:uid", element: <MailPage allMail /> },
     ],
   },
   { path: "*", element: <Notice title="There is no page here." /> },

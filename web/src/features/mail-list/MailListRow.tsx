@@ -1,25 +1,20 @@
 import { Link } from "react-router";
 import { shortDate } from "@/lib/format";
-import { messagePath } from "@/lib/routes";
 import styles from "./MailList.module.css";
 import type { MailRow } from "./useMailList";
 
 interface Props {
   row: MailRow;
-  mailbox: string;
-  folder: string;
+  to: string;
   selected: boolean;
-  query: string;
+  /** All mail: say which mailbox the message is in. */
+  showMailbox: boolean;
 }
 
-export function MailListRow({ row, mailbox, folder, selected, query }: Props) {
+export function MailListRow({ row, to, selected, showMailbox }: Props) {
   const classes = [styles.row, row.isRead ? "" : styles.unread, selected ? styles.selected : ""];
   return (
-    <Link
-      to={messagePath(mailbox, folder, row.uid) + query}
-      className={classes.filter(Boolean).join(" ")}
-      aria-current={selected ? "true" : undefined}
-    >
+    <Link to={to} className={classes.filter(Boolean).join(" ")} aria-current={selected ? "true" : undefined}>
       <span className={styles.from}>{row.fromName || row.fromAddress || "(no sender)"}</span>
       <span className={styles.date}>
         {row.hasAttachments && <span aria-label="has attachments">📎 </span>}
@@ -29,7 +24,17 @@ export function MailListRow({ row, mailbox, folder, selected, query }: Props) {
         {!row.isRead && <span className="visually-hidden">Unread: </span>}
         {row.subject || "(no subject)"}
       </span>
-      <span className={styles.preview}>{row.preview}</span>
+      <span className={styles.preview}>
+        {showMailbox && (
+          <span className={styles.to}>
+            <span className="visually-hidden">To </span>
+            {row.mailbox}
+            {row.folder !== "INBOX" && ` / ${row.folder}`}
+            {" · "}
+          </span>
+        )}
+        {row.preview}
+      </span>
     </Link>
   );
 }

@@ -46,6 +46,26 @@ export const FolderPageQuery = graphql(
   [MailRowFields],
 );
 
+export const AllMailPageQuery = graphql(
+  `
+    query MailListAllMailPage($first: Int!, $after: String) {
+      allMail(first: $first, after: $after) {
+        totalCount
+        pageInfo {
+          hasNextPage
+          endCursor
+        }
+        edges {
+          node {
+            ...MailRowFields
+          }
+        }
+      }
+    }
+  `,
+  [MailRowFields],
+);
+
 const MailChangesSubscription = graphql(
   `
     subscription MailListChanges($mailbox: String) {
@@ -71,12 +91,19 @@ const MailChangesSubscription = graphql(
 export type MailRow = ResultOf<typeof MailRowFields>;
 type Change = ResultOf<typeof MailChangesSubscription>["mailChanges"];
 
-/** What a list shows: one folder of one mailbox (with an optional search). */
-export interface ListScope {
-  mailbox: string;
-  folder: string;
-  search: string | null;
+/** What a list shows: one folder of one mailbox (with an optional search), or with a null
+ * mailbox and folder "All mail": every reachable mailbox's folders but Trash and Junk. */
+export type ListScope =
+  | { mailbox: string; folder: string; search: string | null }
+  | { mailbox: null; folder: null; search: null };
+
+/** Names one message in any list: mailbox, folder and uid. */
+export function rowKey(row: Pick<MailRow, "mailbox" | "folder" | "uid">): string {
+  return `${row.mailbox}/${row.folder}/${row.uid}`;
 }
+
+// All mail leaves these out, as the server's allMail does.
+const OUTSIDE_ALL_MAIL = new Set(["Trash", "Junk"]);
 
 interface Page {
   rows: MailRow[];
@@ -89,6 +116,7 @@ const PAGE_SIZE = 100;
 
 /** Whether a row that arrived belongs in this list. */
 function belongs(scope: ListScope, row: MailRow): boolean {
+  if (scope.mailbox === null) return !OUTSIDE_ALL_MAIL.has(row.folder);
   return row.mailbox === scope.mailbox && row.folder === scope.folder;
 }
 
@@ -111,11 +139,13 @@ export function useMailList(scope: ListScope, onInsert: (count: number) => void)
 
   const fetchPage = useCallback(
     async (after: string | null) => {
-      const result = await client
-        .query(FolderPageQuery, { mailbox, folder, first: PAGE_SIZE, after, search }, { requestPolicy: "network-only" })
-        .toPromise();
+      const options = { requestPolicy: "network-only" } as const;
+      const result =
+        mailbox === null || folder === null
+          ? await client.query(AllMailPageQuery, { first: PAGE_SIZE, after }, options).toPromise()
+          : await client.query(FolderPageQuery, { mailbox, folder, first: PAGE_SIZE, after, search }, options).toPromise();
       if (result.error || !result.data) return { error: result.error?.message ?? "The list could not be loaded." };
-      const connection = result.data.emailConnection;
+      const connection = "allMail" in result.data ? result.data.allMail : result.data.emailConnection;
       return {
         page: {
           rows: connection.edges.map((edge) => readFragment(MailRowFields, edge.node)),
@@ -138,8 +168,8 @@ export function useMailList(scope: ListScope, onInsert: (count: number) => void)
     setState((current) => {
       if (first || !current) return page;
       // Cursor pages never repeat a row; a live insert may have brought one in already.
-      const known = new Set(current.rows.map((row) => row.id));
-      return { ...page, rows: [...current.rows, ...page.rows.filter((row) => !known.has(row.id))] };
+      const known = new Set(current.rows.map(rowKey));
+      return { ...page, rows: [...current.rows, ...page.rows.filter((row) => !known.has(rowKey(row)))] };
     });
   }, []);
 
@@ -184,7 +214,7 @@ export function useMailList(scope: ListScope, onInsert: (count: number) => void)
           );
         }
         // A search cannot tell whether new mail matches: it shows it after a new search.
-        if (arrived && row && !search && belongs(scope, row) && !rows.some((item) => item.id === row.id)) {
+        if (arrived && row && !search && belongs(scope, row) && !rows.some((item) => rowKey(item) === rowKey(row))) {
           rows = [row, ...rows];
           total += 1;
           onInsert(1);

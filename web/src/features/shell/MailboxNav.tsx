@@ -1,5 +1,5 @@
 import { NavLink, useParams } from "react-router";
-import { mailboxPath } from "@/lib/routes";
+import { ALL_MAIL_PATH, mailboxPath } from "@/lib/routes";
 import { FolderIcon } from "./FolderIcon";
 import styles from "./Shell.module.css";
 import type { FolderItem, MailboxItem } from "./useMailboxes";
@@ -41,6 +41,18 @@ function FolderList({ mailbox }: { mailbox: MailboxItem }) {
         </li>
       ))}
     </ul>
+  );
+}
+
+/** Every mailbox's mail together, newest first (Trash and Junk left out). */
+export function AllMailLink() {
+  return (
+    <NavLink to={ALL_MAIL_PATH} className={linkClass}>
+      <span className={styles.folderName}>
+        <FolderIcon name="All mail" specialUse={"\\All"} />
+        <span className={styles.address}>All mail</span>
+      </span>
+    </NavLink>
   );
 }
 

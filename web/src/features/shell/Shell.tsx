@@ -1,10 +1,10 @@
 import { useEffect } from "react";
-import { Outlet, useNavigate, useParams } from "react-router";
+import { Outlet, useLocation, useNavigate, useParams } from "react-router";
 import { Button } from "@/components/Button";
 import { Notice } from "@/components/Notice";
 import { mailboxPath } from "@/lib/routes";
 import { getUser, signOut } from "@/lib/session";
-import { MailboxNav } from "./MailboxNav";
+import { AllMailLink, MailboxNav } from "./MailboxNav";
 import { ShortcutHelp } from "./ShortcutHelp";
 import styles from "./Shell.module.css";
 import { useConnectionState } from "./useConnectionState";
@@ -17,13 +17,14 @@ export function Shell() {
   const connection = useConnectionState();
   const [theme, setTheme] = useTheme();
   const navigate = useNavigate();
-  const { mailbox, uid } = useParams();
+  const { uid } = useParams();
   const first = mailboxes?.[0]?.address;
+  const home = useLocation().pathname === "/";
 
   // The home page opens the first mailbox.
   useEffect(() => {
-    if (!mailbox && first) void navigate(mailboxPath(first), { replace: true });
-  }, [mailbox, first, navigate]);
+    if (home && first) void navigate(mailboxPath(first), { replace: true });
+  }, [home, first, navigate]);
 
   const unread = mailboxes?.reduce((sum, item) => sum + item.unreadCount, 0) ?? 0;
   useEffect(() => {
@@ -35,6 +36,7 @@ export function Shell() {
       <nav className={styles.sidebar} aria-label="Mailboxes">
         <div className={styles.brand}>MailCue</div>
         {error && <Notice title="Mailboxes could not be loaded" role="alert" />}
+        {mailboxes && mailboxes.length > 0 && <AllMailLink />}
         {mailboxes && <MailboxNav mailboxes={mailboxes} />}
         <div className={styles.footer}>
           {connection === "reconnecting" && (
@@ -57,7 +59,7 @@ export function Shell() {
         </div>
       </nav>
       <main className={styles.main}>
-        {mailbox || mailboxes?.length ? (
+        {!home || mailboxes?.length ? (
           <Outlet />
         ) : (
           <Notice title="No mail yet">

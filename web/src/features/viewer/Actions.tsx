@@ -32,15 +32,17 @@ interface Props {
   mailbox: string;
   folder: string;
   uid: string;
+  listPath?: string | undefined;
 }
 
 /** What a user does with the open message; each leaves for the list afterwards. */
-export function Actions({ mailbox, folder, uid }: Props) {
+export function Actions({ mailbox, folder, uid, listPath }: Props) {
   const navigate = useNavigate();
   const [params] = useSearchParams();
   const [deleted, remove] = useMutation(DeleteMutation);
   const [unread, markUnread] = useMutation(MarkUnreadMutation);
-  const back = () => void navigate(mailboxPath(mailbox, folder) + (params.size ? `?${params}` : ""));
+  const back = () =>
+    void navigate((listPath ?? mailboxPath(mailbox, folder)) + (params.size ? `?${params}` : ""));
   const failure =
     (deleted.data?.deleteEmail.__typename === "OperationError" && deleted.data.deleteEmail.message) ||
     (unread.data?.setEmailFlags.__typename === "OperationError" && unread.data.setEmailFlags.message) ||

@@ -49,10 +49,12 @@ interface Props {
   mailbox: string;
   folder: string;
   uid: string;
+  /** Where "back" and deleting lead (the list it was opened from). */
+  listPath?: string;
 }
 
 /** One message: who, when, and its body in tabs. Opening it marks it read. */
-export function Viewer({ mailbox, folder, uid }: Props) {
+export function Viewer({ mailbox, folder, uid, listPath }: Props) {
   const [result] = useQuery({ query: EmailQuery, variables: { uid, mailbox, folder } });
   const [, markRead] = useMutation(MarkReadMutation);
   const [tab, setTab] = useState<TabName | null>(null);
@@ -76,7 +78,7 @@ export function Viewer({ mailbox, folder, uid }: Props) {
         <p className={styles.meta}>To {email.toAddresses.join(", ")}</p>
         {email.ccAddresses.length > 0 && <p className={styles.meta}>Cc {email.ccAddresses.join(", ")}</p>}
         <p className={styles.meta}>{longDate(email.date)}</p>
-        <Actions mailbox={mailbox} folder={folder} uid={email.uid} />
+        <Actions mailbox={mailbox} folder={folder} uid={email.uid} listPath={listPath} />
       </header>
       <Tabs current={shown} onChange={setTab} hasHtml={Boolean(email.htmlBody)} />
       <div className={styles.body} role="tabpanel" id="viewer-panel" aria-labelledby={`tab-${shown}`}>
