@@ -488,3 +488,47 @@ async def test_all_mail_lists_mail_of_every_mailbox_live(
     await page.wait_for_url(re.compile(r"/all$"))
     await page.get_by_label("Theme").select_option("dark")
     await assert_accessible(page)
+
+
+async def test_connect_panel_shows_ports_and_copies_a_snippet(
+    guarded: tuple[Page, Guard], ui_server: UiServer
+) -> None:
+    page, _ = guarded
+    await page.context.grant_permissions(
+        ["clipboard-read", "clipboard-write"], origin=ui_server.base_url
+    )
+    ui_server.send(message(new_address(), "Connect me", "Hello."))
+    await sign_in(page)
+    # Reached by keyboard: focus the Connect button and press Enter.
+    connect = page.get_by_role("button", name="Connect", exact=True)
+    await connect.focus()
+    await page.keyboard.press("Enter")
+    panel = page.get_by_role("dialog", name="Connect to this server")
+    await expect(panel).to_be_visible()
+    ports = panel.get_by_role("table")
+    imaps = ports.get_by_role("row", name=re.compile("IMAP over TLS"))
+    await expect(imaps).to_contain_text("1993")
+    await expect(panel).to_contain_text("default")
+    await expect(panel).to_contain_text(ui_server.base_url)  # the API address is this page's
+    await assert_accessible(page)
+    await screenshot(page, SCREENSHOTS, "connect-light")
+
+    await panel.get_by_role("button", name="Copy Python smtplib snippet").click()
+    await expect(panel.get_by_role("status").filter(has_text="Copied")).to_be_visible()
+    copied = await page.evaluate("navigator.clipboard.readText()")
+    assert copied == await panel.get_by_label("Python smtplib snippet", exact=True).inner_text()
+    assert 'smtplib.SMTP("127.0.0.1", 1025)' in copied
+    # The snippet works: run as it is against the test server's own port, it delivers.
+    subject = f"Sent by the snippet {uuid.uuid4().hex[:6]}"
+    source = copied.replace("1025", str(ui_server.smtp_port)).replace(
+        "Hello from MailCue", subject
+    )
+    exec(compile(source, "snippet", "exec"), {})  # noqa: S102 - our own snippet
+    listed = ui_server.api.get("/api/v1/mailboxes/alice@example.com/emails").json()
+    assert subject in [item["subject"] for item in listed["emails"]]
+
+    await page.emulate_media(color_scheme="dark")  # the system theme turns dark
+    await assert_accessible(page)
+    await screenshot(page, SCREENSHOTS, "connect-dark")
+    await page.keyboard.press("Escape")
+    await expect(panel).to_be_hidden()

@@ -2,6 +2,7 @@ import { useMemo } from "react";
 import { createBrowserRouter, RouterProvider } from "react-router";
 import { Provider } from "urql";
 import { RequireSession, SignInPage } from "@/features/auth";
+import { ConnectButton } from "@/features/connect";
 import { Shell } from "@/features/shell";
 import { Notice } from "@/components/Notice";
 import { createGraphQLClient, createWebSocket } from "@/lib/client";
@@ -13,7 +14,7 @@ const router = createBrowserRouter([
     path: "/",
     element: (
       <RequireSession>
-        <Shell />
+        <Shell tools={<ConnectButton />} />
       </RequireSession>
     ),
     children: [

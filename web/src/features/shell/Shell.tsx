@@ -1,4 +1,4 @@
-import { useEffect } from "react";
+import { useEffect, type ReactNode } from "react";
 import { Outlet, useLocation, useNavigate, useParams } from "react-router";
 import { Button } from "@/components/Button";
 import { Notice } from "@/components/Notice";
@@ -11,8 +11,9 @@ import { useConnectionState } from "./useConnectionState";
 import { useMailboxes } from "./useMailboxes";
 import { useTheme, type Theme } from "./useTheme";
 
-/** The frame around every signed-in page: mailboxes on the left, the page on the right. */
-export function Shell() {
+/** The frame around every signed-in page: mailboxes on the left, the page on the right.
+ * `tools` (from other features, composed by the app) sit at the foot of the sidebar. */
+export function Shell({ tools }: { tools?: ReactNode }) {
   const { mailboxes, error } = useMailboxes();
   const connection = useConnectionState();
   const [theme, setTheme] = useTheme();
@@ -44,6 +45,7 @@ export function Shell() {
               Reconnecting…
             </p>
           )}
+          {tools}
           <label className={styles.theme}>
             Theme
             <select value={theme} onChange={(event) => setTheme(event.target.value as Theme)}>
