@@ -60,6 +60,7 @@ class DeferredApp:
             return
         loop = asyncio.get_running_loop()
         built: asyncio.Future[ASGIApp] = loop.create_future()
+        built.add_done_callback(self._settled)  # runs before any awaiting request resumes
         self._built = built
 
         def run() -> None:
@@ -79,14 +80,25 @@ class DeferredApp:
         if self._app is None:
             self.start()
             assert self._built is not None  # noqa: S101 - set by start()
-            try:
-                app = await self._built
-            except Exception as exc:
-                app = self._broken(exc)
-            else:
-                self._probe_answer = None  # the API answers the probe from now on
-            self._app = app
+            with contextlib.suppress(Exception):  # _settled made the 503 app of it
+                await self._built
+        assert self._app is not None  # noqa: S101 - set by _settled
         return self._app
+
+    def _settled(self, built: asyncio.Future[ASGIApp]) -> None:
+        """Put the built app (or the 503 one) in place the moment the build ends.
+
+        Not left to the first request: a build that failed must turn the
+        health probe unhealthy (and be logged) even if nothing else is asked.
+        """
+        if built.cancelled():
+            return
+        error = built.exception()
+        if error is None:
+            self._app = built.result()
+            self._probe_answer = None  # the API answers the probe from now on
+        elif isinstance(error, Exception):
+            self._app = self._broken(error)
 
     def _broken(self, exc: Exception) -> ASGIApp:
         log.error("the HTTP API could not be built: %r", exc)

@@ -18,6 +18,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from mailcue_server.api.deferred import HEALTH_PATH, DeferredApp
+from waiting import eventually
 
 HEALTH = {"status": "healthy", "version": "9.9.9", "mode": "test"}
 
@@ -71,13 +72,16 @@ async def test_a_failed_build_makes_the_node_unhealthy_and_says_why() -> None:
     app = DeferredApp(build, HEALTH)
     app.start()
     async with client(app) as http:
+        # The probe turns unhealthy by itself, before any other request was made.
+        async def probe_says_unhealthy() -> bool:
+            return (await http.get(HEALTH_PATH)).status_code == 503
+
+        await eventually(probe_says_unhealthy, timeout=5)
+        assert (await http.get(HEALTH_PATH)).json() == HEALTH | {"status": "unhealthy"}
+
         refused = await http.get("/api/v1/emails")
         assert refused.status_code == 503
         assert "No module named 'strawberry'" in refused.json()["detail"]
-
-        probe = await http.get(HEALTH_PATH)
-        assert probe.status_code == 503
-        assert probe.json() == HEALTH | {"status": "unhealthy"}
 
 
 def test_a_node_stopped_while_the_api_builds_exits_without_waiting_for_it() -> None:
