@@ -140,7 +140,7 @@ class Database:
                 log.info("applied migration %s.%s", app_label, name)
 
         connection = get_connection(connection_name(self.url))
-        if await _all_applied(connection):
+        if await all_migrations_recorded(connection):
             return applied
         # Loaded only when something is to be applied (a first start, an upgrade).
         from tortoise.migrations.executor import MigrationExecutor
@@ -195,7 +195,7 @@ def committed_migrations() -> list[str]:
     )
 
 
-async def _all_applied(connection: BaseDBAsyncClient) -> bool:
+async def all_migrations_recorded(connection: BaseDBAsyncClient) -> bool:
     """Whether Tortoise's record lists every committed migration: a restart's usual case.
 
     One query answers it, where the executor would import every migration,
