@@ -22,6 +22,8 @@ from mailcue_server.resolvers.context import CertificateFacts, Context, TlsContr
 from mailcue_server.schema.types.common import HealthResponse
 from mailcue_server.schema.types.system import (
     CaCertificateInfo,
+    ListenerTls,
+    MailListener,
     ServerSettingsResponse,
     TlsCertificateStatus,
     UpdateServerSettingsRequest,
@@ -48,6 +50,30 @@ _HOST_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 async def health(ctx: Context) -> HealthResponse:
     """Liveness for load balancers and the SDK; needs no credentials."""
     return HealthResponse(**health_fields(ctx.settings))
+
+
+_LISTENER_TLS = {
+    "smtp": ListenerTls.STARTTLS,
+    "submission": ListenerTls.STARTTLS,
+    "smtps": ListenerTls.IMPLICIT,
+    "imap": ListenerTls.STARTTLS,
+    "imaps": ListenerTls.IMPLICIT,
+    "pop3": ListenerTls.STARTTLS,
+    "pop3s": ListenerTls.IMPLICIT,
+    "lmtp": ListenerTls.NONE,
+}
+
+
+async def mail_listeners(ctx: Context) -> list[MailListener]:
+    """Where this node's mail listeners answer, for clients to connect to.
+
+    Needs no credentials, like the certificate: a port scan finds as much, and
+    a page that helps someone point an application here needs it first.
+    """
+    return [
+        MailListener(name=name, port=port, tls=_LISTENER_TLS.get(name, ListenerTls.NONE))
+        for name, (_host, port) in ctx.services.mail_listeners.items()
+    ]
 
 
 # --- the certificate -------------------------------------------------------------

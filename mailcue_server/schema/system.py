@@ -11,6 +11,7 @@ from mailcue_server.schema.context import Info
 from mailcue_server.schema.errors import attempt, query
 from mailcue_server.schema.types.common import HealthResponse, OperationError
 from mailcue_server.schema.types.system import (
+    MailListener,
     ProductionStatusResponse,
     ServerSettingsResponse,
     TlsCertificateStatus,
@@ -37,6 +38,13 @@ class SystemQuery:
     )
     async def system_certificate(self, info: Info) -> TlsCertificateStatus:
         return await query(system.certificate(info.context.ctx))
+
+    @strawberry.field(
+        description="This node's mail listeners (ports and TLS) to connect clients to; "
+        "needs no credentials."
+    )
+    async def mail_listeners(self, info: Info) -> list[MailListener]:
+        return await query(system.mail_listeners(info.context.ctx))
 
     @strawberry.field(description="PEM of the CA clients should trust; needs no credentials.")
     async def ca_certificate_pem(self, info: Info) -> str:

@@ -204,6 +204,31 @@ async def test_public_routes_need_no_credentials_and_ignore_bad_ones(
             assert response.status_code == 200, (path, headers, response.text)
 
 
+async def test_mail_listeners_name_the_ports_this_node_listens_on(
+    http: httpx.AsyncClient, server: MailcueServer
+) -> None:
+    # No credentials, as the Connect panel asks before anything else.
+    answer = await http.post(
+        "/graphql", json={"query": "{ mailListeners { name port tls } }"}, headers={}
+    )
+    assert answer.status_code == 200, answer.text
+    listed = {
+        item["name"]: (item["port"], item["tls"])
+        for item in answer.json()["data"]["mailListeners"]
+    }
+    tls = {
+        "smtp": "STARTTLS",
+        "submission": "STARTTLS",
+        "smtps": "IMPLICIT",
+        "imap": "STARTTLS",
+        "imaps": "IMPLICIT",
+        "pop3": "STARTTLS",
+        "pop3s": "IMPLICIT",
+    }
+    assert listed == {name: (server.port(name), mode) for name, mode in tls.items()}
+    assert all(port != 0 for port, _ in listed.values())  # the bound ports, not the settings'
+
+
 # --- TLS upload --------------------------------------------------------------------------
 
 

@@ -506,9 +506,12 @@ async def test_connect_panel_shows_ports_and_copies_a_snippet(
     panel = page.get_by_role("dialog", name="Connect to this server")
     await expect(panel).to_be_visible()
     ports = panel.get_by_role("table")
-    imaps = ports.get_by_role("row", name=re.compile("IMAP over TLS"))
-    await expect(imaps).to_contain_text("1993")
-    await expect(panel).to_contain_text("default")
+    smtp = ports.get_by_role("row", name=re.compile(r"^SMTP \(any recipient"))
+    await expect(smtp).to_contain_text(str(ui_server.smtp_port))  # the port it listens on
+    await expect(ports.get_by_role("row", name=re.compile("IMAP over TLS"))).to_contain_text(
+        "Implicit TLS"
+    )
+    await expect(ports.get_by_role("row")).to_have_count(8)  # a header and seven listeners
     await expect(panel).to_contain_text(ui_server.base_url)  # the API address is this page's
     await assert_accessible(page)
     await screenshot(page, SCREENSHOTS, "connect-light")
@@ -517,13 +520,10 @@ async def test_connect_panel_shows_ports_and_copies_a_snippet(
     await expect(panel.get_by_role("status").filter(has_text="Copied")).to_be_visible()
     copied = await page.evaluate("navigator.clipboard.readText()")
     assert copied == await panel.get_by_label("Python smtplib snippet", exact=True).inner_text()
-    assert 'smtplib.SMTP("127.0.0.1", 1025)' in copied
-    # The snippet works: run as it is against the test server's own port, it delivers.
+    assert f'smtplib.SMTP("127.0.0.1", {ui_server.smtp_port})' in copied
+    # The snippet works as it is: run against this server, it delivers.
     subject = f"Sent by the snippet {uuid.uuid4().hex[:6]}"
-    source = copied.replace("1025", str(ui_server.smtp_port)).replace(
-        "Hello from MailCue", subject
-    )
-    exec(compile(source, "snippet", "exec"), {})  # noqa: S102 - our own snippet
+    exec(compile(copied.replace("Hello from MailCue", subject), "snippet", "exec"), {})  # noqa: S102 - our own snippet
     listed = ui_server.api.get("/api/v1/mailboxes/alice@example.com/emails").json()
     assert subject in [item["subject"] for item in listed["emails"]]
 

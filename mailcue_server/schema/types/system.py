@@ -14,6 +14,25 @@ from enum import StrEnum
 import strawberry
 
 
+@strawberry.enum(description="How a mail listener uses TLS.")
+class ListenerTls(StrEnum):
+    NONE = "none"
+    STARTTLS = "starttls"  # offered on the plain port (RFC 3207, RFC 2595)
+    IMPLICIT = "implicit"  # TLS from the first byte (RFC 8314)
+
+
+@strawberry.type(
+    name="MailListener",
+    description="A mail listener of this node: the port clients connect to and its TLS.",
+)
+class MailListener:
+    name: str = strawberry.field(
+        description="smtp, submission, smtps, imap, imaps, pop3, pop3s or lmtp."
+    )
+    port: int
+    tls: ListenerTls
+
+
 @strawberry.type(name="CaCertificate", description="The certificate clients should trust.")
 class CaCertificateInfo:
     subject: str

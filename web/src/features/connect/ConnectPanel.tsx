@@ -1,9 +1,10 @@
 import { useEffect, useRef } from "react";
+import { useQuery } from "urql";
 import { Button } from "@/components/Button";
 import { getUser } from "@/lib/session";
 import styles from "./Connect.module.css";
 import { CopyButton } from "./CopyButton";
-import { currentServer, DEFAULT_ENDPOINTS } from "./endpoints";
+import { currentServer, ListenersQuery, ordered, portOf, security, serviceName } from "./endpoints";
 import { snippets } from "./snippets";
 
 interface Props {
@@ -21,6 +22,9 @@ export function ConnectPanel({ open, onClose }: Props) {
     if (!open && element.open) element.close();
   }, [open]);
   const server = currentServer();
+  const [result] = useQuery({ query: ListenersQuery, pause: !open });
+  const listeners = ordered(result.data?.mailListeners ?? []);
+  const smtpPort = portOf(listeners, "smtp");
   return (
     <dialog ref={dialog} className={styles.panel} aria-labelledby="connect-title" onClose={onClose}>
       <header className={styles.top}>
@@ -40,10 +44,7 @@ export function ConnectPanel({ open, onClose }: Props) {
             </dd>
           </dl>
           <table className={styles.ports}>
-            <caption>
-              Mail ports: the <strong>default</strong> ports. A server started with other{" "}
-              <code>MAILCUE_*_PORT</code> settings listens elsewhere; the API does not report them.
-            </caption>
+            <caption>Mail listeners of this server</caption>
             <thead>
               <tr>
                 <th scope="col">Service</th>
@@ -52,20 +53,22 @@ export function ConnectPanel({ open, onClose }: Props) {
               </tr>
             </thead>
             <tbody>
-              {DEFAULT_ENDPOINTS.map((endpoint) => (
-                <tr key={endpoint.port}>
-                  <th scope="row">{endpoint.service}</th>
-                  <td>{endpoint.port}</td>
-                  <td>{endpoint.security}</td>
+              {listeners.map((listener) => (
+                <tr key={listener.name}>
+                  <th scope="row">{serviceName(listener)}</th>
+                  <td>{listener.port}</td>
+                  <td>{security(listener)}</td>
                 </tr>
               ))}
             </tbody>
           </table>
+          {result.error && <p role="alert">Could not read the listeners: {result.error.message}</p>}
           <p className={styles.note}>
             IMAP and POP3 log in with a mailbox address and its password. TLS uses the server&apos;s local CA
             unless a certificate was installed: trust <code>&lt;data dir&gt;/tls/ca.pem</code>.
           </p>
-          {snippets(server, getUser()?.username ?? "admin").map((snippet) => (
+          {smtpPort !== undefined &&
+            snippets(server, smtpPort, getUser()?.username ?? "admin").map((snippet) => (
             <section key={snippet.id} className={styles.snippet} aria-labelledby={`snippet-${snippet.id}`}>
               <div className={styles.snippetTop}>
                 <h3 id={`snippet-${snippet.id}`}>{snippet.title}</h3>

@@ -1,25 +1,52 @@
-// What the Connect panel can know about this server. The API reports no listener
-// ports yet, so mail ports are the documented defaults (config.py / README), shown as
-// such; the host and the HTTP address are where this page itself was loaded from.
+// What the Connect panel shows about this server: the host and HTTP address this page
+// was loaded from, and the mail listeners the API reports (mailListeners).
+import { graphql, type ResultOf } from "@/lib/graphql";
 
-export interface Endpoint {
-  service: string;
-  port: number;
-  security: string;
+export const ListenersQuery = graphql(`
+  query ConnectListeners {
+    mailListeners {
+      name
+      port
+      tls
+    }
+  }
+`);
+
+export type Listener = ResultOf<typeof ListenersQuery>["mailListeners"][number];
+
+const SERVICES: Record<string, string> = {
+  smtp: "SMTP (any recipient in test mode)",
+  submission: "SMTP submission",
+  smtps: "SMTP over TLS",
+  lmtp: "LMTP",
+  imap: "IMAP",
+  imaps: "IMAP over TLS",
+  pop3: "POP3",
+  pop3s: "POP3 over TLS",
+};
+const ORDER = Object.keys(SERVICES);
+
+/** The listeners in a reader's order: SMTP first, then LMTP, IMAP and POP3. */
+export function ordered(listeners: readonly Listener[]): Listener[] {
+  return [...listeners].sort((a, b) => ORDER.indexOf(a.name) - ORDER.indexOf(b.name));
 }
 
-/** The defaults of MAILCUE_*_PORT; a server started with other values listens elsewhere. */
-export const DEFAULT_ENDPOINTS: Endpoint[] = [
-  { service: "SMTP (any recipient in test mode)", port: 1025, security: "Plain; STARTTLS offered" },
-  { service: "SMTP submission", port: 1587, security: "STARTTLS, then AUTH" },
-  { service: "SMTP over TLS", port: 1465, security: "Implicit TLS" },
-  { service: "IMAP", port: 1143, security: "STARTTLS" },
-  { service: "IMAP over TLS", port: 1993, security: "Implicit TLS" },
-  { service: "POP3", port: 1110, security: "STLS" },
-  { service: "POP3 over TLS", port: 1995, security: "Implicit TLS" },
-];
+export function serviceName(listener: Listener): string {
+  return SERVICES[listener.name] ?? listener.name;
+}
 
-export const DEFAULT_SMTP_PORT = 1025;
+export function security(listener: Listener): string {
+  if (listener.tls === "IMPLICIT") return "Implicit TLS";
+  if (listener.tls === "NONE") return "Plain";
+  if (listener.name === "submission") return "STARTTLS, then AUTH";
+  if (listener.name.startsWith("pop3")) return "STLS";
+  return listener.name === "smtp" ? "Plain; STARTTLS offered" : "STARTTLS";
+}
+
+/** The port of the listener called ``name``, if the server runs one. */
+export function portOf(listeners: readonly Listener[], name: string): number | undefined {
+  return listeners.find((listener) => listener.name === name)?.port;
+}
 
 export interface ServerAddress {
   /** The host name or IP clients use, without IPv6 brackets. */

@@ -1,5 +1,5 @@
 // Copyable examples that send a first message to this server, or read it over the API.
-import { DEFAULT_SMTP_PORT, type ServerAddress } from "./endpoints";
+import type { ServerAddress } from "./endpoints";
 
 export interface Snippet {
   id: string;
@@ -11,9 +11,8 @@ const TO = "alice@example.com";
 const FROM = "app@example.com";
 const SUBJECT = "Hello from MailCue";
 
-export function snippets(server: ServerAddress, username: string): Snippet[] {
+export function snippets(server: ServerAddress, port: number, username: string): Snippet[] {
   const { host, apiOrigin } = server;
-  const port = DEFAULT_SMTP_PORT;
   return [
     {
       id: "python",
