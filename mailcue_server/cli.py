@@ -61,6 +61,12 @@ async def _serve(settings: Settings) -> None:
     from mailcue_server.app import MailcueServer  # heavy imports only for serve
 
     server = MailcueServer(settings)
+    # Handlers first: a SIGTERM while the node starts (a test suite stopping it as
+    # soon as HTTP listens) must stop it cleanly once started, not kill it.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     try:
         await server.start()
     except (ConfigError, MailcueError):
@@ -76,10 +82,6 @@ async def _serve(settings: Settings) -> None:
         _seconds_since_process_start(),
         settings.mode.value,
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     try:
         await stop.wait()
     finally:

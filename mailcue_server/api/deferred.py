@@ -80,8 +80,12 @@ class DeferredApp:
         if self._app is None:
             self.start()
             assert self._built is not None  # noqa: S101 - set by start()
-            with contextlib.suppress(Exception):  # _settled made the 503 app of it
-                await self._built
+            built = self._built
+            with contextlib.suppress(Exception):  # _settled makes the 503 app of it
+                await built
+            # The done-callback may not have run yet: a future already done when
+            # awaited does not suspend, so this request can come first.
+            self._settled(built)
         assert self._app is not None  # noqa: S101 - set by _settled
         return self._app
 
@@ -91,8 +95,8 @@ class DeferredApp:
         Not left to the first request: a build that failed must turn the
         health probe unhealthy (and be logged) even if nothing else is asked.
         """
-        if built.cancelled():
-            return
+        if self._app is not None or built.cancelled():
+            return  # settled already (by the callback or by ready())
         error = built.exception()
         if error is None:
             self._app = built.result()

@@ -103,3 +103,24 @@ def test_a_node_stopped_while_the_api_builds_exits_without_waiting_for_it() -> N
         assert time.monotonic() - began < 5
     finally:
         release.set()
+
+
+async def test_a_request_in_the_turn_the_build_ends_gets_the_api() -> None:
+    # The build's result reaches the loop as a callback; a request whose step was
+    # already queued runs before the app is put in place and must still get it.
+    finished = threading.Event()
+
+    def build() -> ASGIApp:
+        api = built_api()
+        finished.set()
+        return api
+
+    app = DeferredApp(build, HEALTH)
+    app.start()
+    assert finished.wait(10)
+    time.sleep(0.2)  # holds the loop: the result is now queued for it
+    await asyncio.sleep(0)  # runs the result's callback; ours is queued behind us
+    async with client(app) as http:
+        answered = await http.get("/api/v1/emails")
+    assert answered.status_code == 200
+    assert answered.json() == {"emails": []}
